@@ -1,0 +1,430 @@
+"""The sandbox: the only module that starts processes.
+
+Student code runs in a child process wrapped in layers, each detected at start-up and reported
+as on or off, because a layer that silently fails to apply is worse than one known to be missing:
+
+- identity:   the child runs as an unprivileged uid of its own (one per worker slot);
+- namespaces: bubblewrap gives it no network, its own pid space, and a read-only view of only
+              the job's files plus a size-capped private /tmp (`unshare` is the weaker fallback);
+- limits:     rlimits on memory, CPU time, processes, file size and open files, a wall-clock
+              timeout, an output-size watchdog, and a sweep that kills whatever the job left;
+- seccomp:    a filter that denies non-unix sockets, ptrace, mounts, new namespaces and the like.
+
+The child side (`confine`) runs in the child before any student code is imported.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grader
+
+SLOT_UID_BASE = 61000
+LOG_TAIL_BYTES = 4000
+SYSTEM_PATHS = ("/usr", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+                "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/alternatives")
+VIEW_IN, VIEW_OUT = "/job/in", "/job/out"
+
+
+class SandboxError(Exception):
+    """The sandbox cannot give the isolation that was asked for."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_seconds: float
+    memory_bytes: int
+    max_processes: int
+    max_file_bytes: int
+    max_open_files: int
+    max_output_bytes: int
+    threads: int = 1
+    tmp_bytes: int = 256 << 20
+
+
+PROBE_LIMITS = Limits(timeout_seconds=60, memory_bytes=1 << 30, max_processes=64,
+                      max_file_bytes=1 << 20, max_open_files=64, max_output_bytes=1 << 20)
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    on: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'on' if self.on else 'OFF'} ({self.detail})"
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    returncode: int
+    timed_out: bool
+    output_exceeded: bool
+    seconds: float
+    log_tail: str
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return f"signal {-self.returncode}"
+
+
+class Sandbox:
+    """Runs `python -m grader.child` jobs with every isolation layer this machine offers."""
+
+    def __init__(self, *, enabled: bool = True, require: bool = False) -> None:
+        self._root = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+        self._bwrap = shutil.which("bwrap") if enabled else None
+        self._unshare = shutil.which("unshare") if enabled and self._root else None
+        self._setpriv = shutil.which("setpriv") if enabled and self._root else None
+        self._enabled = enabled
+        self._active: dict[int, int] = {}  # process group -> slot uid, for kill_all
+        self._lock = threading.Lock()
+        self._mode = self._detect_mode()
+        self.layers = self._detect_layers()
+        weak = [layer.name for layer in self.layers if not layer.on]
+        if require and weak:
+            raise SandboxError("--require-sandbox: isolation layers off: " + ", ".join(weak))
+
+    @property
+    def mode(self) -> str:
+        """How namespaces are made: "bwrap", "unshare" or "none"."""
+        return self._mode
+
+    @property
+    def identity(self) -> bool:
+        return self._enabled and self._root and self._setpriv is not None and (
+            self._mode == "bwrap" or _reachable_by_others(Path(sys.executable)))
+
+    def weak_warning(self) -> str | None:
+        off = [layer for layer in self.layers if not layer.on]
+        if not off:
+            return None
+        return ("isolation is weak on this machine, student code is less contained: "
+                + "; ".join(str(layer) for layer in off))
+
+    def run(self, phase: str, in_dir: Path, out_dir: Path, log_path: Path, limits: Limits,
+            slot: int) -> JobOutcome:
+        """Run one phase of one job to completion; never raises for anything the child does."""
+        uid = SLOT_UID_BASE + slot
+        if self.identity:
+            os.chown(out_dir, uid, uid)
+        argv = self._command(phase, in_dir, out_dir, limits, slot)
+        started = time.monotonic()
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, env=_clean_env(limits),
+                                       cwd="/", start_new_session=True)
+            with self._lock:
+                self._active[process.pid] = uid
+            try:
+                timed_out, exceeded = _supervise(process, out_dir, limits)
+            finally:
+                self._sweep(process.pid, uid)
+                with self._lock:
+                    self._active.pop(process.pid, None)
+        seconds = time.monotonic() - started
+        return JobOutcome(process.returncode, timed_out, exceeded, seconds, _tail(log_path))
+
+    def kill_all(self) -> None:
+        """Stop every running job at once (the grader was interrupted)."""
+        with self._lock:
+            running = dict(self._active)
+        for pid, uid in running.items():
+            self._sweep(pid, uid)
+
+    # -- building the command ------------------------------------------------------------
+
+    def _detect_mode(self) -> str:
+        if self._bwrap and self._works(self._bwrap_prefix(PROBE_LIMITS)):
+            return "bwrap"
+        if self._unshare and self._setpriv:
+            return "unshare"
+        return "none"
+
+    def _detect_layers(self) -> list[Layer]:
+        mode = self._mode
+        return [
+            Layer("namespaces", mode != "none", {
+                "bwrap": "bubblewrap: no network, own pid/ipc/uts, read-only job view, private /tmp",
+                "unshare": "unshare fallback: no network, own pid/ipc/uts/mount, private /tmp; "
+                           "the whole filesystem stays visible",
+                "none": "no bubblewrap or unshare usable here"}[mode]),
+            Layer("identity", self.identity,
+                  f"uid {SLOT_UID_BASE}+slot, no capabilities" if self.identity else
+                  "not root, or the interpreter is unreachable for other users: "
+                  "children run as the grader's user"),
+            Layer("limits", True, "rlimits (memory, cpu, files, open files"
+                  + (", processes" if self.identity else "") + "), timeout, output watchdog"),
+            Layer("seccomp", _seccomp_available(),
+                  "filter on sockets, ptrace, mount, namespaces, bpf" if _seccomp_available()
+                  else "libseccomp/pyseccomp not available"),
+        ]
+
+    def _command(self, phase: str, in_dir: Path, out_dir: Path, limits: Limits,
+                 slot: int) -> list[str]:
+        if self._mode == "bwrap":
+            view_in, view_out = VIEW_IN, VIEW_OUT
+            prefix = self._bwrap_prefix(limits) + [
+                "--perms", "0755", "--dir", str(Path(VIEW_IN).parent),
+                "--ro-bind", str(in_dir), VIEW_IN, "--bind", str(out_dir), VIEW_OUT]
+        else:
+            view_in, view_out = str(in_dir), str(out_dir)
+            prefix = self._unshare_prefix() if self._mode == "unshare" else []
+        drop = self._drop_privileges(slot) if self.identity else []
+        child = [sys.executable, "-s", "-B", "-P", "-m", "grader.child", phase,
+                 view_in, view_out, str(int(self.identity))]
+        if self._mode == "unshare":
+            # The mount namespace needs its own /tmp before privileges are dropped.
+            script = f"mount -t tmpfs -o size={limits.tmp_bytes},mode=1777 tmpfs /tmp && exec \"$@\""
+            return [*prefix, "/bin/sh", "-c", script, "sh", *drop, *child]
+        return [*prefix, *drop, *child]
+
+    def _bwrap_prefix(self, limits: Limits) -> list[str]:
+        assert self._bwrap
+        argv = [self._bwrap, "--die-with-parent", "--new-session", "--clearenv",
+                "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev",
+                "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+                "--chdir", "/tmp"]
+        if not self._root:
+            argv.append("--unshare-user")
+        for path in SYSTEM_PATHS:
+            argv += ["--ro-bind-try", path, path]
+        for link in ("/bin", "/lib", "/lib64", "/sbin"):
+            if os.path.islink(link):
+                argv += ["--symlink", os.readlink(link), link]
+            elif os.path.isdir(link):
+                argv += ["--ro-bind", link, link]
+        python_paths = _python_paths()
+        # bwrap would make the parents unlistable, and import machinery lists them.
+        for parent in sorted({str(a) for p in python_paths for a in Path(p).parents} - {"/"}):
+            argv += ["--perms", "0755", "--dir", parent]
+        for path in python_paths:
+            argv += ["--ro-bind", path, path]
+        for device in sorted(Path("/dev").glob("nvidia*")):
+            argv += ["--dev-bind-try", str(device), str(device)]
+        for key, value in _clean_env(limits).items():
+            argv += ["--setenv", key, value]
+        if self._root:
+            # bwrap drops every capability by default; keep just what setpriv needs to switch uid.
+            argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                     "--cap-add", "CAP_SETPCAP"]
+        return argv
+
+    def _unshare_prefix(self) -> list[str]:
+        assert self._unshare
+        return [self._unshare, "--net", "--pid", "--ipc", "--uts", "--mount", "--fork",
+                "--kill-child", "--mount-proc"]
+
+    def _drop_privileges(self, slot: int) -> list[str]:
+        assert self._setpriv
+        uid = str(SLOT_UID_BASE + slot)
+        return [self._setpriv, "--reuid", uid, "--regid", uid, "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+    def _works(self, prefix: list[str]) -> bool:
+        """bwrap can be installed yet unusable (no user namespaces, nested containers)."""
+        try:
+            done = subprocess.run([*prefix, sys.executable, "-c", "pass"], timeout=60,
+                                  stdin=subprocess.DEVNULL, capture_output=True)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return done.returncode == 0
+
+    def _sweep(self, pid: int, uid: int) -> None:
+        """Nothing a job started may outlive it: its process group, then anything of its uid."""
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.identity:
+            for _ in range(3):
+                if not _kill_uid(uid):
+                    break
+                time.sleep(0.05)
+
+
+def _supervise(process: subprocess.Popen[bytes], out_dir: Path,
+               limits: Limits) -> tuple[bool, bool]:
+    """Wait for the child, killing it at the deadline or when its output grows past the cap."""
+    deadline = time.monotonic() + limits.timeout_seconds
+    exceeded = threading.Event()
+    stop = threading.Event()
+
+    def watch_output() -> None:
+        while not stop.wait(0.25):
+            if _tree_size(out_dir) > limits.max_output_bytes:
+                exceeded.set()
+                _kill_group(process.pid)
+                return
+
+    watcher = threading.Thread(target=watch_output, daemon=True)
+    watcher.start()
+    timed_out = False
+    try:
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(process.pid)
+        process.wait()
+    finally:
+        stop.set()
+        watcher.join()
+    return timed_out, exceeded.is_set()
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_uid(uid: int) -> bool:
+    """SIGKILL every process owned by uid; True if any was found."""
+    found = False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            found = True
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_blocks * 512
+    return total
+
+
+def _tail(path: Path) -> str:
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+        return handle.read().decode("utf-8", "replace")
+
+
+def _clean_env(limits: Limits) -> dict[str, str]:
+    threads = str(limits.threads)
+    return {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads, "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+            "GRADER_MEMORY_BYTES": str(limits.memory_bytes),
+            "GRADER_MAX_PROCESSES": str(limits.max_processes),
+            "GRADER_MAX_FILE_BYTES": str(limits.max_file_bytes),
+            "GRADER_MAX_OPEN_FILES": str(limits.max_open_files),
+            "GRADER_CPU_SECONDS": str(int(limits.timeout_seconds * 2) + 10)}
+
+
+def _python_paths() -> list[str]:
+    """The interpreter, its libraries and this package: all a job needs beyond /usr."""
+    package = Path(grader.__file__).resolve().parent
+    candidates = {sys.prefix, sys.base_prefix, str(package), str(Path(sys.executable).resolve().parent)}
+    candidates.update(p for p in sys.path if p and os.path.isdir(p))
+    paths = sorted({os.path.realpath(p) for p in candidates})
+    # Nested paths are already inside their parent's bind.
+    return [p for p in paths if not p.startswith("/usr/")
+            and not any(p != q and p.startswith(q + os.sep) for q in paths)]
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether an unprivileged uid could run this file (every parent traversable by 'other')."""
+    for parent in Path(os.path.realpath(path)).parents:
+        if not parent.stat().st_mode & 0o001:
+            return False
+    return True
+
+
+def _seccomp_available() -> bool:
+    try:
+        import pyseccomp  # noqa: F401
+    except (ImportError, OSError, RuntimeError):
+        return False
+    return True
+
+
+# -- the child side -------------------------------------------------------------------------
+
+DENIED_SYSCALLS = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root",
+    "chroot", "unshare", "setns", "bpf", "perf_event_open", "kexec_load", "kexec_file_load",
+    "init_module", "finit_module", "delete_module", "reboot", "swapon", "swapoff", "syslog",
+    "acct", "add_key", "request_key", "keyctl", "userfaultfd", "open_by_handle_at",
+    "name_to_handle_at", "iopl", "ioperm", "quotactl", "settimeofday", "clock_settime",
+    "adjtimex", "io_uring_setup", "io_uring_enter", "io_uring_register", "fanotify_init",
+)
+NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
+                   0x40000000, 0x00000080)
+
+
+def confine(identity: bool) -> list[str]:
+    """Apply rlimits and the seccomp filter to the current process; return what was applied."""
+    import resource
+
+    env = os.environ
+    limits = {
+        resource.RLIMIT_DATA: int(env.get("GRADER_MEMORY_BYTES", 4 << 30)),
+        resource.RLIMIT_CPU: int(env.get("GRADER_CPU_SECONDS", 1200)),
+        resource.RLIMIT_FSIZE: int(env.get("GRADER_MAX_FILE_BYTES", 64 << 20)),
+        resource.RLIMIT_NOFILE: int(env.get("GRADER_MAX_OPEN_FILES", 256)),
+        resource.RLIMIT_CORE: 0,
+    }
+    if identity:
+        # RLIMIT_NPROC counts every process of the uid, so it is only meaningful per slot uid.
+        limits[resource.RLIMIT_NPROC] = int(env.get("GRADER_MAX_PROCESSES", 256))
+    for kind, value in limits.items():
+        resource.setrlimit(kind, (value, value))
+    applied = ["rlimits"]
+    if _seccomp_available():
+        _load_seccomp()
+        applied.append("seccomp")
+    return applied
+
+
+def _load_seccomp() -> None:
+    import pyseccomp as sc
+
+    rules = sc.SyscallFilter(defaction=sc.ALLOW)
+    for name in DENIED_SYSCALLS:
+        try:
+            rules.add_rule(sc.ERRNO(errno.EPERM), name)
+        except (OSError, RuntimeError, ValueError):
+            continue  # a syscall this architecture lacks
+    # Only unix sockets: no loopback, no DNS, no outside network, even if a namespace leaked.
+    rules.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.NE, 1))
+    for flag in NAMESPACE_FLAGS:
+        rules.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
+    # clone3 takes its flags through memory, which seccomp cannot read; glibc falls back to clone.
+    rules.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+    rules.load()
+

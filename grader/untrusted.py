@@ -1,0 +1,100 @@
+"""Reading what student code produced, as the grader's own (possibly root) process.
+
+Every file is opened without following symlinks, must be a regular file under a size cap, and
+is parsed by a format that cannot run code (JSON, `.npy` without pickle, safetensors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save_file as save_safetensors
+
+REPORT_STATUSES = ("ok", "invalid", "error", "memory")
+BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+
+
+class UntrustedFileError(Exception):
+    """A child's output is missing, oversized, a link, or malformed; graded as `invalid`."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    path: Path
+    sha256: str
+    params: int
+
+
+def read_bytes(path: Path, max_bytes: int) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise UntrustedFileError(f"{path.name} was not written") from None
+    except OSError as exc:
+        raise UntrustedFileError(f"{path.name} cannot be opened ({exc.strerror}); "
+                                 "links are not accepted") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UntrustedFileError(f"{path.name} is not a regular file")
+        if info.st_size > max_bytes:
+            raise UntrustedFileError(f"{path.name} is {info.st_size / 1e6:.1f} MB, over the "
+                                     f"{max_bytes / 1e6:.1f} MB limit")
+        return handle.read(max_bytes + 1)[:max_bytes]
+
+
+def read_report(path: Path) -> dict[str, Any] | None:
+    """The child's own account of how it went, or None if it left none we can trust."""
+    try:
+        report = json.loads(read_bytes(path, 64_000))
+    except (UntrustedFileError, ValueError):
+        return None
+    if not isinstance(report, dict) or report.get("status") not in REPORT_STATUSES:
+        return None
+    report["message"] = " ".join(str(report.get("message", "")).split())[:300]
+    return report
+
+
+def read_scores(path: Path, rows: int, classes: int) -> np.ndarray:
+    """Class scores of shape (rows, classes), finite floats; returns the predicted classes."""
+    raw = read_bytes(path, rows * classes * 8 + 4096)
+    try:
+        scores = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UntrustedFileError(f"{path.name} is not a valid .npy array ({exc})") from None
+    if scores.shape != (rows, classes):
+        raise UntrustedFileError(f"predictions have shape {scores.shape}, expected "
+                                 f"({rows}, {classes})")
+    if scores.dtype.kind != "f":
+        raise UntrustedFileError(f"predictions have dtype {scores.dtype}, expected floats")
+    if not np.isfinite(scores).all():
+        raise UntrustedFileError("the model produced NaN or infinite outputs")
+    predicted: np.ndarray = scores.argmax(axis=1)
+    return predicted
+
+
+def sanitize_weights(source: Path, dest: Path, max_bytes: int) -> Weights:
+    """Re-write a safetensors file with tensors only (no metadata to smuggle data through)."""
+    raw = read_bytes(source, max_bytes)
+    try:
+        tensors = load_safetensors(raw)
+    except Exception as exc:  # the parser reports header bombs and truncation its own ways
+        raise UntrustedFileError(f"{source.name} is not a valid safetensors file "
+                                 f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                                 ) from None
+    if not tensors:
+        raise UntrustedFileError(f"{source.name} holds no tensors")
+    save_safetensors(tensors, str(dest))
+    digest = hashlib.sha256(dest.read_bytes()).hexdigest()
+    params = sum(int(t.size) for name, t in tensors.items()
+                 if t.dtype.kind == "f" and not name.endswith(BUFFER_SUFFIXES))
+    return Weights(dest, digest, params)

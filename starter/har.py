@@ -1,0 +1,51 @@
+"""UCI HAR starter: a small fully connected network for smartphone activity recognition.
+
+The grader imports this file and uses exactly two things from it:
+
+* ``build_model(input_shape, num_classes)`` returns a fresh, untrained ``torch.nn.Module``.
+  For HAR ``input_shape`` is ``(561,)`` (561 precomputed features, float32 in [-1, 1]) and
+  ``num_classes`` is 6. ``forward`` gets a batch of shape (N, 561) and must return scores
+  of shape (N, 6).
+* ``HPARAMS``: how the grader trains your model (epochs, batch size, optimizer, ...).
+
+Optionally you may also define ``train(model, train_set, hparams)`` to replace the grader's
+training loop; see the handout (course/handouts/har.md).
+
+Check your work locally with ``python starter/har.py`` (or ``grader check starter/har.py``).
+"""
+
+from torch import nn
+
+# YOUR TURN: tune these. The grader allows at most 100 epochs for HAR.
+HPARAMS = {
+    "epochs": 20,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "optimizer": "adam",  # "sgd", "adam" or "adamw"
+    "weight_decay": 0.0,
+    "loss": "cross_entropy",  # the model returns raw logits
+}
+
+
+def build_model(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    (in_features,) = input_shape  # (561,)
+    # YOUR TURN: the train/test gap is the main problem on HAR (the test set is people
+    # the model has never seen). Try more dropout, weight decay, a narrower first layer,
+    # or fewer epochs.
+    return nn.Sequential(
+        nn.Linear(in_features, 128),
+        nn.BatchNorm1d(128),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(128, 64),
+        nn.ReLU(),
+        nn.Linear(64, 32),
+        nn.ReLU(),
+        nn.Linear(32, num_classes),
+    )
+
+
+if __name__ == "__main__":
+    from grader.cli import check_main
+
+    check_main(__file__)
