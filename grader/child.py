@@ -59,8 +59,13 @@ def train(job: dict[str, Any], in_dir: Path, out_dir: Path) -> dict[str, Any]:
         training.train_standard(model, inputs, labels, hp, job["seed"])
     seconds = time.perf_counter() - started
     _save_model(model, out_dir)
-    return {"status": "ok", "message": "", "epochs": hp.epochs, "train_seconds": seconds,
-            "checks": checks}
+    return {
+        "status": "ok",
+        "message": "",
+        "epochs": hp.epochs,
+        "train_seconds": seconds,
+        "checks": checks,
+    }
 
 
 def evaluate(job: dict[str, Any], in_dir: Path, out_dir: Path) -> dict[str, Any]:
@@ -88,8 +93,9 @@ def _prepare(job: dict[str, Any], in_dir: Path) -> tuple[ModuleType, Any, list[s
     checks = contract.run_checks(contract.module_checks(module, job["max_epochs"]))
     training.seed_everything(job["seed"])
     model = module.build_model(tuple(job["input_shape"]), job["num_classes"])
-    checks += contract.run_checks(contract.model_checks(model, tuple(job["input_shape"]),
-                                                        job["num_classes"]))
+    checks += contract.run_checks(
+        contract.model_checks(model, tuple(job["input_shape"]), job["num_classes"])
+    )
     return module, model, checks
 
 
@@ -134,8 +140,11 @@ def _failure(exc: BaseException, source: Path) -> dict[str, Any]:
     text = f"{type(exc).__name__}: {exc}".strip()
     if isinstance(exc, ContractError | WeightsError):
         return _report("invalid", str(exc))
-    if isinstance(exc, MemoryError) or "can't allocate memory" in text \
-            or "out of memory" in text.lower():
+    if (
+        isinstance(exc, MemoryError)
+        or "can't allocate memory" in text
+        or "out of memory" in text.lower()
+    ):
         return _report("memory", "ran out of memory (" + text + ")")
     if isinstance(exc, SystemExit):
         return _report("error", f"the submission called exit({exc.code!r})")

@@ -21,36 +21,78 @@ from grader.spec import SpecError, load_specs
 from grader.store import Store, StoreError
 from grader.submission import SubmissionsError, from_file
 
-USER_ERRORS = (SpecError, SubmissionsError, datasets.DataError, FetchError, StoreError,
-               SandboxError)
+USER_ERRORS = (
+    SpecError,
+    SubmissionsError,
+    datasets.DataError,
+    FetchError,
+    StoreError,
+    SandboxError,
+)
 LOG_LINES = 12
-TABLE_COLUMNS = ["rank", "student", "assignment", "status", "test_accuracy", "gap",
-                 "target_a", "target_b", "message"]
+TABLE_COLUMNS = [
+    "rank",
+    "student",
+    "assignment",
+    "status",
+    "test_accuracy",
+    "gap",
+    "target_a",
+    "target_b",
+    "message",
+]
 
 data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="GRADER_DATA_DIR",
-    default=datasets.default_data_dir, show_default="$GRADER_DATA_DIR or the user data dir",
-    help="Folder holding MNIST/raw/ and UCI_HAR/.")
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="GRADER_DATA_DIR",
+    default=datasets.default_data_dir,
+    show_default="$GRADER_DATA_DIR or the user data dir",
+    help="Folder holding MNIST/raw/ and UCI_HAR/.",
+)
 cache_dir_option = click.option(
-    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="GRADER_CACHE_DIR",
-    default=datasets.default_cache_dir, show_default="$GRADER_CACHE_DIR or the user cache dir",
-    help="Where parsed datasets are cached as arrays.")
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="GRADER_CACHE_DIR",
+    default=datasets.default_cache_dir,
+    show_default="$GRADER_CACHE_DIR or the user cache dir",
+    help="Where parsed datasets are cached as arrays.",
+)
 assignments_option = click.option(
-    "--assignments", type=click.Path(file_okay=False, path_type=Path), envvar="GRADER_ASSIGNMENTS",
-    default=None, help="Folder of assignment specs (*.toml).  [default: course/assignments]")
+    "--assignments",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="GRADER_ASSIGNMENTS",
+    default=None,
+    help="Folder of assignment specs (*.toml).  [default: course/assignments]",
+)
 mode_option = click.option(
-    "--mode", type=click.Choice(MODES), default="retrain", show_default=True,
+    "--mode",
+    type=click.Choice(MODES),
+    default="retrain",
+    show_default=True,
     help="retrain: train with the grader's seed; load: evaluate the submitted weights; "
-         "auto: load when weights are present.")
+    "auto: load when weights are present.",
+)
 timeout_option = click.option(
-    "--timeout", "timeout_seconds", type=click.FloatRange(min=1), default=None,
-    help="Wall-clock seconds per phase, overriding the spec's budget.")
+    "--timeout",
+    "timeout_seconds",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Wall-clock seconds per phase, overriding the spec's budget.",
+)
 sandbox_options = [
-    click.option("--require-sandbox", is_flag=True, envvar="GRADER_REQUIRE_SANDBOX",
-                 help="Fail instead of warning when an isolation layer is unavailable "
-                      "[env: GRADER_REQUIRE_SANDBOX]."),
-    click.option("--no-sandbox", is_flag=True,
-                 help="Run children without isolation: only for trusted code (benchmarks)."),
+    click.option(
+        "--require-sandbox",
+        is_flag=True,
+        envvar="GRADER_REQUIRE_SANDBOX",
+        help="Fail instead of warning when an isolation layer is unavailable "
+        "[env: GRADER_REQUIRE_SANDBOX].",
+    ),
+    click.option(
+        "--no-sandbox",
+        is_flag=True,
+        help="Run children without isolation: only for trusted code (benchmarks).",
+    ),
 ]
 
 
@@ -68,33 +110,63 @@ def main() -> None:
 
 @main.command("run")
 @click.argument("submissions", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True, help="Folder for leaderboard.csv, grades.sqlite and weights.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Folder for leaderboard.csv, grades.sqlite and weights.",
+)
 @assignments_option
 @data_dir_option
 @cache_dir_option
 @mode_option
 @timeout_option
-@click.option("--workers", type=click.IntRange(min=1), default=min(4, os.cpu_count() or 1),
-              show_default="CPU count, at most 4", help="Submissions graded at once.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=min(4, os.cpu_count() or 1),
+    show_default="CPU count, at most 4",
+    help="Submissions graded at once.",
+)
 @click.option("--force", is_flag=True, help="Regrade even submissions already in the store.")
-@click.option("--verify-determinism", is_flag=True,
-              help="Train twice and flag submissions whose weights differ.")
+@click.option(
+    "--verify-determinism",
+    is_flag=True,
+    help="Train twice and flag submissions whose weights differ.",
+)
 @with_sandbox_options
-def run_command(submissions: Path, out: Path, assignments: Path | None, data_dir: Path,
-                cache_dir: Path, mode: str, timeout_seconds: float | None, workers: int,
-                force: bool, verify_determinism: bool, require_sandbox: bool,
-                no_sandbox: bool) -> None:
+def run_command(
+    submissions: Path,
+    out: Path,
+    assignments: Path | None,
+    data_dir: Path,
+    cache_dir: Path,
+    mode: str,
+    timeout_seconds: float | None,
+    workers: int,
+    force: bool,
+    verify_determinism: bool,
+    require_sandbox: bool,
+    no_sandbox: bool,
+) -> None:
     """Grade every SUBMISSIONS/<student>/<assignment>.py and write OUT/leaderboard.csv.
 
     Submissions already graded under the same code, spec, data and grader version are reused
     from OUT/grades.sqlite. Exits 0 when the batch finished, even if some rows failed.
     """
-    options = RunOptions(submissions=submissions, out=out,
-                         assignments=assignments or Path("course/assignments"),
-                         data_dir=data_dir, cache_dir=cache_dir, mode=mode,
-                         timeout_seconds=timeout_seconds, workers=workers, force=force,
-                         verify_determinism=verify_determinism)
+    options = RunOptions(
+        submissions=submissions,
+        out=out,
+        assignments=assignments or Path("course/assignments"),
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        mode=mode,
+        timeout_seconds=timeout_seconds,
+        workers=workers,
+        force=force,
+        verify_determinism=verify_determinism,
+    )
     with user_errors():
         sandbox = _sandbox(require_sandbox, no_sandbox)
         summary = run(options, sandbox, _log)
@@ -110,12 +182,25 @@ def run_command(submissions: Path, out: Path, assignments: Path | None, data_dir
 @cache_dir_option
 @mode_option
 @timeout_option
-@click.option("--save-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also save the graded weights here (safetensors), ready to submit.")
+@click.option(
+    "--save-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also save the graded weights here (safetensors), ready to submit.",
+)
 @with_sandbox_options
-def check_command(file: Path, assignment: str | None, assignments: Path | None, data_dir: Path,
-                  cache_dir: Path, mode: str, timeout_seconds: float | None,
-                  save_weights: Path | None, require_sandbox: bool, no_sandbox: bool) -> None:
+def check_command(
+    file: Path,
+    assignment: str | None,
+    assignments: Path | None,
+    data_dir: Path,
+    cache_dir: Path,
+    mode: str,
+    timeout_seconds: float | None,
+    save_weights: Path | None,
+    require_sandbox: bool,
+    no_sandbox: bool,
+) -> None:
     """Grade one FILE exactly as `grader run` would, and say which targets it meets.
 
     Exits 0 when the file was graded, 1 when grading failed (the message says why).
@@ -124,14 +209,21 @@ def check_command(file: Path, assignment: str | None, assignments: Path | None, 
         specs = load_specs(assignments or _find_assignments(file))
         name = assignment or file.stem
         if name not in specs:
-            raise click.ClickException(f"unknown assignment {name!r} (known: "
-                                       f"{', '.join(sorted(specs))}); use --assignment")
+            raise click.ClickException(
+                f"unknown assignment {name!r} (known: {', '.join(sorted(specs))}); use --assignment"
+            )
         spec = specs[name]
         sandbox = _sandbox(require_sandbox, no_sandbox)
         data = datasets.prepare(spec.assignment.dataset, data_dir, cache_dir)
         with _kept_weights(save_weights) as weights_dir:
-            ctx = GradingContext(spec=spec, data=data, sandbox=sandbox, mode=mode,
-                                 timeout_seconds=timeout_seconds, weights_dir=weights_dir)
+            ctx = GradingContext(
+                spec=spec,
+                data=data,
+                sandbox=sandbox,
+                mode=mode,
+                timeout_seconds=timeout_seconds,
+                weights_dir=weights_dir,
+            )
             submission = from_file(file, name, spec.budgets.max_weights_mb << 20)
             _log(f"grading {file} as {name} ({data.description}) ...")
             result = grade(submission, ctx)
@@ -144,22 +236,32 @@ def check_command(file: Path, assignment: str | None, assignments: Path | None, 
 
 
 @main.command("leaderboard")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True, help="Folder holding grades.sqlite.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Folder holding grades.sqlite.",
+)
 def leaderboard_command(out: Path) -> None:
     """Regenerate OUT/leaderboard.csv from the results store and print it."""
     with user_errors():
         if not (out / DB_NAME).exists():
-            raise click.ClickException(f"no results store at {out / DB_NAME}; run `grader run` "
-                                       "first")
+            raise click.ClickException(
+                f"no results store at {out / DB_NAME}; run `grader run` first"
+            )
         board = leaderboard.ranked(Store(out / DB_NAME, environment()).latest())
         leaderboard.write_csv(board, out / CSV_NAME)
     _print_table(board)
 
 
 @main.command("sandbox")
-@click.option("--require-sandbox", is_flag=True, envvar="GRADER_REQUIRE_SANDBOX",
-              help="Exit 1 unless every layer is on [env: GRADER_REQUIRE_SANDBOX].")
+@click.option(
+    "--require-sandbox",
+    is_flag=True,
+    envvar="GRADER_REQUIRE_SANDBOX",
+    help="Exit 1 unless every layer is on [env: GRADER_REQUIRE_SANDBOX].",
+)
 def sandbox_command(require_sandbox: bool) -> None:
     """Show which isolation layers this machine provides."""
     with user_errors():
@@ -244,13 +346,17 @@ def _print_check(result: Result, targets: tuple, save_weights: Path | None) -> N
                 click.echo(f"    {line}")
         return
     assert result.train_accuracy is not None and result.test_accuracy is not None
-    click.echo(f"  train accuracy {result.train_accuracy:.4f}   test accuracy "
-               f"{result.test_accuracy:.4f}   gap {result.gap:+.4f}")
+    click.echo(
+        f"  train accuracy {result.train_accuracy:.4f}   test accuracy "
+        f"{result.test_accuracy:.4f}   gap {result.gap:+.4f}"
+    )
     for target in targets:
         met = "met" if result.targets.get(target.name) else "not met"
         click.echo(f"  target {target.name} ({target.description}): {met}")
-    click.echo(f"  {result.params} parameters, {result.epochs} epochs, trained in "
-               f"{result.train_seconds or 0:.1f} s, seed {result.seed}, {result.threads} thread(s)")
+    click.echo(
+        f"  {result.params} parameters, {result.epochs} epochs, trained in "
+        f"{result.train_seconds or 0:.1f} s, seed {result.seed}, {result.threads} thread(s)"
+    )
     if save_weights:
         click.echo(f"  weights saved to {save_weights}")
 

@@ -37,7 +37,7 @@ def module_checks(module: ModuleType, max_epochs: int) -> Iterator[Check]:
     """Checks that need only the module; a failure stops grading with status `invalid`."""
     yield "defines_build_model", lambda: _require_callable(module, "build_model")
     yield "defines_hparams", lambda: _require_dict(module, "HPARAMS")
-    yield "hparams_valid", lambda: parse_hparams(module.HPARAMS, max_epochs)
+    yield "hparams_valid", lambda: _require_hparams(module, max_epochs)
     if hasattr(module, "train"):
         yield "train_is_callable", lambda: _require_callable(module, "train")
 
@@ -67,7 +67,9 @@ def parse_hparams(raw: Any, max_epochs: int) -> HParams:
     known = set(HParams.__dataclass_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ContractError(f"HPARAMS has unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        raise ContractError(
+            f"HPARAMS has unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
     for key in ("epochs", "batch_size", "lr"):
         if key not in raw:
             raise ContractError(f"HPARAMS is missing {key!r}")
@@ -76,21 +78,31 @@ def parse_hparams(raw: Any, max_epochs: int) -> HParams:
     _require_int("batch_size", hp.batch_size, 1, 1_000_000)
     for key in ("lr", "weight_decay", "momentum"):
         value = getattr(hp, key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                or value < 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
             raise ContractError(f"HPARAMS[{key!r}] must be a non-negative number, not {value!r}")
     if hp.optimizer not in OPTIMIZERS:
-        raise ContractError(f"HPARAMS['optimizer'] must be one of {', '.join(OPTIMIZERS)}, "
-                            f"not {hp.optimizer!r}")
+        raise ContractError(
+            f"HPARAMS['optimizer'] must be one of {', '.join(OPTIMIZERS)}, not {hp.optimizer!r}"
+        )
     if hp.loss not in LOSSES:
         raise ContractError(f"HPARAMS['loss'] must be one of {', '.join(LOSSES)}, not {hp.loss!r}")
     return hp
 
 
+def _require_hparams(module: ModuleType, max_epochs: int) -> None:
+    parse_hparams(module.HPARAMS, max_epochs)
+
+
 def _require_int(key: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ContractError(f"HPARAMS[{key!r}] must be an integer from {low} to {high}, "
-                            f"not {value!r}")
+        raise ContractError(
+            f"HPARAMS[{key!r}] must be an integer from {low} to {high}, not {value!r}"
+        )
 
 
 def _require_callable(module: ModuleType, name: str) -> None:
@@ -105,8 +117,9 @@ def _require_dict(module: ModuleType, name: str) -> None:
 
 def _require_module(model: Any) -> None:
     if not isinstance(model, torch.nn.Module):
-        raise ContractError(f"build_model must return a torch.nn.Module, not "
-                            f"{type(model).__name__}")
+        raise ContractError(
+            f"build_model must return a torch.nn.Module, not {type(model).__name__}"
+        )
 
 
 def _require_parameters(model: torch.nn.Module) -> None:
@@ -114,16 +127,18 @@ def _require_parameters(model: torch.nn.Module) -> None:
         raise ContractError("the model has no trainable parameters")
 
 
-def _require_output_shape(model: torch.nn.Module, input_shape: tuple[int, ...],
-                          num_classes: int) -> None:
+def _require_output_shape(
+    model: torch.nn.Module, input_shape: tuple[int, ...], num_classes: int
+) -> None:
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             out = model(torch.zeros((2, *input_shape)))
     except Exception as exc:
-        raise ContractError(f"forward on a batch of shape {(2, *input_shape)} raised "
-                            f"{type(exc).__name__}: {exc}") from None
+        raise ContractError(
+            f"forward on a batch of shape {(2, *input_shape)} raised {type(exc).__name__}: {exc}"
+        ) from None
     finally:
         model.train(was_training)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):

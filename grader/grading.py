@@ -77,19 +77,28 @@ class JobFailed(Exception):
         self.status, self.message, self.log_tail = status, message, log_tail
 
 
-def grade(submission: Submission, ctx: GradingContext, slot: int = 0) -> Result:
+def grade(submission: Submission, ctx: GradingContext) -> Result:
     """Grade one submission; never raises for anything the submission does."""
     started = _now()
     mode = resolve_mode(ctx.mode, submission)
-    base = Result(student=submission.student, assignment=submission.assignment, status="error",
-                  mode=mode, seed=ctx.spec.grading.seed, threads=ctx.spec.grading.threads,
-                  content_hash=submission.content_hash, spec_digest=ctx.spec.digest,
-                  data_checksum=ctx.data.checksum, started_at=started)
+    base = Result(
+        student=submission.student,
+        assignment=submission.assignment,
+        status="error",
+        mode=mode,
+        seed=ctx.spec.grading.seed,
+        threads=ctx.spec.grading.threads,
+        content_hash=submission.content_hash,
+        spec_digest=ctx.spec.digest,
+        data_checksum=ctx.data.checksum,
+        started_at=started,
+    )
     try:
-        graded = _grade(submission, ctx, slot, mode, base)
+        graded = _grade(submission, ctx, mode, base)
     except JobFailed as failure:
-        graded = replace(base, status=failure.status, message=failure.message,
-                         log_tail=failure.log_tail)
+        graded = replace(
+            base, status=failure.status, message=failure.message, log_tail=failure.log_tail
+        )
     return replace(graded, finished_at=_now())
 
 
@@ -99,7 +108,7 @@ def resolve_mode(mode: str, submission: Submission) -> str:
     return mode
 
 
-def _grade(sub: Submission, ctx: GradingContext, slot: int, mode: str, base: Result) -> Result:
+def _grade(sub: Submission, ctx: GradingContext, mode: str, base: Result) -> Result:
     if sub.problem:
         raise JobFailed("invalid", sub.problem)
     budgets = ctx.spec.budgets
@@ -109,57 +118,82 @@ def _grade(sub: Submission, ctx: GradingContext, slot: int, mode: str, base: Res
         if mode == "load":
             weights = _submitted_weights(sub, work, budgets.max_weights_mb << 20)
         else:
-            weights, report = _train(sub, ctx, slot, work / "train")
+            weights, report = _train(sub, ctx, work / "train")
             epochs, train_seconds = report.get("epochs"), report.get("train_seconds")
             if ctx.verify_determinism or ctx.spec.grading.verify_determinism:
-                again, _ = _train(sub, ctx, slot, work / "train-again")
+                again, _ = _train(sub, ctx, work / "train-again")
                 if again.sha256 != weights.sha256:
-                    raise JobFailed("nondeterministic", "training twice with the grader's seed "
-                                    "gave different weights; do not re-seed from the clock or "
-                                    "use nondeterministic operations")
-        train_pred, test_pred, evaluated = _evaluate(sub, ctx, slot, work / "eval", weights)
+                    raise JobFailed(
+                        "nondeterministic",
+                        "training twice with the grader's seed "
+                        "gave different weights; do not re-seed from the clock or "
+                        "use nondeterministic operations",
+                    )
+        train_pred, test_pred, evaluated = _evaluate(sub, ctx, work / "eval", weights)
         kept = weights if mode == "retrain" else evaluated
         _keep_weights(kept, ctx.weights_dir, sub)
     train_acc = _accuracy(train_pred, ctx.data.load("train_labels"))
     test_acc = _accuracy(test_pred, ctx.data.load("test_labels"))
     gap = train_acc - test_acc
-    return replace(base, status="ok", test_accuracy=test_acc, train_accuracy=train_acc, gap=gap,
-                   targets={t.name: t.is_met(test_acc, gap) for t in ctx.spec.targets},
-                   params=evaluated.params, epochs=_int_or_none(epochs),
-                   train_seconds=_float_or_none(train_seconds),
-                   weights_sha256=kept.sha256)
+    return replace(
+        base,
+        status="ok",
+        test_accuracy=test_acc,
+        train_accuracy=train_acc,
+        gap=gap,
+        targets={t.name: t.is_met(test_acc, gap) for t in ctx.spec.targets},
+        params=evaluated.params,
+        epochs=_int_or_none(epochs),
+        train_seconds=_float_or_none(train_seconds),
+        weights_sha256=kept.sha256,
+    )
 
 
-def _train(sub: Submission, ctx: GradingContext, slot: int,
-           job: Path) -> tuple[Weights, dict[str, Any]]:
+def _train(sub: Submission, ctx: GradingContext, job: Path) -> tuple[Weights, dict[str, Any]]:
     _job_inputs(job, sub, ctx, ("train_inputs", "train_labels"))
-    outcome, report = _run(ctx, "train", job, slot)
-    weights = _accept(lambda: sanitize_weights(job / "out" / "model.safetensors",
-                                               job / "trained.safetensors",
-                                               ctx.spec.budgets.max_weights_mb << 20), outcome)
+    outcome, report = _run(ctx, "train", job)
+    weights = _accept(
+        lambda: sanitize_weights(
+            job / "out" / "model.safetensors",
+            job / "trained.safetensors",
+            ctx.spec.budgets.max_weights_mb << 20,
+        ),
+        outcome,
+    )
     return weights, report
 
 
-def _evaluate(sub: Submission, ctx: GradingContext, slot: int, job: Path,
-              weights: Weights) -> tuple[np.ndarray, np.ndarray, Weights]:
+def _evaluate(
+    sub: Submission, ctx: GradingContext, job: Path, weights: Weights
+) -> tuple[np.ndarray, np.ndarray, Weights]:
     in_dir = _job_inputs(job, sub, ctx, ("train_inputs", "test_inputs"))
     shutil.copyfile(weights.path, in_dir / ("weights" + weights.path.suffix))
-    outcome, _ = _run(ctx, "eval", job, slot, weights_name="weights" + weights.path.suffix)
+    outcome, _ = _run(ctx, "eval", job, weights_name="weights" + weights.path.suffix)
     out, classes = job / "out", ctx.spec.assignment.num_classes
-    train_pred = _accept(lambda: read_scores(out / "train_scores.npy", ctx.data.train_size,
-                                             classes), outcome)
-    test_pred = _accept(lambda: read_scores(out / "test_scores.npy", ctx.data.test_size,
-                                            classes), outcome)
-    evaluated = _accept(lambda: sanitize_weights(out / "model.safetensors",
-                                                 job / "evaluated.safetensors",
-                                                 ctx.spec.budgets.max_weights_mb << 20), outcome)
+    train_pred = _accept(
+        lambda: read_scores(out / "train_scores.npy", ctx.data.train_size, classes), outcome
+    )
+    test_pred = _accept(
+        lambda: read_scores(out / "test_scores.npy", ctx.data.test_size, classes), outcome
+    )
+    evaluated = _accept(
+        lambda: sanitize_weights(
+            out / "model.safetensors",
+            job / "evaluated.safetensors",
+            ctx.spec.budgets.max_weights_mb << 20,
+        ),
+        outcome,
+    )
     return train_pred, test_pred, evaluated
 
 
 def _submitted_weights(sub: Submission, work: Path, max_bytes: int) -> Weights:
     if sub.weights is None:
-        raise JobFailed("invalid", f"mode load needs {sub.assignment}.safetensors or "
-                                   f"{sub.assignment}.pt beside the submission")
+        raise JobFailed(
+            "invalid",
+            f"mode load needs {sub.assignment}.safetensors or "
+            f"{sub.assignment}.pt beside the submission",
+        )
     if sub.weights.suffix == ".safetensors":
         try:
             return sanitize_weights(sub.weights, work / "submitted.safetensors", max_bytes)
@@ -182,17 +216,31 @@ def _job_inputs(job: Path, sub: Submission, ctx: GradingContext, parts: tuple[st
     return in_dir
 
 
-def _run(ctx: GradingContext, phase: str, job: Path, slot: int,
-         weights_name: str | None = None) -> tuple[JobOutcome, dict[str, Any]]:
+def _run(
+    ctx: GradingContext, phase: str, job: Path, weights_name: str | None = None
+) -> tuple[JobOutcome, dict[str, Any]]:
     spec = ctx.spec
-    (job / "in" / "job.json").write_text(json.dumps({
-        "seed": spec.grading.seed, "threads": spec.grading.threads,
-        "max_epochs": spec.budgets.max_epochs, "input_shape": list(spec.assignment.input_shape),
-        "num_classes": spec.assignment.num_classes, "weights": weights_name}))
+    (job / "in" / "job.json").write_text(
+        json.dumps(
+            {
+                "seed": spec.grading.seed,
+                "threads": spec.grading.threads,
+                "max_epochs": spec.budgets.max_epochs,
+                "input_shape": list(spec.assignment.input_shape),
+                "num_classes": spec.assignment.num_classes,
+                "weights": weights_name,
+            }
+        )
+    )
     for path in (job / "in").iterdir():
         path.chmod(0o644)
-    outcome = ctx.sandbox.run(phase, job / "in", job / "out", job / f"{phase}.log",
-                              job_limits(spec, ctx.timeout_seconds), slot)
+    outcome = ctx.sandbox.run(
+        phase,
+        job / "in",
+        job / "out",
+        job / f"{phase}.log",
+        job_limits(spec, ctx.timeout_seconds),
+    )
     report = read_report(job / "out" / "report.json")
     _raise_for_outcome(outcome, report, phase, ctx)
     assert report is not None
@@ -201,30 +249,39 @@ def _run(ctx: GradingContext, phase: str, job: Path, slot: int,
 
 def job_limits(spec: Spec, timeout_seconds: float | None = None) -> Limits:
     b = spec.budgets
-    return Limits(timeout_seconds=timeout_seconds or b.timeout_seconds,
-                  memory_bytes=b.memory_mb << 20, max_processes=b.max_processes,
-                  max_file_bytes=max(b.max_weights_mb, 64) << 20,
-                  max_open_files=b.max_open_files, max_output_bytes=b.max_output_mb << 20,
-                  threads=spec.grading.threads)
+    return Limits(
+        timeout_seconds=timeout_seconds or b.timeout_seconds,
+        memory_bytes=b.memory_mb << 20,
+        max_processes=b.max_processes,
+        max_file_bytes=max(b.max_weights_mb, 64) << 20,
+        max_open_files=b.max_open_files,
+        max_output_bytes=b.max_output_mb << 20,
+        threads=spec.grading.threads,
+    )
 
 
-def _raise_for_outcome(outcome: JobOutcome, report: dict[str, Any] | None, phase: str,
-                       ctx: GradingContext) -> None:
+def _raise_for_outcome(
+    outcome: JobOutcome, report: dict[str, Any] | None, phase: str, ctx: GradingContext
+) -> None:
     tail = outcome.log_tail
     limits = job_limits(ctx.spec, ctx.timeout_seconds)
     if outcome.timed_out:
         raise JobFailed("timeout", f"{phase} took longer than {limits.timeout_seconds:g} s", tail)
     if outcome.output_exceeded:
-        raise JobFailed("invalid", f"{phase} wrote more than {ctx.spec.budgets.max_output_mb} MB",
-                        tail)
+        raise JobFailed(
+            "invalid", f"{phase} wrote more than {ctx.spec.budgets.max_output_mb} MB", tail
+        )
     signal_name = outcome.signal_name
     if signal_name == "SIGXCPU":
         raise JobFailed("timeout", f"{phase} used up its CPU time limit", tail)
     if signal_name == "SIGXFSZ":
         raise JobFailed("invalid", f"{phase} wrote a file over the size limit", tail)
     if report is None:
-        how = f"was killed by {signal_name}" if signal_name else \
-            f"exited with code {outcome.returncode}"
+        how = (
+            f"was killed by {signal_name}"
+            if signal_name
+            else f"exited with code {outcome.returncode}"
+        )
         raise JobFailed("crashed", f"{phase} {how} before reporting a result", tail)
     if report["status"] != "ok":
         raise JobFailed(report["status"], f"{phase}: {report['message']}", tail)
@@ -249,7 +306,7 @@ def _keep_weights(weights: Weights, weights_dir: Path | None, sub: Submission) -
 
 @contextmanager
 def _workspace() -> Iterator[Path]:
-    """A private folder per submission, traversable (not listable) by the slot users."""
+    """A private folder per submission, traversable (not listable) by the job uids."""
     path = Path(tempfile.mkdtemp(prefix="grader-job-"))
     path.chmod(0o711)
     try:
@@ -279,4 +336,3 @@ def _float_or_none(value: Any) -> float | None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-

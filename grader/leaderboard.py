@@ -11,8 +11,23 @@ import pandas as pd
 
 from grader.grading import Result
 
-COLUMNS = ["rank", "student", "assignment", "status", "test_accuracy", "train_accuracy", "gap",
-           "target_a", "target_b", "params", "epochs", "train_seconds", "mode", "seed", "message"]
+COLUMNS = [
+    "rank",
+    "student",
+    "assignment",
+    "status",
+    "test_accuracy",
+    "train_accuracy",
+    "gap",
+    "target_a",
+    "target_b",
+    "params",
+    "epochs",
+    "train_seconds",
+    "mode",
+    "seed",
+    "message",
+]
 EXTRA_COLUMNS = ["threads", "weights_sha256", "finished_at"]
 
 
@@ -25,7 +40,10 @@ def ranked(results: Iterable[Result]) -> pd.DataFrame:
         return frame.drop(columns="_ok")
     frame = frame.sort_values(
         ["assignment", "_ok", "test_accuracy", "gap", "params", "student"],
-        ascending=[True, False, False, True, True, True], na_position="last", kind="mergesort")
+        ascending=[True, False, False, True, True, True],
+        na_position="last",
+        kind="mergesort",
+    )
     ok = frame["_ok"]
     frame["rank"] = pd.array([pd.NA] * len(frame), dtype="Int64")
     frame.loc[ok, "rank"] = frame[ok].groupby("assignment").cumcount() + 1
@@ -52,15 +70,24 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 def _row(result: Result) -> dict[str, object]:
     targets = {name.lower(): met for name, met in result.targets.items()}
     return {
-        "rank": None, "student": result.student, "assignment": result.assignment,
-        "status": result.status, "test_accuracy": _round(result.test_accuracy, 6),
-        "train_accuracy": _round(result.train_accuracy, 6), "gap": _round(result.gap, 6),
+        "rank": None,
+        "student": result.student,
+        "assignment": result.assignment,
+        "status": result.status,
+        "test_accuracy": _round(result.test_accuracy, 6),
+        "train_accuracy": _round(result.train_accuracy, 6),
+        "gap": _round(result.gap, 6),
         "target_a": targets.get("a") if result.ok else None,
         "target_b": targets.get("b") if result.ok else None,
-        "params": result.params, "epochs": result.epochs,
-        "train_seconds": _round(result.train_seconds, 2), "mode": result.mode,
-        "seed": result.seed, "message": result.message, "threads": result.threads,
-        "weights_sha256": result.weights_sha256, "finished_at": result.finished_at,
+        "params": result.params,
+        "epochs": result.epochs,
+        "train_seconds": _round(result.train_seconds, 2),
+        "mode": result.mode,
+        "seed": result.seed,
+        "message": result.message,
+        "threads": result.threads,
+        "weights_sha256": result.weights_sha256,
+        "finished_at": result.finished_at,
         "_ok": result.ok,
     }
 

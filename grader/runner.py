@@ -1,9 +1,8 @@
 """A grading run over a folder of submissions: skip what is already graded, grade the rest in
-parallel worker slots, record each result the moment it is known, regenerate the leaderboard."""
+parallel workers, record each result the moment it is known, regenerate the leaderboard."""
 
 from __future__ import annotations
 
-import queue
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -82,14 +81,19 @@ def mark_duplicates(submissions: list[Submission]) -> list[Submission]:
     for sub in submissions:
         names = seen[(sub.assignment, sub.student.casefold())]
         if len(names) > 1 and not sub.problem:
-            sub = replace(sub, problem="duplicate student id: folders " + ", ".join(names)
-                          + " differ only in case")
+            sub = replace(
+                sub,
+                problem="duplicate student id: folders "
+                + ", ".join(names)
+                + " differ only in case",
+            )
         marked.append(sub)
     return marked
 
 
-def _contexts(specs: dict[str, Spec], needed: set[str], options: RunOptions,
-              sandbox: Sandbox) -> dict[str, GradingContext]:
+def _contexts(
+    specs: dict[str, Spec], needed: set[str], options: RunOptions, sandbox: Sandbox
+) -> dict[str, GradingContext]:
     prepared: dict[str, datasets.PreparedData] = {}
     contexts = {}
     for name in sorted(needed):
@@ -98,16 +102,26 @@ def _contexts(specs: dict[str, Spec], needed: set[str], options: RunOptions,
         if dataset not in prepared:
             prepared[dataset] = datasets.prepare(dataset, options.data_dir, options.cache_dir)
         contexts[name] = GradingContext(
-            spec=spec, data=prepared[dataset], sandbox=sandbox, mode=options.mode,
-            timeout_seconds=options.timeout_seconds, weights_dir=options.out / "weights",
-            verify_determinism=options.verify_determinism)
+            spec=spec,
+            data=prepared[dataset],
+            sandbox=sandbox,
+            mode=options.mode,
+            timeout_seconds=options.timeout_seconds,
+            weights_dir=options.out / "weights",
+            verify_determinism=options.verify_determinism,
+        )
     return contexts
 
 
 def cache_key(sub: Submission, ctx: GradingContext, torch_version: str) -> CacheKey:
-    return CacheKey(content_hash=sub.content_hash, spec_digest=ctx.spec.digest,
-                    data_checksum=ctx.data.checksum, grader_version=__version__,
-                    mode=resolve_mode(ctx.mode, sub), torch_version=torch_version)
+    return CacheKey(
+        content_hash=sub.content_hash,
+        spec_digest=ctx.spec.digest,
+        data_checksum=ctx.data.checksum,
+        grader_version=__version__,
+        mode=resolve_mode(ctx.mode, sub),
+        torch_version=torch_version,
+    )
 
 
 def _reuse(store: Store, sub: Submission, ctx: GradingContext) -> bool:
@@ -115,24 +129,19 @@ def _reuse(store: Store, sub: Submission, ctx: GradingContext) -> bool:
     return store.cached(sub.student, sub.assignment, key) is not None
 
 
-def _grade_all(pending: list[Submission], contexts: dict[str, GradingContext], store: Store,
-               workers: int) -> None:
-    """Each worker thread owns one slot (and so one sandbox uid) for as long as it grades."""
+def _grade_all(
+    pending: list[Submission], contexts: dict[str, GradingContext], store: Store, workers: int
+) -> None:
     if not pending:
         return
-    slots: queue.Queue[int] = queue.Queue()
-    for slot in range(workers):
-        slots.put(slot)
 
     def work(sub: Submission) -> Result:
-        slot = slots.get()
-        try:
-            return grade(sub, contexts[sub.assignment], slot)
-        finally:
-            slots.put(slot)
+        return grade(sub, contexts[sub.assignment])
 
-    with ThreadPoolExecutor(max_workers=workers) as pool, \
-            tqdm(total=len(pending), desc="grading", unit="sub", file=sys.stderr) as bar:
+    with (
+        ThreadPoolExecutor(max_workers=workers) as pool,
+        tqdm(total=len(pending), desc="grading", unit="sub", file=sys.stderr) as bar,
+    ):
         futures = {pool.submit(work, sub): sub for sub in pending}
         try:
             for future in as_completed(futures):

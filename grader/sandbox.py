@@ -3,7 +3,7 @@
 Student code runs in a child process wrapped in layers, each detected at start-up and reported
 as on or off, because a layer that silently fails to apply is worse than one known to be missing:
 
-- identity:   the child runs as an unprivileged uid of its own (one per worker slot);
+- identity:   the child runs as an unprivileged uid of its own, claimed per job;
 - namespaces: bubblewrap gives it no network, its own pid space, and a read-only view of only
               the job's files plus a size-capped private /tmp (`unshare` is the weaker fallback);
 - limits:     rlimits on memory, CPU time, processes, file size and open files, a wall-clock
@@ -15,7 +15,9 @@ The child side (`confine`) runs in the child before any student code is imported
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import signal
@@ -23,16 +25,26 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import grader
 
-SLOT_UID_BASE = 61000
+JOB_UIDS = range(61000, 62000)
+UID_LOCK_DIR = Path("/run/course-grader")
 LOG_TAIL_BYTES = 4000
-SYSTEM_PATHS = ("/usr", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
-                "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/alternatives")
+SYSTEM_PATHS = (
+    "/usr",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/alternatives",
+)
 VIEW_IN, VIEW_OUT = "/job/in", "/job/out"
 
 
@@ -52,8 +64,14 @@ class Limits:
     tmp_bytes: int = 256 << 20
 
 
-PROBE_LIMITS = Limits(timeout_seconds=60, memory_bytes=1 << 30, max_processes=64,
-                      max_file_bytes=1 << 20, max_open_files=64, max_output_bytes=1 << 20)
+PROBE_LIMITS = Limits(
+    timeout_seconds=60,
+    memory_bytes=1 << 30,
+    max_processes=64,
+    max_file_bytes=1 << 20,
+    max_open_files=64,
+    max_output_bytes=1 << 20,
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +111,7 @@ class Sandbox:
         self._unshare = shutil.which("unshare") if enabled and self._root else None
         self._setpriv = shutil.which("setpriv") if enabled and self._root else None
         self._enabled = enabled
-        self._active: dict[int, int] = {}  # process group -> slot uid, for kill_all
+        self._active: dict[int, int | None] = {}  # process group -> job uid, for kill_all
         self._lock = threading.Lock()
         self._mode = self._detect_mode()
         self.layers = self._detect_layers()
@@ -108,38 +126,72 @@ class Sandbox:
 
     @property
     def identity(self) -> bool:
-        return self._enabled and self._root and self._setpriv is not None and (
-            self._mode == "bwrap" or _reachable_by_others(Path(sys.executable)))
+        return (
+            self._enabled
+            and self._root
+            and self._setpriv is not None
+            and (self._mode == "bwrap" or _reachable_by_others(Path(sys.executable)))
+        )
 
     def weak_warning(self) -> str | None:
         off = [layer for layer in self.layers if not layer.on]
         if not off:
             return None
-        return ("isolation is weak on this machine, student code is less contained: "
-                + "; ".join(str(layer) for layer in off))
+        return "isolation is weak on this machine, student code is less contained: " + "; ".join(
+            str(layer) for layer in off
+        )
 
-    def run(self, phase: str, in_dir: Path, out_dir: Path, log_path: Path, limits: Limits,
-            slot: int) -> JobOutcome:
+    def run(
+        self, phase: str, in_dir: Path, out_dir: Path, log_path: Path, limits: Limits
+    ) -> JobOutcome:
         """Run one phase of one job to completion; never raises for anything the child does."""
-        uid = SLOT_UID_BASE + slot
-        if self.identity:
-            os.chown(out_dir, uid, uid)
-        argv = self._command(phase, in_dir, out_dir, limits, slot)
-        started = time.monotonic()
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, env=_clean_env(limits),
-                                       cwd="/", start_new_session=True)
-            with self._lock:
-                self._active[process.pid] = uid
-            try:
-                timed_out, exceeded = _supervise(process, out_dir, limits)
-            finally:
-                self._sweep(process.pid, uid)
+        with self._job_uid() as uid:
+            if uid is not None:
+                os.chown(out_dir, uid, uid)
+            argv = self._command(phase, in_dir, out_dir, limits, uid)
+            started = time.monotonic()
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=_clean_env(limits),
+                    cwd="/",
+                    start_new_session=True,
+                )
                 with self._lock:
-                    self._active.pop(process.pid, None)
-        seconds = time.monotonic() - started
+                    self._active[process.pid] = uid
+                try:
+                    timed_out, exceeded = _supervise(process, out_dir, limits)
+                finally:
+                    self._sweep(process.pid, uid)
+                    with self._lock:
+                        self._active.pop(process.pid, None)
+            seconds = time.monotonic() - started
         return JobOutcome(process.returncode, timed_out, exceeded, seconds, _tail(log_path))
+
+    @contextmanager
+    def _job_uid(self) -> Iterator[int | None]:
+        """A uid no other job (of this or another grader process) is using, held by a lock."""
+        if not self.identity:
+            yield None
+            return
+        UID_LOCK_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for uid in JOB_UIDS:
+            fd = os.open(UID_LOCK_DIR / f"{uid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                _kill_uid(uid)  # leftovers of a grader that was killed mid-job
+                yield uid
+            finally:
+                os.close(fd)
+            return
+        raise SandboxError(f"all {len(JOB_UIDS)} job uids are in use")
 
     def kill_all(self) -> None:
         """Stop every running job at once (the grader was interrupted)."""
@@ -160,48 +212,106 @@ class Sandbox:
     def _detect_layers(self) -> list[Layer]:
         mode = self._mode
         return [
-            Layer("namespaces", mode != "none", {
-                "bwrap": "bubblewrap: no network, own pid/ipc/uts, read-only job view, private /tmp",
-                "unshare": "unshare fallback: no network, own pid/ipc/uts/mount, private /tmp; "
-                           "the whole filesystem stays visible",
-                "none": "no bubblewrap or unshare usable here"}[mode]),
-            Layer("identity", self.identity,
-                  f"uid {SLOT_UID_BASE}+slot, no capabilities" if self.identity else
-                  "not root, or the interpreter is unreachable for other users: "
-                  "children run as the grader's user"),
-            Layer("limits", True, "rlimits (memory, cpu, files, open files"
-                  + (", processes" if self.identity else "") + "), timeout, output watchdog"),
-            Layer("seccomp", _seccomp_available(),
-                  "filter on sockets, ptrace, mount, namespaces, bpf" if _seccomp_available()
-                  else "libseccomp/pyseccomp not available"),
+            Layer(
+                "namespaces",
+                mode != "none",
+                {
+                    "bwrap": "bubblewrap: no network, own pid/ipc/uts, read-only job view, "
+                    "private /tmp",
+                    "unshare": "unshare fallback: no network, own pid/ipc/uts/mount, private /tmp; "
+                    "the whole filesystem stays visible",
+                    "none": "no bubblewrap or unshare usable here",
+                }[mode],
+            ),
+            Layer(
+                "identity",
+                self.identity,
+                f"a free uid from {JOB_UIDS.start}-{JOB_UIDS.stop - 1} per job, no capabilities"
+                if self.identity
+                else "not root, or the interpreter is unreachable for other users: "
+                "children run as the grader's user",
+            ),
+            Layer(
+                "limits",
+                True,
+                "rlimits (memory, cpu, files, open files"
+                + (", processes" if self.identity else "")
+                + "), timeout, output watchdog",
+            ),
+            Layer(
+                "seccomp",
+                _seccomp_available(),
+                "filter on sockets, ptrace, mount, namespaces, bpf"
+                if _seccomp_available()
+                else "libseccomp/pyseccomp not available",
+            ),
         ]
 
-    def _command(self, phase: str, in_dir: Path, out_dir: Path, limits: Limits,
-                 slot: int) -> list[str]:
+    def _command(
+        self, phase: str, in_dir: Path, out_dir: Path, limits: Limits, uid: int | None
+    ) -> list[str]:
         if self._mode == "bwrap":
             view_in, view_out = VIEW_IN, VIEW_OUT
-            prefix = self._bwrap_prefix(limits) + [
-                "--perms", "0755", "--dir", str(Path(VIEW_IN).parent),
-                "--ro-bind", str(in_dir), VIEW_IN, "--bind", str(out_dir), VIEW_OUT]
+            prefix = [
+                *self._bwrap_prefix(limits),
+                "--perms",
+                "0755",
+                "--dir",
+                str(Path(VIEW_IN).parent),
+                "--ro-bind",
+                str(in_dir),
+                VIEW_IN,
+                "--bind",
+                str(out_dir),
+                VIEW_OUT,
+            ]
         else:
             view_in, view_out = str(in_dir), str(out_dir)
             prefix = self._unshare_prefix() if self._mode == "unshare" else []
-        drop = self._drop_privileges(slot) if self.identity else []
-        child = [sys.executable, "-s", "-B", "-P", "-m", "grader.child", phase,
-                 view_in, view_out, str(int(self.identity))]
+        drop = [] if uid is None else self._drop_privileges(uid)
+        child = [
+            sys.executable,
+            "-s",
+            "-B",
+            "-P",
+            "-m",
+            "grader.child",
+            phase,
+            view_in,
+            view_out,
+            str(int(self.identity)),
+        ]
         if self._mode == "unshare":
             # The mount namespace needs its own /tmp before privileges are dropped.
-            script = f"mount -t tmpfs -o size={limits.tmp_bytes},mode=1777 tmpfs /tmp && exec \"$@\""
+            script = f'mount -t tmpfs -o size={limits.tmp_bytes},mode=1777 tmpfs /tmp && exec "$@"'
             return [*prefix, "/bin/sh", "-c", script, "sh", *drop, *child]
         return [*prefix, *drop, *child]
 
     def _bwrap_prefix(self, limits: Limits) -> list[str]:
         assert self._bwrap
-        argv = [self._bwrap, "--die-with-parent", "--new-session", "--clearenv",
-                "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-                "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev",
-                "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-                "--chdir", "/tmp"]
+        argv = [
+            self._bwrap,
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--perms",
+            "1777",
+            "--size",
+            str(limits.tmp_bytes),
+            "--tmpfs",
+            "/tmp",
+            "--chdir",
+            "/tmp",
+        ]
         if not self._root:
             argv.append("--unshare-user")
         for path in SYSTEM_PATHS:
@@ -223,45 +333,72 @@ class Sandbox:
             argv += ["--setenv", key, value]
         if self._root:
             # bwrap drops every capability by default; keep just what setpriv needs to switch uid.
-            argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                     "--cap-add", "CAP_SETPCAP"]
+            argv += [
+                "--cap-add",
+                "CAP_SETUID",
+                "--cap-add",
+                "CAP_SETGID",
+                "--cap-add",
+                "CAP_SETPCAP",
+            ]
         return argv
 
     def _unshare_prefix(self) -> list[str]:
         assert self._unshare
-        return [self._unshare, "--net", "--pid", "--ipc", "--uts", "--mount", "--fork",
-                "--kill-child", "--mount-proc"]
+        return [
+            self._unshare,
+            "--net",
+            "--pid",
+            "--ipc",
+            "--uts",
+            "--mount",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+        ]
 
-    def _drop_privileges(self, slot: int) -> list[str]:
+    def _drop_privileges(self, job_uid: int) -> list[str]:
         assert self._setpriv
-        uid = str(SLOT_UID_BASE + slot)
-        return [self._setpriv, "--reuid", uid, "--regid", uid, "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        uid = str(job_uid)
+        return [
+            self._setpriv,
+            "--reuid",
+            uid,
+            "--regid",
+            uid,
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
 
     def _works(self, prefix: list[str]) -> bool:
         """bwrap can be installed yet unusable (no user namespaces, nested containers)."""
         try:
-            done = subprocess.run([*prefix, sys.executable, "-c", "pass"], timeout=60,
-                                  stdin=subprocess.DEVNULL, capture_output=True)
+            done = subprocess.run(
+                [*prefix, sys.executable, "-c", "pass"],
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+            )
         except (OSError, subprocess.SubprocessError):
             return False
         return done.returncode == 0
 
-    def _sweep(self, pid: int, uid: int) -> None:
+    def _sweep(self, pid: int, uid: int | None) -> None:
         """Nothing a job started may outlive it: its process group, then anything of its uid."""
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.identity:
+        _kill_group(pid)
+        if uid is not None:
             for _ in range(3):
                 if not _kill_uid(uid):
                     break
                 time.sleep(0.05)
 
 
-def _supervise(process: subprocess.Popen[bytes], out_dir: Path,
-               limits: Limits) -> tuple[bool, bool]:
+def _supervise(
+    process: subprocess.Popen[bytes], out_dir: Path, limits: Limits
+) -> tuple[bool, bool]:
     """Wait for the child, killing it at the deadline or when its output grows past the cap."""
     deadline = time.monotonic() + limits.timeout_seconds
     exceeded = threading.Event()
@@ -290,10 +427,8 @@ def _supervise(process: subprocess.Popen[bytes], out_dir: Path,
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _kill_uid(uid: int) -> bool:
@@ -336,33 +471,46 @@ def _tail(path: Path) -> str:
 
 def _clean_env(limits: Limits) -> dict[str, str]:
     threads = str(limits.threads)
-    return {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads, "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
-            "GRADER_MEMORY_BYTES": str(limits.memory_bytes),
-            "GRADER_MAX_PROCESSES": str(limits.max_processes),
-            "GRADER_MAX_FILE_BYTES": str(limits.max_file_bytes),
-            "GRADER_MAX_OPEN_FILES": str(limits.max_open_files),
-            "GRADER_CPU_SECONDS": str(int(limits.timeout_seconds * 2) + 10)}
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+        "GRADER_MEMORY_BYTES": str(limits.memory_bytes),
+        "GRADER_MAX_PROCESSES": str(limits.max_processes),
+        "GRADER_MAX_FILE_BYTES": str(limits.max_file_bytes),
+        "GRADER_MAX_OPEN_FILES": str(limits.max_open_files),
+        "GRADER_CPU_SECONDS": str(int(limits.timeout_seconds * 2) + 10),
+    }
 
 
 def _python_paths() -> list[str]:
     """The interpreter, its libraries and this package: all a job needs beyond /usr."""
     package = Path(grader.__file__).resolve().parent
-    candidates = {sys.prefix, sys.base_prefix, str(package), str(Path(sys.executable).resolve().parent)}
+    candidates = {
+        sys.prefix,
+        sys.base_prefix,
+        str(package),
+        str(Path(sys.executable).resolve().parent),
+    }
     candidates.update(p for p in sys.path if p and os.path.isdir(p))
     paths = sorted({os.path.realpath(p) for p in candidates})
     # Nested paths are already inside their parent's bind.
-    return [p for p in paths if not p.startswith("/usr/")
-            and not any(p != q and p.startswith(q + os.sep) for q in paths)]
+    return [
+        p
+        for p in paths
+        if not p.startswith("/usr/") and not any(p != q and p.startswith(q + os.sep) for q in paths)
+    ]
 
 
 def _reachable_by_others(path: Path) -> bool:
     """Whether an unprivileged uid could run this file (every parent traversable by 'other')."""
-    for parent in Path(os.path.realpath(path)).parents:
-        if not parent.stat().st_mode & 0o001:
-            return False
-    return True
+    return all(parent.stat().st_mode & 1 for parent in Path(os.path.realpath(path)).parents)
 
 
 def _seccomp_available() -> bool:
@@ -376,15 +524,54 @@ def _seccomp_available() -> bool:
 # -- the child side -------------------------------------------------------------------------
 
 DENIED_SYSCALLS = (
-    "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root",
-    "chroot", "unshare", "setns", "bpf", "perf_event_open", "kexec_load", "kexec_file_load",
-    "init_module", "finit_module", "delete_module", "reboot", "swapon", "swapoff", "syslog",
-    "acct", "add_key", "request_key", "keyctl", "userfaultfd", "open_by_handle_at",
-    "name_to_handle_at", "iopl", "ioperm", "quotactl", "settimeofday", "clock_settime",
-    "adjtimex", "io_uring_setup", "io_uring_enter", "io_uring_register", "fanotify_init",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "bpf",
+    "perf_event_open",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "syslog",
+    "acct",
+    "add_key",
+    "request_key",
+    "keyctl",
+    "userfaultfd",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "iopl",
+    "ioperm",
+    "quotactl",
+    "settimeofday",
+    "clock_settime",
+    "adjtimex",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "fanotify_init",
 )
-NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
-                   0x40000000, 0x00000080)
+NAMESPACE_FLAGS = (
+    0x00020000,
+    0x02000000,
+    0x04000000,
+    0x08000000,
+    0x10000000,
+    0x20000000,
+    0x40000000,
+    0x00000080,
+)
 
 
 def confine(identity: bool) -> list[str]:
@@ -400,7 +587,7 @@ def confine(identity: bool) -> list[str]:
         resource.RLIMIT_CORE: 0,
     }
     if identity:
-        # RLIMIT_NPROC counts every process of the uid, so it is only meaningful per slot uid.
+        # RLIMIT_NPROC counts every process of the uid, so it is only meaningful per job uid.
         limits[resource.RLIMIT_NPROC] = int(env.get("GRADER_MAX_PROCESSES", 256))
     for kind, value in limits.items():
         resource.setrlimit(kind, (value, value))
@@ -427,4 +614,3 @@ def _load_seccomp() -> None:
     # clone3 takes its flags through memory, which seccomp cannot read; glibc falls back to clone.
     rules.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
     rules.load()
-

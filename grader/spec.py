@@ -89,8 +89,9 @@ def load_spec(path: Path) -> Spec:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SpecError(f"{path}: not valid TOML ({exc})") from exc
     where = _Where(path)
-    sections = _check_keys(document, {f.name for f in dataclasses.fields(Spec)} - {"path", "digest"},
-                           where, "")
+    sections = _check_keys(
+        document, {f.name for f in dataclasses.fields(Spec)} - {"path", "digest"}, where, ""
+    )
     if "assignment" not in sections:
         raise SpecError(f"{path}: missing key 'assignment'")
     assignment = _build(Assignment, sections["assignment"], where, "assignment")
@@ -115,8 +116,10 @@ def load_specs(directory: Path) -> dict[str, Spec]:
     for path in sorted(directory.glob("*.toml")):
         spec = load_spec(path)
         if spec.name != path.stem:
-            raise SpecError(f"{path}: key 'assignment.name' is {spec.name!r} but the file is "
-                            f"named {path.stem!r}")
+            raise SpecError(
+                f"{path}: key 'assignment.name' is {spec.name!r} but the file is "
+                f"named {path.stem!r}"
+            )
         specs[spec.name] = spec
     if not specs:
         raise SpecError(f"{directory}: no assignment specs (*.toml) found")
@@ -182,10 +185,14 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
     if a.num_classes < 2:
         raise where.fail("assignment.num_classes", "must be at least 2")
     positives = {
-        "budgets.max_epochs": b.max_epochs, "budgets.timeout_seconds": b.timeout_seconds,
-        "budgets.memory_mb": b.memory_mb, "budgets.max_weights_mb": b.max_weights_mb,
-        "budgets.max_output_mb": b.max_output_mb, "budgets.max_processes": b.max_processes,
-        "budgets.max_open_files": b.max_open_files, "grading.threads": g.threads,
+        "budgets.max_epochs": b.max_epochs,
+        "budgets.timeout_seconds": b.timeout_seconds,
+        "budgets.memory_mb": b.memory_mb,
+        "budgets.max_weights_mb": b.max_weights_mb,
+        "budgets.max_output_mb": b.max_output_mb,
+        "budgets.max_processes": b.max_processes,
+        "budgets.max_open_files": b.max_open_files,
+        "grading.threads": g.threads,
     }
     for key, value in positives.items():
         if value <= 0:

@@ -45,6 +45,7 @@ class Environment:
 @dataclass(frozen=True)
 class CacheKey:
     """What must be unchanged for a stored result to be reused instead of regrading."""
+
     content_hash: str
     spec_digest: str
     data_checksum: str
@@ -61,8 +62,10 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                           (str(SCHEMA_VERSION),))
+                db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
         except OSError as exc:
             raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
 
@@ -71,24 +74,30 @@ class Store:
         row.update(torch_version=self.environment.torch_version, device=self.environment.device)
         columns = ", ".join(row)
         with self._connect() as db:
-            db.execute(f"INSERT INTO attempts ({columns}) VALUES ({', '.join('?' * len(row))})",
-                       list(row.values()))
+            db.execute(
+                f"INSERT INTO attempts ({columns}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
 
     def cached(self, student: str, assignment: str, key: CacheKey) -> Result | None:
         """The latest attempt graded under exactly these conditions, if any."""
         conditions = " AND ".join(f"{name} = ?" for name in dataclasses.asdict(key))
         with self._connect() as db:
-            row = db.execute(f"SELECT * FROM attempts WHERE student = ? AND assignment = ? AND "
-                             f"{conditions} ORDER BY id DESC LIMIT 1",
-                             [student, assignment, *dataclasses.asdict(key).values()]).fetchone()
+            row = db.execute(
+                f"SELECT * FROM attempts WHERE student = ? AND assignment = ? AND "
+                f"{conditions} ORDER BY id DESC LIMIT 1",
+                [student, assignment, *dataclasses.asdict(key).values()],
+            ).fetchone()
         return _to_result(row) if row else None
 
     def latest(self) -> list[Result]:
         """The newest attempt of every (assignment, student) ever graded into this store."""
         with self._connect() as db:
-            rows = db.execute("SELECT a.* FROM attempts a JOIN (SELECT MAX(id) AS id FROM attempts "
-                              "GROUP BY assignment, student) m ON a.id = m.id "
-                              "ORDER BY a.assignment, a.student").fetchall()
+            rows = db.execute(
+                "SELECT a.* FROM attempts a JOIN (SELECT MAX(id) AS id FROM attempts "
+                "GROUP BY assignment, student) m ON a.id = m.id "
+                "ORDER BY a.assignment, a.student"
+            ).fetchall()
         return [_to_result(row) for row in rows]
 
     def attempts(self) -> int:
@@ -106,8 +115,10 @@ class Store:
                 with db:
                     yield db
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable results store ({exc}); move it aside "
-                             "and run again to start a new one") from None
+            raise StoreError(
+                f"{self.path} is not a usable results store ({exc}); move it aside "
+                "and run again to start a new one"
+            ) from None
 
 
 def _to_column(name: str, value: Any) -> Any:

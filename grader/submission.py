@@ -58,20 +58,33 @@ def from_file(source: Path, assignment: str, max_weights_bytes: int) -> Submissi
     student = source.resolve().parent.name or "student"
     problem = _source_problem(source)
     weights, weights_problem = _find_weights(source, assignment, max_weights_bytes)
-    return Submission(student, assignment, source, weights,
-                      _content_hash(source, weights), problem or weights_problem)
+    return Submission(
+        student,
+        assignment,
+        source,
+        weights,
+        _content_hash(source, weights),
+        problem or weights_problem,
+    )
 
 
-def _from_folder(root: Path, folder: Path, wanted: set[str],
-                 max_weights_bytes: int) -> list[Submission]:
+def _from_folder(
+    root: Path, folder: Path, wanted: set[str], max_weights_bytes: int
+) -> list[Submission]:
     student = folder.name
     sources = sorted(p for p in folder.glob("*.py") if p.stem in wanted)
     if folder.is_symlink() and not _inside(folder.resolve(), root.resolve()):
-        return [_rejected(student, p.stem, p, "submission folder is a symlink out of the "
-                                                  "submissions tree") for p in sources]
+        return [
+            _rejected(
+                student, p.stem, p, "submission folder is a symlink out of the submissions tree"
+            )
+            for p in sources
+        ]
     if not STUDENT_ID.match(student):
-        return [_rejected(student, p.stem, p, f"folder name {student!r} is not a valid student id")
-                for p in sources]
+        return [
+            _rejected(student, p.stem, p, f"folder name {student!r} is not a valid student id")
+            for p in sources
+        ]
     return [from_file(p, p.stem, max_weights_bytes) for p in sources]
 
 
@@ -99,8 +112,9 @@ def _source_problem(source: Path) -> str | None:
     return None
 
 
-def _find_weights(source: Path, assignment: str,
-                  max_weights_bytes: int) -> tuple[Path | None, str | None]:
+def _find_weights(
+    source: Path, assignment: str, max_weights_bytes: int
+) -> tuple[Path | None, str | None]:
     candidates = [source.with_name(assignment + s) for s in WEIGHT_SUFFIXES]
     present = [p for p in candidates if p.exists() or p.is_symlink()]
     if not present:
@@ -112,8 +126,10 @@ def _find_weights(source: Path, assignment: str,
         return weights, f"{weights.name} must be a regular file"
     size = weights.stat().st_size
     if size > max_weights_bytes:
-        return weights, (f"{weights.name} is {size / 1e6:.0f} MB; weights are limited to "
-                         f"{max_weights_bytes / 1e6:.0f} MB")
+        return weights, (
+            f"{weights.name} is {size / 1e6:.0f} MB; weights are limited to "
+            f"{max_weights_bytes / 1e6:.0f} MB"
+        )
     return weights, None
 
 

@@ -40,15 +40,15 @@ def pick_device() -> torch.device:
 def make_optimizer(model: torch.nn.Module, hp: HParams) -> torch.optim.Optimizer:
     params = model.parameters()
     if hp.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum,
-                               weight_decay=hp.weight_decay)
+        return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
     if hp.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
     return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
 
 
-def train_standard(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
-                   hp: HParams, seed: int) -> None:
+def train_standard(
+    model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, hp: HParams, seed: int
+) -> None:
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, hp)
     loss_fn = F.nll_loss if hp.loss == "nll" else F.cross_entropy
@@ -57,7 +57,7 @@ def train_standard(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.T
         model.train()
         perm = torch.randperm(len(inputs), generator=order)
         for start in range(0, len(perm), hp.batch_size):
-            batch = perm[start:start + hp.batch_size]
+            batch = perm[start : start + hp.batch_size]
             x, y = inputs[batch].to(device), labels[batch].to(device)
             loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
@@ -72,7 +72,7 @@ def predict(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     outputs = []
     with torch.no_grad():
         for start in range(0, len(inputs), PREDICT_BATCH):
-            outputs.append(model(inputs[start:start + PREDICT_BATCH].to(device)).float().cpu())
+            outputs.append(model(inputs[start : start + PREDICT_BATCH].to(device)).float().cpu())
     return torch.cat(outputs)
 
 

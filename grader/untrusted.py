@@ -40,15 +40,18 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     except FileNotFoundError:
         raise UntrustedFileError(f"{path.name} was not written") from None
     except OSError as exc:
-        raise UntrustedFileError(f"{path.name} cannot be opened ({exc.strerror}); "
-                                 "links are not accepted") from None
+        raise UntrustedFileError(
+            f"{path.name} cannot be opened ({exc.strerror}); links are not accepted"
+        ) from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise UntrustedFileError(f"{path.name} is not a regular file")
         if info.st_size > max_bytes:
-            raise UntrustedFileError(f"{path.name} is {info.st_size / 1e6:.1f} MB, over the "
-                                     f"{max_bytes / 1e6:.1f} MB limit")
+            raise UntrustedFileError(
+                f"{path.name} is {info.st_size / 1e6:.1f} MB, over the "
+                f"{max_bytes / 1e6:.1f} MB limit"
+            )
         return handle.read(max_bytes + 1)[:max_bytes]
 
 
@@ -72,8 +75,9 @@ def read_scores(path: Path, rows: int, classes: int) -> np.ndarray:
     except (ValueError, OSError, EOFError) as exc:
         raise UntrustedFileError(f"{path.name} is not a valid .npy array ({exc})") from None
     if scores.shape != (rows, classes):
-        raise UntrustedFileError(f"predictions have shape {scores.shape}, expected "
-                                 f"({rows}, {classes})")
+        raise UntrustedFileError(
+            f"predictions have shape {scores.shape}, expected ({rows}, {classes})"
+        )
     if scores.dtype.kind != "f":
         raise UntrustedFileError(f"predictions have dtype {scores.dtype}, expected floats")
     if not np.isfinite(scores).all():
@@ -88,13 +92,17 @@ def sanitize_weights(source: Path, dest: Path, max_bytes: int) -> Weights:
     try:
         tensors = load_safetensors(raw)
     except Exception as exc:  # the parser reports header bombs and truncation its own ways
-        raise UntrustedFileError(f"{source.name} is not a valid safetensors file "
-                                 f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                                 ) from None
+        raise UntrustedFileError(
+            f"{source.name} is not a valid safetensors file "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
     if not tensors:
         raise UntrustedFileError(f"{source.name} holds no tensors")
     save_safetensors(tensors, str(dest))
     digest = hashlib.sha256(dest.read_bytes()).hexdigest()
-    params = sum(int(t.size) for name, t in tensors.items()
-                 if t.dtype.kind == "f" and not name.endswith(BUFFER_SUFFIXES))
+    params = sum(
+        int(t.size)
+        for name, t in tensors.items()
+        if t.dtype.kind == "f" and not name.endswith(BUFFER_SUFFIXES)
+    )
     return Weights(dest, digest, params)

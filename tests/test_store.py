@@ -1,0 +1,206 @@
+"""The SQLite results store: every attempt kept, the newest one wins, the cache key is exact."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from grader.grading import Result
+from grader.store import CacheKey, Environment, Store, StoreError
+
+ENV = Environment(torch_version="2.3.0", device="cpu")
+KEY = CacheKey(content_hash="c" * 64, spec_digest="s" * 64, data_checksum="d" * 16,
+               grader_version="0.1.0", mode="retrain", torch_version="2.3.0")
+
+
+def result(student: str = "alice", assignment: str = "mnist", key: CacheKey = KEY,
+           **changes: object) -> Result:
+    base = Result(student=student, assignment=assignment, status="ok", message="",
+                  test_accuracy=0.97, train_accuracy=0.98, gap=0.01,
+                  targets={"A": True, "B": False}, params=1234, epochs=3, train_seconds=1.5,
+                  mode=key.mode, seed=0, threads=1, weights_sha256="w" * 64, log_tail="tail",
+                  content_hash=key.content_hash, spec_digest=key.spec_digest,
+                  data_checksum=key.data_checksum, grader_version=key.grader_version,
+                  started_at="2024-01-01T00:00:00+00:00",
+                  finished_at="2024-01-01T00:01:00+00:00")
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "grades.sqlite", ENV)
+
+
+def test_new_store_is_empty(store: Store) -> None:
+    assert store.latest() == []
+    assert store.attempts() == 0
+    assert store.path.is_file()
+
+
+def test_record_round_trips_every_field(store: Store) -> None:
+    original = result(message="a message", targets={"A": False, "B": True})
+    store.record(original)
+    assert store.latest() == [original]
+
+
+def test_failed_result_with_nones_round_trips(store: Store) -> None:
+    original = Result(student="bob", assignment="har", status="timeout", message="too slow")
+    store.record(original)
+    assert store.latest() == [original]
+
+
+def test_latest_is_the_newest_attempt_per_submission(store: Store) -> None:
+    store.record(result("alice", status="error", message="first"))
+    store.record(result("bob", test_accuracy=0.5))
+    store.record(result("alice", message="second"))
+    store.record(result("alice", assignment="har", message="har attempt"))
+    store.record(result("alice", message="third"))
+    latest = store.latest()
+    assert [(r.assignment, r.student, r.message) for r in latest] == [
+        ("har", "alice", "har attempt"), ("mnist", "alice", "third"), ("mnist", "bob", "")]
+    assert store.attempts() == 5
+
+
+def test_store_persists_across_instances(tmp_path: Path) -> None:
+    Store(tmp_path / "grades.sqlite", ENV).record(result())
+    again = Store(tmp_path / "grades.sqlite", ENV)
+    assert again.attempts() == 1
+    assert again.latest() == [result()]
+
+
+def test_cached_matches_on_the_full_key(store: Store) -> None:
+    store.record(result(message="old"))
+    store.record(result(message="new"))
+    hit = store.cached("alice", "mnist", KEY)
+    assert hit is not None
+    assert hit.message == "new"
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(CacheKey)])
+def test_cached_misses_when_any_key_field_differs(store: Store, field: str) -> None:
+    store.record(result())
+    other = dataclasses.replace(KEY, **{field: "different"})
+    assert store.cached("alice", "mnist", other) is None
+    assert store.cached("alice", "mnist", KEY) is not None
+
+
+def test_cached_misses_after_a_torch_upgrade(tmp_path: Path) -> None:
+    Store(tmp_path / "grades.sqlite", ENV).record(result())
+    upgraded = Store(tmp_path / "grades.sqlite", Environment("2.4.0", "cpu"))
+    assert upgraded.cached("alice", "mnist", dataclasses.replace(KEY, torch_version="2.4.0")) \
+        is None
+    assert upgraded.cached("alice", "mnist", KEY) is not None
+
+
+@pytest.mark.parametrize(("student", "assignment"), [("bob", "mnist"), ("alice", "har"),
+                                                     ("Alice", "mnist")])
+def test_cached_is_per_student_and_assignment(store: Store, student: str,
+                                              assignment: str) -> None:
+    store.record(result())
+    assert store.cached(student, assignment, KEY) is None
+
+
+def test_cached_returns_the_latest_under_that_key(store: Store) -> None:
+    other = dataclasses.replace(KEY, content_hash="e" * 64)
+    store.record(result(message="under KEY"))
+    store.record(result(key=other, message="under other"))
+    hit = store.cached("alice", "mnist", KEY)
+    assert hit is not None
+    assert hit.message == "under KEY"
+    assert store.latest()[0].message == "under other"
+
+
+def test_rows_record_the_environment(store: Store) -> None:
+    store.record(result())
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT torch_version, device FROM attempts").fetchall() == [
+            ("2.3.0", "cpu")]
+
+
+def test_concurrent_writers(store: Store) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def write(worker: int) -> None:
+        try:
+            start.wait()
+            for i in range(20):
+                store.record(result(f"s{worker}-{i}", message=f"{worker}/{i}"))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.attempts() == 160
+    latest = store.latest()
+    assert sorted(r.student for r in latest) == sorted(f"s{w}-{i}" for w in range(8)
+                                                       for i in range(20))
+    assert all(r.message == r.student[1:].replace("-", "/") for r in latest)
+
+
+def test_concurrent_stores_on_one_file(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def write(worker: int) -> None:
+        try:
+            start.wait()
+            own = Store(tmp_path / "grades.sqlite", ENV)
+            for i in range(10):
+                own.record(result(f"s{worker}", message=str(i)))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    final = Store(tmp_path / "grades.sqlite", ENV)
+    assert final.attempts() == 40
+    assert [(r.student, r.message) for r in final.latest()] == [(f"s{w}", "9") for w in range(4)]
+
+
+# --- unusable stores ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("garbage", [b"garbage", bytes(range(256)) * 16])
+def test_corrupt_file(tmp_path: Path, garbage: bytes) -> None:
+    path = tmp_path / "grades.sqlite"
+    path.write_bytes(garbage)
+    with pytest.raises(StoreError) as info:
+        Store(path, ENV)
+    assert str(info.value) == (f"{path} is not a usable results store (file is not a database); "
+                               "move it aside and run again to start a new one")
+    assert path.read_bytes() == garbage  # left for the user to inspect
+
+
+def test_store_path_is_a_folder(tmp_path: Path) -> None:
+    path = tmp_path / "grades.sqlite"
+    path.mkdir()
+    with pytest.raises(StoreError) as info:
+        Store(path, ENV)
+    assert str(info.value) == (f"{path} is not a usable results store (unable to open database "
+                               "file); move it aside and run again to start a new one")
+
+
+@pytest.mark.parametrize(("parts", "reason"), [
+    (("blocker", "grades.sqlite"), "File exists"),
+    (("blocker", "results", "grades.sqlite"), "Not a directory"),
+])
+def test_out_under_a_regular_file(tmp_path: Path, parts: tuple[str, ...], reason: str) -> None:
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    path = tmp_path.joinpath(*parts)
+    with pytest.raises(StoreError) as info:
+        Store(path, ENV)
+    assert str(info.value).startswith("cannot create")
+    assert str(info.value) == f"cannot create {path}: {reason}"
