@@ -153,7 +153,8 @@ def run_command(
     """Grade every SUBMISSIONS/<student>/<assignment>.py and write OUT/leaderboard.csv.
 
     Submissions already graded under the same code, spec, data and grader version are reused
-    from OUT/grades.sqlite. Exits 0 when the batch finished, even if some rows failed.
+    from OUT/grades.sqlite (except timeouts and crashes, which are graded again). Exits 0 when
+    the batch finished, even if some rows failed.
     """
     options = RunOptions(
         submissions=submissions,
@@ -363,3 +364,7 @@ def _print_check(result: Result, targets: tuple, save_weights: Path | None) -> N
 
 def _log(message: str) -> None:
     click.echo(message, err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -65,7 +65,7 @@ def parse_hparams(raw: Any, max_epochs: int) -> HParams:
     if not isinstance(raw, dict):
         raise ContractError("HPARAMS must be a dict")
     known = set(HParams.__dataclass_fields__)
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(set(raw) - known, key=str)
     if unknown:
         raise ContractError(
             f"HPARAMS has unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"

@@ -27,6 +27,7 @@ from grader.submission import Submission
 from grader.untrusted import UntrustedFileError, Weights, read_report, read_scores, sanitize_weights
 
 MODES = ("retrain", "load", "auto")
+WORKSPACE_PREFIX = "grader-job-"
 FAILURE_STATUSES = ("invalid", "error", "timeout", "memory", "crashed", "nondeterministic")
 
 
@@ -307,12 +308,20 @@ def _keep_weights(weights: Weights, weights_dir: Path | None, sub: Submission) -
 @contextmanager
 def _workspace() -> Iterator[Path]:
     """A private folder per submission, traversable (not listable) by the job uids."""
-    path = Path(tempfile.mkdtemp(prefix="grader-job-"))
+    path = Path(tempfile.mkdtemp(prefix=f"{WORKSPACE_PREFIX}{os.getpid()}-"))
     path.chmod(0o711)
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale_workspaces() -> None:
+    """Remove what graders killed mid-job (kill -9, power loss) left in the temp folder."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORKSPACE_PREFIX}*-*"):
+        owner = folder.name[len(WORKSPACE_PREFIX) :].split("-")[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from grader import __version__, datasets, leaderboard
-from grader.grading import GradingContext, Result, grade, resolve_mode
+from grader.grading import GradingContext, Result, grade, remove_stale_workspaces, resolve_mode
 from grader.sandbox import Sandbox
 from grader.spec import Spec, load_specs
 from grader.store import CacheKey, Environment, Store
@@ -21,6 +21,8 @@ from grader.submission import Submission, discover
 
 DB_NAME = "grades.sqlite"
 CSV_NAME = "leaderboard.csv"
+# A busy machine or a broken environment can cause these, not the code: grade them again.
+LOAD_DEPENDENT = ("timeout", "crashed")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ def run(options: RunOptions, sandbox: Sandbox, log: Callable[[str], None]) -> Ru
     max_weights = max(s.budgets.max_weights_mb for s in specs.values()) << 20
     submissions = mark_duplicates(discover(options.submissions, specs, max_weights))
     store = Store(options.out / DB_NAME, environment())
+    remove_stale_workspaces()
     contexts = _contexts(specs, {s.assignment for s in submissions}, options, sandbox)
     pending, reused = [], 0
     for sub in submissions:
@@ -126,7 +129,8 @@ def cache_key(sub: Submission, ctx: GradingContext, torch_version: str) -> Cache
 
 def _reuse(store: Store, sub: Submission, ctx: GradingContext) -> bool:
     key = cache_key(sub, ctx, store.environment.torch_version)
-    return store.cached(sub.student, sub.assignment, key) is not None
+    cached = store.cached(sub.student, sub.assignment, key)
+    return cached is not None and cached.status not in LOAD_DEPENDENT
 
 
 def _grade_all(

@@ -21,6 +21,7 @@ import fcntl
 import os
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import threading
@@ -94,12 +95,17 @@ class JobOutcome:
 
     @property
     def signal_name(self) -> str | None:
-        if self.returncode >= 0:
+        """The signal that ended the job; bwrap and sh report one as exit code 128 + N."""
+        if self.returncode < 0:
+            number = -self.returncode
+        elif 128 < self.returncode <= 128 + 64:
+            number = self.returncode - 128
+        else:
             return None
         try:
-            return signal.Signals(-self.returncode).name
+            return signal.Signals(number).name
         except ValueError:
-            return f"signal {-self.returncode}"
+            return f"signal {number}"
 
 
 class Sandbox:
@@ -490,15 +496,18 @@ def _clean_env(limits: Limits) -> dict[str, str]:
 
 
 def _python_paths() -> list[str]:
-    """The interpreter, its libraries and this package: all a job needs beyond /usr."""
+    """The interpreter, its libraries and this package: all a job needs beyond /usr.
+
+    Not the rest of sys.path: it holds the working directory, which may be /tmp or the repo.
+    """
     package = Path(grader.__file__).resolve().parent
     candidates = {
         sys.prefix,
         sys.base_prefix,
         str(package),
         str(Path(sys.executable).resolve().parent),
+        *site.getsitepackages(),
     }
-    candidates.update(p for p in sys.path if p and os.path.isdir(p))
     paths = sorted({os.path.realpath(p) for p in candidates})
     # Nested paths are already inside their parent's bind.
     return [

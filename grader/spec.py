@@ -17,6 +17,8 @@ from typing import Any
 
 from grader.datasets import DATASETS
 
+BOUNDARY_DIGITS = 9
+
 
 class SpecError(Exception):
     """A spec file is missing, malformed or inconsistent."""
@@ -30,10 +32,14 @@ class Target:
     max_gap: float | None = None
 
     def is_met(self, test_accuracy: float, gap: float) -> bool:
-        """Both bounds are strict, as the course states them ("> 96%", "< 2 points")."""
-        if not test_accuracy > self.min_test_accuracy:
+        """Both bounds are strict, as the course states them ("> 96%", "< 2 points").
+
+        Accuracies are ratios of counts, so a gap of exactly 2 points arrives as 0.0199999...;
+        rounding far below any count's resolution makes the boundary exact.
+        """
+        if not round(test_accuracy, BOUNDARY_DIGITS) > self.min_test_accuracy:
             return False
-        return self.max_gap is None or gap < self.max_gap
+        return self.max_gap is None or round(gap, BOUNDARY_DIGITS) < self.max_gap
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,8 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
     a, b, g = spec.assignment, spec.budgets, spec.grading
     if a.dataset not in DATASETS:
         raise where.fail("assignment.dataset", f"must be one of {', '.join(DATASETS)}")
+    if any(size <= 0 for size in a.input_shape):
+        raise where.fail("assignment.input_shape", "must hold positive sizes")
     if a.num_classes < 2:
         raise where.fail("assignment.num_classes", "must be at least 2")
     positives = {

@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.untrusted import megabytes
+
 WEIGHT_SUFFIXES = (".safetensors", ".pt")
-MAX_SOURCE_BYTES = 1_000_000
+MAX_SOURCE_BYTES = 1 << 20
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -95,9 +97,14 @@ def _rejected(student: str, assignment: str, source: Path, problem: str) -> Subm
 def _source_problem(source: Path) -> str | None:
     if source.is_symlink():
         return f"{source.name} is a symlink; submit a regular file"
+    if not source.is_file():  # a folder or a FIFO would fail or block when read
+        return f"{source.name} is not a regular file"
     size = source.stat().st_size
     if size > MAX_SOURCE_BYTES:
-        return f"{source.name} is {size // 1_000_000} MB; source files are limited to 1 MB"
+        return (
+            f"{source.name} is {megabytes(size)}; source files are limited to "
+            f"{megabytes(MAX_SOURCE_BYTES)}"
+        )
     data = source.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -127,8 +134,8 @@ def _find_weights(
     size = weights.stat().st_size
     if size > max_weights_bytes:
         return weights, (
-            f"{weights.name} is {size / 1e6:.0f} MB; weights are limited to "
-            f"{max_weights_bytes / 1e6:.0f} MB"
+            f"{weights.name} is {megabytes(size)}; weights are limited to "
+            f"{megabytes(max_weights_bytes)}"
         )
     return weights, None
 

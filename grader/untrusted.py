@@ -34,6 +34,12 @@ class Weights:
     params: int
 
 
+def megabytes(size: int) -> str:
+    """Sizes as the specs count them: budgets in MB are multiples of 2**20 bytes."""
+    value = size / (1 << 20)
+    return f"{value:.0f} MB" if value == int(value) else f"{value:.1f} MB"
+
+
 def read_bytes(path: Path, max_bytes: int) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -43,23 +49,25 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
         raise UntrustedFileError(
             f"{path.name} cannot be opened ({exc.strerror}); links are not accepted"
         ) from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise UntrustedFileError(f"{path.name} is not a regular file")
         if info.st_size > max_bytes:
             raise UntrustedFileError(
-                f"{path.name} is {info.st_size / 1e6:.1f} MB, over the "
-                f"{max_bytes / 1e6:.1f} MB limit"
+                f"{path.name} is {megabytes(info.st_size)}, over the {megabytes(max_bytes)} limit"
             )
-        return handle.read(max_bytes + 1)[:max_bytes]
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(max_bytes + 1)[:max_bytes]
+    finally:
+        os.close(fd)
 
 
 def read_report(path: Path) -> dict[str, Any] | None:
     """The child's own account of how it went, or None if it left none we can trust."""
     try:
         report = json.loads(read_bytes(path, 64_000))
-    except (UntrustedFileError, ValueError):
+    except (UntrustedFileError, ValueError, RecursionError):
         return None
     if not isinstance(report, dict) or report.get("status") not in REPORT_STATUSES:
         return None
@@ -72,8 +80,10 @@ def read_scores(path: Path, rows: int, classes: int) -> np.ndarray:
     raw = read_bytes(path, rows * classes * 8 + 4096)
     try:
         scores = np.load(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # numpy reports malformed files in many ways
         raise UntrustedFileError(f"{path.name} is not a valid .npy array ({exc})") from None
+    if not isinstance(scores, np.ndarray):
+        raise UntrustedFileError(f"{path.name} is not a single .npy array")
     if scores.shape != (rows, classes):
         raise UntrustedFileError(
             f"predictions have shape {scores.shape}, expected ({rows}, {classes})"

@@ -112,8 +112,6 @@ def test_bad_hparams(raw: Any, message: str) -> None:
     assert str(info.value) == message
 
 
-@pytest.mark.xfail(strict=True, reason="contract.py parse_hparams sorts the unknown keys, which "
-                   "raises TypeError (not ContractError) when they mix str and non-str keys")
 def test_unknown_keys_of_mixed_types_are_a_contract_error() -> None:
     with pytest.raises(ContractError, match=r"^HPARAMS has unknown key"):
         parse_hparams({**VALID, 1: "x", "zeta": 2}, 10)

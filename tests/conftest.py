@@ -1,0 +1,104 @@
+"""Shared fixtures: tiny generated data, a sandbox, small specs, and a one-call grader."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from grader import datasets
+from grader.grading import GradingContext, Result, grade
+from grader.sandbox import Sandbox
+from grader.spec import Budgets, Spec, load_spec
+from grader.submission import from_file
+
+REPO = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = REPO / "course" / "assignments"
+TINY_TRAIN, TINY_TEST = 120, 60
+
+# A correct, fast submission that the failure tests start from.
+GOOD_HAR = """
+import torch
+
+HPARAMS = {"epochs": 2, "batch_size": 32, "lr": 0.01, "optimizer": "adam"}
+
+
+def build_model(input_shape, num_classes):
+    return torch.nn.Sequential(torch.nn.Linear(input_shape[0], 16), torch.nn.ReLU(),
+                               torch.nn.Linear(16, num_classes))
+"""
+
+
+def require_sandbox() -> bool:
+    return os.environ.get("GRADER_REQUIRE_SANDBOX", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Sandbox:
+    """The real sandbox; in CI (GRADER_REQUIRE_SANDBOX=1) every layer must be on."""
+    return Sandbox(require=require_sandbox())
+
+
+@pytest.fixture(scope="session")
+def tiny_har(tmp_path_factory: pytest.TempPathFactory) -> datasets.PreparedData:
+    from data_factories import write_tiny_har
+
+    root = tmp_path_factory.mktemp("tiny-data")
+    write_tiny_har(root, TINY_TRAIN, TINY_TEST)
+    return datasets.prepare("uci_har", root, root / "cache", download=False)
+
+
+@pytest.fixture(scope="session")
+def har_spec() -> Spec:
+    """The real HAR spec with budgets small enough for tests."""
+    spec = load_spec(ASSIGNMENTS / "har.toml")
+    budgets = Budgets(
+        max_epochs=5, timeout_seconds=60, memory_mb=2048, max_weights_mb=4, max_output_mb=16
+    )
+    return dataclasses.replace(spec, budgets=budgets)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    value = os.environ.get("GRADER_DATA_DIR")
+    if not value or not Path(value).is_dir():
+        pytest.skip("set GRADER_DATA_DIR to the folder holding MNIST/ and UCI_HAR/")
+    return Path(value)
+
+
+GradeSource = Callable[..., Result]
+
+
+@pytest.fixture
+def grade_source(
+    tmp_path: Path, sandbox: Sandbox, tiny_har: datasets.PreparedData, har_spec: Spec
+) -> GradeSource:
+    """Write a submission's source (and optional weights) and grade it on the tiny HAR data."""
+
+    def run(
+        source: str,
+        *,
+        student: str = "student",
+        mode: str = "retrain",
+        weights: bytes | None = None,
+        weights_suffix: str = ".safetensors",
+        spec: Spec | None = None,
+        **context: object,
+    ) -> Result:
+        folder = tmp_path / "submissions" / student
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "har.py"
+        path.write_text(textwrap.dedent(source))
+        if weights is not None:
+            (folder / f"har{weights_suffix}").write_bytes(weights)
+        used = spec or har_spec
+        ctx = GradingContext(
+            spec=used, data=tiny_har, sandbox=sandbox, mode=mode, **context  # type: ignore[arg-type]
+        )
+        return grade(from_file(path, "har", used.budgets.max_weights_mb << 20), ctx)
+
+    return run

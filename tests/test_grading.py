@@ -1,0 +1,196 @@
+"""Grading one submission end to end through the sandbox, on tiny generated data."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from conftest import GOOD_HAR, GradeSource
+from safetensors.torch import save
+
+from grader.grading import Result
+
+
+def test_good_submission_is_graded(grade_source: GradeSource) -> None:
+    result = grade_source(GOOD_HAR)
+    assert result.status == "ok", result.message
+    assert result.train_accuracy is not None and result.test_accuracy is not None
+    assert 0.0 <= result.test_accuracy <= 1.0
+    assert result.gap == pytest.approx(result.train_accuracy - result.test_accuracy)
+    assert result.params == 561 * 16 + 16 + 16 * 6 + 6
+    assert result.epochs == 2
+    assert set(result.targets) == {"A", "B"}
+    assert result.weights_sha256 and len(result.weights_sha256) == 64
+
+
+def test_same_submission_twice_gives_identical_metrics_and_weights(
+    grade_source: GradeSource,
+) -> None:
+    first, second = grade_source(GOOD_HAR), grade_source(GOOD_HAR)
+    assert first.status == second.status == "ok"
+    assert first.weights_sha256 == second.weights_sha256
+    keys = ("test_accuracy", "train_accuracy", "gap", "params")
+    assert [getattr(first, k) for k in keys] == [getattr(second, k) for k in keys]
+
+
+def test_a_different_seed_gives_different_weights(grade_source: GradeSource, har_spec) -> None:
+    import dataclasses
+
+    reseeded = dataclasses.replace(
+        har_spec, grading=dataclasses.replace(har_spec.grading, seed=1)
+    )
+    assert grade_source(GOOD_HAR).weights_sha256 != grade_source(
+        GOOD_HAR, spec=reseeded
+    ).weights_sha256
+
+
+def test_custom_train_function_is_used(grade_source: GradeSource) -> None:
+    source = GOOD_HAR + """
+CALLS = []
+
+def train(model, train_set, hparams):
+    inputs, labels = train_set.tensors
+    assert inputs.shape == (120, 561) and labels.dtype == torch.int64
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(hparams["epochs"]):
+        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+"""
+    result = grade_source(source)
+    assert result.status == "ok", result.message
+
+
+def _state_dict_bytes(suffix: str, *, hidden: int = 16) -> bytes:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(561, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 6)
+    )
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if suffix == ".safetensors":
+        return save(state)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_load_mode_evaluates_submitted_weights(grade_source: GradeSource, suffix: str) -> None:
+    result = grade_source(
+        GOOD_HAR, mode="load", weights=_state_dict_bytes(suffix), weights_suffix=suffix
+    )
+    assert result.status == "ok", result.message
+    assert result.mode == "load"
+    assert result.epochs is None
+
+
+def test_auto_mode_loads_when_weights_are_present(grade_source: GradeSource) -> None:
+    result = grade_source(GOOD_HAR, mode="auto", weights=_state_dict_bytes(".safetensors"))
+    assert (result.status, result.mode) == ("ok", "load")
+
+
+def test_load_mode_without_weights_is_invalid(grade_source: GradeSource) -> None:
+    result = grade_source(GOOD_HAR, mode="load")
+    assert (result.status, result.message) == (
+        "invalid",
+        "mode load needs har.safetensors or har.pt beside the submission",
+    )
+
+
+FAILURES = [
+    pytest.param(
+        "import torch\nHPARAMS = {'epochs': 1, 'batch_size': 8, 'lr': 0.1}\n",
+        "invalid",
+        "train: check defines_build_model failed: the module must define a function "
+        "build_model()",
+        id="missing-build-model",
+    ),
+    pytest.param(
+        GOOD_HAR.replace('"epochs": 2', '"epochs": 50'),
+        "invalid",
+        "train: check hparams_valid failed: HPARAMS['epochs'] must be an integer from 1 to 5, "
+        "not 50",
+        id="too-many-epochs",
+    ),
+    pytest.param(
+        GOOD_HAR.replace("num_classes))", "5))"),
+        "invalid",
+        "train: check forward_output_shape failed: model returned (2, 5) for a batch of 2, "
+        "expected (2, 6)",
+        id="wrong-output-shape",
+    ),
+    pytest.param(
+        "import torch\nraise ImportError('no module named tensorflow')\n",
+        "error",
+        "train: ImportError: no module named tensorflow (line 2 of the submission)",
+        id="import-error",
+    ),
+    pytest.param(
+        GOOD_HAR + "\ndef train(model, train_set, hparams):\n    return 1 / 0\n",
+        "error",
+        "train: ZeroDivisionError: division by zero (line 12 of the submission)",
+        id="train-raises",
+    ),
+    pytest.param(
+        GOOD_HAR + "\nimport sys\nsys.exit(3)\n",
+        "error",
+        "train: the submission called exit(3)",
+        id="sys-exit",
+    ),
+    pytest.param(
+        GOOD_HAR
+        + "\nclass NaNs(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.w = torch.nn.Linear(561, 6)\n"
+        "    def forward(self, x):\n        return self.w(x) * float('nan')\n"
+        "\ndef build_model(input_shape, num_classes):\n    return NaNs()\n"
+        "\ndef train(model, train_set, hparams):\n    pass\n",
+        "invalid",
+        "the model produced NaN or infinite outputs",
+        id="nan-outputs",
+    ),
+    pytest.param(
+        GOOD_HAR + "\nimport os\nos._exit(7)\n",
+        "crashed",
+        "train exited with code 7 before reporting a result",
+        id="os-exit",
+    ),
+    pytest.param(
+        GOOD_HAR + "\nimport ctypes\nctypes.string_at(0)\n",
+        "crashed",
+        "train was killed by SIGSEGV before reporting a result",
+        id="segfault",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "status", "message"), FAILURES)
+def test_failure_becomes_a_result_row(
+    grade_source: GradeSource, source: str, status: str, message: str
+) -> None:
+    result: Result = grade_source(source)
+    assert (result.status, result.message) == (status, message)
+    assert result.test_accuracy is None
+
+
+def test_timeout_is_enforced(grade_source: GradeSource) -> None:
+    result = grade_source(GOOD_HAR + "\nimport time\ntime.sleep(600)\n", timeout_seconds=8)
+    assert (result.status, result.message) == ("timeout", "train took longer than 8 s")
+
+
+def test_memory_limit_is_enforced(grade_source: GradeSource) -> None:
+    source = GOOD_HAR + "\nhog = torch.ones(4_000_000_000 // 4)\n"
+    result = grade_source(source)
+    assert result.status == "memory"
+    assert result.message.startswith("train: ran out of memory")
+
+
+def test_weights_for_another_architecture_are_invalid(grade_source: GradeSource) -> None:
+    result = grade_source(
+        GOOD_HAR, mode="load", weights=_state_dict_bytes(".safetensors", hidden=32)
+    )
+    assert result.status == "invalid"
+    assert result.message.startswith("eval: weights do not load into the model: Error(s) in "
+                                     "loading state_dict for Sequential")

@@ -1,0 +1,237 @@
+"""Batch runs: the results store, reuse of unchanged results, regrading, resuming after a kill."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import ASSIGNMENTS, GOOD_HAR, TINY_TEST, TINY_TRAIN
+
+from grader.cli import main
+from grader.runner import RunOptions, run
+from grader.sandbox import Sandbox
+
+pytestmark = pytest.mark.slow
+STUDENTS = ("ana", "ben", "cy")
+
+
+@pytest.fixture(scope="module")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from data_factories import write_tiny_har
+
+    root = tmp_path_factory.mktemp("tiny-har")
+    write_tiny_har(root, TINY_TRAIN, TINY_TEST)
+    return root
+
+
+@pytest.fixture
+def course(tmp_path: Path, tiny_data_dir: Path) -> dict[str, Path]:
+    """A submissions folder of three students and a HAR-only assignments folder."""
+    assignments = tmp_path / "assignments"
+    assignments.mkdir()
+    spec = (ASSIGNMENTS / "har.toml").read_text()
+    spec = spec.replace("max_epochs = 100", "max_epochs = 5").replace(
+        "timeout_seconds = 600", "timeout_seconds = 60"
+    )
+    (assignments / "har.toml").write_text(spec)
+    submissions = tmp_path / "submissions"
+    for i, student in enumerate(STUDENTS):
+        (submissions / student).mkdir(parents=True)
+        source = GOOD_HAR.replace('"lr": 0.01', f'"lr": 0.0{i + 1}')
+        (submissions / student / "har.py").write_text(source)
+    return {
+        "submissions": submissions,
+        "assignments": assignments,
+        "out": tmp_path / "results",
+        "data": tiny_data_dir,
+        "cache": tmp_path / "cache",
+    }
+
+
+def options(course: dict[str, Path], **overrides: object) -> RunOptions:
+    settings: dict[str, object] = {
+        "submissions": course["submissions"],
+        "out": course["out"],
+        "assignments": course["assignments"],
+        "data_dir": course["data"],
+        "cache_dir": course["cache"],
+        "workers": 2,
+    }
+    settings.update(overrides)
+    return RunOptions(**settings)  # type: ignore[arg-type]
+
+
+def attempts(out: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(out / "grades.sqlite") as db:
+        return db.execute("SELECT student, status FROM attempts ORDER BY id").fetchall()
+
+
+def test_run_records_every_attempt_and_writes_the_leaderboard(
+    course: dict[str, Path], sandbox: Sandbox
+) -> None:
+    summary = run(options(course), sandbox, lambda _: None)
+    assert (summary.graded, summary.reused) == (3, 0)
+    assert sorted(attempts(course["out"])) == [(s, "ok") for s in STUDENTS]
+    board = pd.read_csv(course["out"] / "leaderboard.csv")
+    assert sorted(board["student"]) == list(STUDENTS)
+    assert list(board["rank"]) == [1, 2, 3]
+    assert not list(course["out"].glob(".leaderboard.csv.*"))  # no temp file left behind
+
+
+def test_rerun_reuses_unchanged_and_regrades_only_the_changed_student(
+    course: dict[str, Path], sandbox: Sandbox
+) -> None:
+    run(options(course), sandbox, lambda _: None)
+    first = pd.read_csv(course["out"] / "leaderboard.csv")
+    again = run(options(course), sandbox, lambda _: None)
+    assert (again.graded, again.reused) == (0, 3)
+    pd.testing.assert_frame_equal(pd.read_csv(course["out"] / "leaderboard.csv"), first)
+
+    changed = course["submissions"] / "ben" / "har.py"
+    changed.write_text(changed.read_text().replace('"epochs": 2', '"epochs": 3'))
+    third = run(options(course), sandbox, lambda _: None)
+    assert (third.graded, third.reused) == (1, 2)
+    assert [s for s, _ in attempts(course["out"])][3:] == ["ben"]
+    board = pd.read_csv(course["out"] / "leaderboard.csv")
+    assert len(board) == 3  # the newest attempt per student, never a duplicate row
+    assert int(board.set_index("student").loc["ben", "epochs"]) == 3
+
+
+def test_force_and_a_changed_spec_regrade_everything(
+    course: dict[str, Path], sandbox: Sandbox
+) -> None:
+    run(options(course), sandbox, lambda _: None)
+    assert run(options(course, force=True), sandbox, lambda _: None).graded == 3
+    spec = course["assignments"] / "har.toml"
+    spec.write_text(spec.read_text().replace("max_epochs = 5", "max_epochs = 6"))
+    assert run(options(course), sandbox, lambda _: None).graded == 3
+    assert len(attempts(course["out"])) == 9
+
+
+def _cli(course: dict[str, Path]) -> list[str]:
+    return [
+        sys.executable, "-m", "grader.cli", "run", str(course["submissions"]),
+        "--out", str(course["out"]), "--assignments", str(course["assignments"]),
+        "--data-dir", str(course["data"]), "--cache-dir", str(course["cache"]),
+        "--workers", "1",
+    ]  # fmt: skip
+
+
+def _wait_for_attempts(out: Path, count: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if (out / "grades.sqlite").exists():
+            try:
+                if len(attempts(out)) >= count:
+                    return
+            except sqlite3.OperationalError:
+                pass  # the schema is being created
+        time.sleep(0.2)
+    pytest.fail(f"the grader did not record {count} attempt(s) in time")
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in args:
+            found.append(args)
+    return found
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_a_killed_run_loses_nothing_and_the_next_run_finishes(
+    course: dict[str, Path], sandbox: Sandbox, how: signal.Signals, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "workspace"  # the grader's temp folder: its jobs name it
+    workspace.mkdir()
+    env = {**os.environ, "TMPDIR": str(workspace)}
+    process = subprocess.Popen(
+        _cli(course), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _wait_for_attempts(course["out"], 1, process)
+    process.send_signal(how)
+    process.wait(timeout=60)
+    graded_before = attempts(course["out"])
+    assert 1 <= len(graded_before) < 3
+    time.sleep(1)
+    assert _processes_mentioning(str(workspace)) == []  # its sandboxed jobs died with it
+
+    summary = run(options(course), sandbox, lambda _: None)
+    assert (summary.reused, summary.graded) == (len(graded_before), 3 - len(graded_before))
+    assert sorted(s for s, _ in attempts(course["out"])) == sorted(STUDENTS)  # no duplicates
+    with sqlite3.connect(course["out"] / "grades.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert len(pd.read_csv(course["out"] / "leaderboard.csv")) == 3
+
+
+def test_cli_run_exits_zero_with_failed_rows_and_prints_the_table(
+    course: dict[str, Path],
+) -> None:
+    (course["submissions"] / "cy" / "har.py").write_text("raise RuntimeError('oops')\n")
+    result = CliRunner().invoke(main, _cli(course)[3:], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    board = pd.read_csv(course["out"] / "leaderboard.csv")
+    row = board.set_index("student").loc["cy"]
+    assert (row["status"], row["message"]) == (
+        "error",
+        "train: RuntimeError: oops (line 1 of the submission)",
+    )
+    assert pd.isna(row["rank"])
+    assert "cy" in result.stdout and "RuntimeError: oops" in result.stdout
+
+
+def test_cli_reports_a_truncated_data_file_in_one_line(course: dict[str, Path]) -> None:
+    data = course["out"].parent / "broken-data"
+    shutil.copytree(course["data"], data)
+    x_train = data / "UCI_HAR" / "UCI HAR Dataset" / "train" / "X_train.txt"
+    x_train.write_bytes(x_train.read_bytes()[:-2000])
+    args = _cli(course)[3:]
+    args[args.index("--data-dir") + 1] = str(data)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith(f"Error: {x_train}: row ")
+    assert lines[-1].endswith("values, expected 561")
+
+
+def test_cli_reports_a_corrupt_store_and_keeps_it(course: dict[str, Path]) -> None:
+    course["out"].mkdir()
+    store = course["out"] / "grades.sqlite"
+    store.write_bytes(b"this is not a database" * 100)
+    result = CliRunner().invoke(main, _cli(course)[3:])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {store} is not a usable results store (file is not a database); "
+        "move it aside and run again to start a new one"
+    )
+    assert store.read_bytes() == b"this is not a database" * 100
+
+
+def test_a_symlinked_folder_out_of_the_tree_is_a_failed_row(
+    course: dict[str, Path], sandbox: Sandbox, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere" / "mallory"
+    outside.mkdir(parents=True)
+    (outside / "har.py").write_text(textwrap.dedent(GOOD_HAR))
+    os.symlink(outside, course["submissions"] / "mallory")
+    summary = run(options(course), sandbox, lambda _: None)
+    row = summary.board.set_index("student").loc["mallory"]
+    assert (row["status"], row["message"]) == (
+        "invalid",
+        "submission folder is a symlink out of the submissions tree",
+    )
+    assert (summary.board["status"] == "ok").sum() == 3
