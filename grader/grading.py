@@ -80,7 +80,7 @@ class JobFailed(Exception):
 
 def grade(submission: Submission, ctx: GradingContext) -> Result:
     """Grade one submission; never raises for anything the submission does."""
-    started = _now()
+    started = now()
     mode = resolve_mode(ctx.mode, submission)
     base = Result(
         student=submission.student,
@@ -100,7 +100,7 @@ def grade(submission: Submission, ctx: GradingContext) -> Result:
         graded = replace(
             base, status=failure.status, message=failure.message, log_tail=failure.log_tail
         )
-    return replace(graded, finished_at=_now())
+    return replace(graded, finished_at=now())
 
 
 def resolve_mode(mode: str, submission: Submission) -> str:
@@ -343,5 +343,5 @@ def _float_or_none(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

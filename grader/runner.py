@@ -13,7 +13,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from grader import __version__, datasets, leaderboard
-from grader.grading import GradingContext, Result, grade, remove_stale_workspaces, resolve_mode
+from grader.grading import (
+    GradingContext,
+    Result,
+    grade,
+    now,
+    remove_stale_workspaces,
+    resolve_mode,
+)
 from grader.sandbox import Sandbox
 from grader.spec import Spec, load_specs
 from grader.store import CacheKey, Environment, Store
@@ -67,11 +74,13 @@ def run(options: RunOptions, sandbox: Sandbox, log: Callable[[str], None]) -> Ru
         else:
             pending.append(sub)
     log(f"{len(submissions)} submissions: {reused} unchanged and reused, {len(pending)} to grade")
+    started = now()
     try:
         _grade_all(pending, contexts, store, options.workers)
     finally:
         board = leaderboard.ranked(store.latest())
         leaderboard.write_csv(board, options.out / CSV_NAME)
+    store.record_run(started, now(), [str(layer) for layer in sandbox.layers], len(pending), reused)
     return RunSummary(board, len(pending), reused, options.out / CSV_NAME)
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader import __version__
 from grader.grading import Result
 
 SCHEMA_VERSION = 1
@@ -29,6 +31,17 @@ CREATE TABLE IF NOT EXISTS attempts (
     device TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_by_submission ON attempts (assignment, student, id);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    grader_version TEXT NOT NULL,
+    torch_version TEXT NOT NULL,
+    device TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    graded INTEGER NOT NULL,
+    reused INTEGER NOT NULL
+);
 """
 
 
@@ -60,6 +73,9 @@ class Store:
         self.environment = environment
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Fail with the OS's reason (read-only, immutable, full) before SQLite hides it.
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
             with self._connect() as db:
                 db.executescript(_SCHEMA)
                 db.execute(
@@ -68,6 +84,26 @@ class Store:
                 )
         except OSError as exc:
             raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
+
+    def record_run(
+        self, started_at: str, finished_at: str, layers: list[str], graded: int, reused: int
+    ) -> None:
+        """The run's log: when, which isolation layers were on, how much was graded."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO runs (started_at, finished_at, grader_version, torch_version, device, "
+                "sandbox, graded, reused) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    started_at,
+                    finished_at,
+                    __version__,
+                    self.environment.torch_version,
+                    self.environment.device,
+                    json.dumps(layers),
+                    graded,
+                    reused,
+                ),
+            )
 
     def record(self, result: Result) -> None:
         row = {name: _to_column(name, getattr(result, name)) for name in _FIELDS}

@@ -65,7 +65,7 @@ def from_file(source: Path, assignment: str, max_weights_bytes: int) -> Submissi
         assignment,
         source,
         weights,
-        _content_hash(source, weights),
+        _content_hash(source, weights, max(MAX_SOURCE_BYTES, max_weights_bytes)),
         problem or weights_problem,
     )
 
@@ -140,13 +140,19 @@ def _find_weights(
     return weights, None
 
 
-def _content_hash(source: Path, weights: Path | None) -> str:
-    """What regrading keys on: the source bytes and, when present, the weights bytes."""
+def _content_hash(source: Path, weights: Path | None, max_bytes: int) -> str:
+    """What regrading keys on: the source bytes and, when present, the weights bytes.
+
+    A file over the limit is graded as a problem without being read, so only its size counts.
+    """
     digest = hashlib.sha256()
     for path in (source, weights):
         if path is None or path.is_symlink() or not path.is_file():
             continue
-        digest.update(path.name.encode() + b"\0")
+        size = path.stat().st_size
+        digest.update(f"{path.name}\0{size}\0".encode())
+        if size > max_bytes:
+            continue
         with path.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)

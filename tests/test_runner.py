@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -235,3 +237,62 @@ def test_a_symlinked_folder_out_of_the_tree_is_a_failed_row(
         "submission folder is a symlink out of the submissions tree",
     )
     assert (summary.board["status"] == "ok").sum() == 3
+
+
+def test_each_run_is_logged_with_its_sandbox_layers(
+    course: dict[str, Path], sandbox: Sandbox
+) -> None:
+    run(options(course), sandbox, lambda _: None)
+    run(options(course), sandbox, lambda _: None)
+    with sqlite3.connect(course["out"] / "grades.sqlite") as db:
+        rows = db.execute("SELECT sandbox, graded, reused FROM runs ORDER BY id").fetchall()
+    assert [(graded, reused) for _, graded, reused in rows] == [(3, 0), (0, 3)]
+    layers = json.loads(rows[0][0])
+    assert [layer.split(":")[0] for layer in layers] == [
+        "namespaces", "identity", "limits", "seccomp"]  # fmt: skip
+    assert layers == [str(layer) for layer in sandbox.layers]
+
+
+def test_a_500_mb_weights_file_is_a_failed_row_and_is_not_read(
+    course: dict[str, Path], sandbox: Sandbox
+) -> None:
+    huge = course["submissions"] / "cy" / "har.safetensors"
+    huge.touch()
+    os.truncate(huge, 500 << 20)  # sparse: the test writes nothing, reading it would take time
+    started = time.monotonic()
+    summary = run(options(course, mode="auto"), sandbox, lambda _: None)
+    row = summary.board.set_index("student").loc["cy"]
+    assert (row["status"], row["message"]) == (
+        "invalid",
+        "har.safetensors is 500 MB; weights are limited to 64 MB",
+    )
+    assert (summary.board["status"] == "ok").sum() == 2
+    assert time.monotonic() - started < 120
+
+
+@pytest.fixture
+def immutable(tmp_path: Path) -> Iterator[Path]:
+    """A folder even root cannot write into (chattr +i), where the filesystem supports it."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if (
+        shutil.which("chattr") is None
+        or subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode
+    ):
+        pytest.skip("chattr +i is not supported here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_read_only_output_folder_is_a_one_line_error(
+    course: dict[str, Path], immutable: Path
+) -> None:
+    args = _cli(course)[3:]
+    args[args.index("--out") + 1] = str(immutable)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: cannot create {immutable / 'grades.sqlite'}: Operation not permitted"
+    )

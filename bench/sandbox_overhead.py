@@ -1,0 +1,68 @@
+"""What the sandbox costs per submission: grade the same file with and without isolation.
+
+Runs the two ways in turn (A B A B ...) in one process so machine drift hits both alike, and
+prints each way's median wall time and the per-pair ratio sandboxed / unsandboxed.
+
+    python bench/sandbox_overhead.py --data-dir ../shared/data [--rounds 5] [--file starter/har.py]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from grader import datasets
+from grader.grading import GradingContext, grade
+from grader.sandbox import Sandbox
+from grader.spec import load_spec
+from grader.submission import from_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=datasets.default_data_dir())
+    parser.add_argument("--cache-dir", type=Path, default=datasets.default_cache_dir())
+    parser.add_argument("--file", type=Path, default=REPO / "starter" / "har.py")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    name = args.file.stem
+    spec = load_spec(REPO / "course" / "assignments" / f"{name}.toml")
+    data = datasets.prepare(spec.assignment.dataset, args.data_dir, args.cache_dir)
+    submission = from_file(args.file, name, spec.budgets.max_weights_mb << 20)
+    ways = {"sandboxed": Sandbox(), "unsandboxed": Sandbox(enabled=False)}
+    for way, sandbox in ways.items():
+        layers = ", ".join(f"{layer.name} {'on' if layer.on else 'off'}" for layer in sandbox.layers)
+        print(f"{way}: {layers}")
+
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    for round_number in range(args.rounds + 1):  # round 0 warms caches and is not counted
+        for way, sandbox in ways.items():
+            started = time.perf_counter()
+            result = grade(submission, GradingContext(spec=spec, data=data, sandbox=sandbox))
+            seconds = time.perf_counter() - started
+            if not result.ok:
+                print(f"{way}: grading failed: {result.message}", file=sys.stderr)
+                return 1
+            if round_number:
+                times[way].append(seconds)
+
+    for way, values in times.items():
+        print(f"{way:12s} median {statistics.median(values):6.2f} s  "
+              f"(min {min(values):.2f}, max {max(values):.2f}, n={len(values)})")
+    ratios = [a / b for a, b in zip(times["sandboxed"], times["unsandboxed"], strict=True)]
+    print(f"ratio sandboxed/unsandboxed: median {statistics.median(ratios):.3f} "
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+    extra = statistics.median(a - b for a, b in zip(times["sandboxed"], times["unsandboxed"],
+                                                      strict=True))
+    print(f"added per submission (two sandboxed children): median {extra:+.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

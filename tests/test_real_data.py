@@ -1,0 +1,90 @@
+"""End to end on the real MNIST and UCI HAR data (GRADER_DATA_DIR), with small budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import ASSIGNMENTS, REPO
+
+from grader.cli import main
+from grader.leaderboard import COLUMNS
+
+pytestmark = pytest.mark.slow
+
+FAST_MNIST = """
+import torch
+
+HPARAMS = {"epochs": 1, "batch_size": 256, "lr": 0.003, "optimizer": "adam", "loss": "nll"}
+
+
+def build_model(input_shape, num_classes):
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 32), torch.nn.ReLU(),
+                               torch.nn.Linear(32, num_classes), torch.nn.LogSoftmax(dim=1))
+"""
+LINEAR_MNIST = """
+import torch
+
+HPARAMS = {"epochs": 1, "batch_size": 512, "lr": 0.5, "optimizer": "sgd"}
+
+
+def build_model(input_shape, num_classes):
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, num_classes))
+"""
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("real-cache")
+
+
+def _run(args: list[str], data: Path, cache: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        main, [*args, "--data-dir", str(data), "--cache-dir", str(cache)], catch_exceptions=False
+    )
+    return result.exit_code, result.stdout
+
+
+def test_har_starter_through_grader_check(real_data_dir: Path, cache_dir: Path) -> None:
+    code, output = _run(
+        ["check", str(REPO / "starter" / "har.py"), "--assignments", str(ASSIGNMENTS)],
+        real_data_dir,
+        cache_dir,
+    )
+    assert code == 0, output
+    lines = output.splitlines()
+    assert lines[0] == "starter/har: ok"
+    assert lines[1].strip().startswith("train accuracy 0.9")
+    assert "target A (test accuracy > 96% with a train-test gap < 2 points): " in output
+
+
+def test_mnist_batch_run_is_ranked_and_reproducible(
+    real_data_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    submissions = tmp_path / "submissions"
+    for student, source in (("mlp", FAST_MNIST), ("linear", LINEAR_MNIST), ("broken", "1 +")):
+        (submissions / student).mkdir(parents=True)
+        (submissions / student / "mnist.py").write_text(source)
+    boards = []
+    for out in (tmp_path / "first", tmp_path / "second"):
+        args = ["run", str(submissions), "--out", str(out), "--assignments", str(ASSIGNMENTS)]
+        code, output = _run(args, real_data_dir, cache_dir)
+        assert code == 0, output
+        boards.append(pd.read_csv(out / "leaderboard.csv"))
+    first, second = boards
+    assert list(first.columns[: len(COLUMNS)]) == COLUMNS
+    assert list(first["student"]) == ["mlp", "linear", "broken"]
+    assert list(first["rank"].astype("Int64")) == [1, 2, pd.NA]
+    assert list(first["status"]) == ["ok", "ok", "invalid"]
+    assert first.loc[2, "message"] == "mnist.py is not valid Python: invalid syntax (line 1)"
+    mlp = first.loc[0]
+    assert 0.9 < mlp["test_accuracy"] < 1.0 and 0.9 < mlp["train_accuracy"] < 1.0
+    assert mlp["gap"] == pytest.approx(mlp["train_accuracy"] - mlp["test_accuracy"], abs=1e-6)
+    assert mlp["params"] == 784 * 32 + 32 + 32 * 10 + 10
+    metrics = ["test_accuracy", "train_accuracy", "gap", "params", "weights_sha256"]
+    pd.testing.assert_frame_equal(first[metrics], second[metrics])  # bit-identical regrade
+    weights = [out / "weights" / "mnist" / "mlp.safetensors" for out in (tmp_path / "first",
+                                                                         tmp_path / "second")]
+    assert weights[0].read_bytes() == weights[1].read_bytes()
