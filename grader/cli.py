@@ -15,7 +15,8 @@ import pandas as pd
 from grader import __version__, datasets, leaderboard
 from grader.fetch import FetchError
 from grader.grading import MODES, GradingContext, Result, grade
-from grader.runner import CSV_NAME, DB_NAME, RunOptions, environment, run
+from grader.plots import plot_leaderboard
+from grader.runner import CSV_NAME, DB_NAME, PLOT_NAME, RunOptions, environment, run
 from grader.sandbox import Sandbox, SandboxError
 from grader.spec import SpecError, load_specs
 from grader.store import Store, StoreError
@@ -244,8 +245,9 @@ def check_command(
     show_default=True,
     help="Folder holding grades.sqlite.",
 )
-def leaderboard_command(out: Path) -> None:
-    """Regenerate OUT/leaderboard.csv from the results store and print it."""
+@assignments_option
+def leaderboard_command(out: Path, assignments: Path | None) -> None:
+    """Regenerate OUT/leaderboard.csv and OUT/leaderboard.png from the results store."""
     with user_errors():
         if not (out / DB_NAME).exists():
             raise click.ClickException(
@@ -253,6 +255,9 @@ def leaderboard_command(out: Path) -> None:
             )
         board = leaderboard.ranked(Store(out / DB_NAME, environment()).latest())
         leaderboard.write_csv(board, out / CSV_NAME)
+        folder = assignments or Path("course/assignments")
+        specs = load_specs(folder) if folder.is_dir() else {}  # without specs: no target shading
+        plot_leaderboard(board, specs, out / PLOT_NAME)
     _print_table(board)
 
 

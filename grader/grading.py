@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import accuracy_score
 
 from grader import __version__
 from grader.datasets import PreparedData
@@ -332,7 +333,7 @@ def _link_or_copy(source: Path, dest: Path) -> None:
 
 
 def _accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
-    return float((predicted == np.asarray(labels)).mean())
+    return float(accuracy_score(np.asarray(labels), predicted))
 
 
 def _int_or_none(value: Any) -> int | None:

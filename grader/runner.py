@@ -21,6 +21,7 @@ from grader.grading import (
     remove_stale_workspaces,
     resolve_mode,
 )
+from grader.plots import plot_leaderboard
 from grader.sandbox import Sandbox
 from grader.spec import Spec, load_specs
 from grader.store import CacheKey, Environment, Store
@@ -28,6 +29,7 @@ from grader.submission import Submission, discover
 
 DB_NAME = "grades.sqlite"
 CSV_NAME = "leaderboard.csv"
+PLOT_NAME = "leaderboard.png"
 # A busy machine or a broken environment can cause these, not the code: grade them again.
 LOAD_DEPENDENT = ("timeout", "crashed")
 
@@ -80,6 +82,7 @@ def run(options: RunOptions, sandbox: Sandbox, log: Callable[[str], None]) -> Ru
     finally:
         board = leaderboard.ranked(store.latest())
         leaderboard.write_csv(board, options.out / CSV_NAME)
+        plot_leaderboard(board, specs, options.out / PLOT_NAME)
     store.record_run(started, now(), [str(layer) for layer in sandbox.layers], len(pending), reused)
     return RunSummary(board, len(pending), reused, options.out / CSV_NAME)
 

@@ -212,7 +212,8 @@ def test_leaderboard_regenerates_the_csv(tmp_path: Path) -> None:
     ([], "Grade PyTorch homework: sandboxed, deterministic, with a leaderboard."),
     (["run"], "Grade every SUBMISSIONS/<student>/<assignment>.py and write OUT/leaderboard.csv."),
     (["check"], "Grade one FILE exactly as `grader run` would, and say which targets it meets."),
-    (["leaderboard"], "Regenerate OUT/leaderboard.csv from the results store and print it."),
+    (["leaderboard"], "Regenerate OUT/leaderboard.csv and OUT/leaderboard.png from the results "
+                      "store."),
     (["sandbox"], "Show which isolation layers this machine provides."),
     (["data"], "Download (if needed), verify and cache the datasets NAMES (default: all)."),
 ], ids=["main", "run", "check", "leaderboard", "sandbox", "data"])

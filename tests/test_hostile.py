@@ -155,6 +155,13 @@ def chance_accuracy(row: pd.Series, run: HostileRun) -> None:
     assert (row.test_accuracy, row.train_accuracy) == (round(test, 6), round(train, 6))
 
 
+def no_control_characters(row: pd.Series, _run: HostileRun) -> None:
+    """Messages reach the TA's terminal (`grader run`, `grader check`): no escape sequences."""
+    assert row.status == "error", row.message
+    assert "LEAK" not in row.message
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f]", row.message), repr(row.message)
+
+
 # -- the cases ----------------------------------------------------------------------------------
 
 LABELS = [
@@ -221,7 +228,7 @@ if PHASE == "eval":
         "read_grader_memory",
         """
 if PHASE == "eval":
-    _secrets = [{{private_dir}}, {{data_dir}}, {{cache_dir}}, {{token_secret}}, "test_labels"]
+    _secrets = [{{private_dir}}, {{data_dir}}, {{cache_dir}}, {{token}}, "test_labels"]
     for _pid in [p for p in _os.listdir("/proc") if p.isdigit() and int(p) != _os.getpid()]:
         for _part in ("mem", "environ"):
             try:
@@ -252,7 +259,7 @@ if PHASE == "eval":
 if PHASE == "eval":
     _forbidden = {"GRADER_DATA_DIR", "GRADER_CACHE_DIR", "HOSTILE_SUITE_SECRET",
                   "PYTEST_CURRENT_TEST", "GRADER_REQUIRE_SANDBOX"}
-    _secrets = [{{private_dir}}, {{data_dir}}, {{cache_dir}}, {{token_secret}}]
+    _secrets = [{{private_dir}}, {{data_dir}}, {{cache_dir}}, {{token}}]
     for _key, _value in _os.environ.items():
         if _key in _forbidden or any(s in _value for s in _secrets):
             leak(f"the environment has {_key}={_value}")
@@ -500,7 +507,7 @@ if PHASE == "train":
         weights=None,
         layers=("limits",),
         leaks="the memory budget is per process (RLIMIT_DATA), not per job: three forked "
-        "processes hold about 3.5 GB with a 2 GB budget",
+        "processes hold about 3 GB with a 2 GB budget",
     ),
     Case(
         "fork_bomb",
@@ -812,7 +819,17 @@ on_save(_class_zero)
         chance_accuracy,
         layers=(),
     ),
+    Case(
+        "terminal_escapes",
+        "\nraise RuntimeError('\\x1b]0;owned\\x07\\x1b[2J\\x1b[1A all ok, test_accuracy 1.0')\n",
+        no_control_characters,
+        weights=None,
+        layers=(),
+        leaks="student-controlled messages keep terminal escapes (ESC, BEL): the leaderboard "
+        "and `grader run`/`grader check` output carry them to the TA's terminal",
+    ),
 ]
+
 
 LINKS_MSG = r"{} cannot be opened \(Too many levels of symbolic links\); links are not accepted"
 OUTPUTS = [
@@ -980,7 +997,8 @@ class HostileRun:
     out: Path
     data: datasets.PreparedData
     canaries: dict[Path, bytes]
-    submission_files: dict[str, str]
+    submissions_before: dict[str, str]  # file -> sha256, before and after the run
+    submissions_after: dict[str, str]
     accepted: list[Any]
     leftover_processes: list[str]
     leftover_workspaces: list[str]
@@ -1156,7 +1174,6 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Itera
         values: dict[str, object] = {
             "token": TOKEN,
             "token_short": TOKEN[:12],
-            "token_secret": TOKEN,
             "private_dir": str(data.private_dir),
             "private_labels": str(data.private_dir / "test_labels.npy"),
             "raw_labels": str(data_dir / "UCI_HAR" / "UCI HAR Dataset" / "test" / "y_test.txt"),
@@ -1215,7 +1232,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Itera
         out=out,
         data=data,
         canaries=canaries,
-        submission_files={"before": repr(before), "after": repr(snapshot(submissions))},
+        submissions_before=before,
+        submissions_after=snapshot(submissions),
         accepted=server.accepted,
         leftover_processes=leftover_processes,
         leftover_workspaces=job_workspaces(TOKEN),
@@ -1294,7 +1312,7 @@ def test_job_workspaces_are_removed(hostile: HostileRun) -> None:
 def test_files_outside_the_jobs_are_unchanged(hostile: HostileRun) -> None:
     for path, content in hostile.canaries.items():
         assert path.read_bytes() == content, path
-    assert hostile.submission_files["after"] == hostile.submission_files["before"]
+    assert hostile.submissions_after == hostile.submissions_before
     pwned = [str(p) for p in hostile.base.rglob(f"*{PWNED}*")]
     assert pwned == []
     assert not hostile.pickle_canary.exists()

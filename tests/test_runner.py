@@ -87,7 +87,8 @@ def test_run_records_every_attempt_and_writes_the_leaderboard(
     board = pd.read_csv(course["out"] / "leaderboard.csv")
     assert sorted(board["student"]) == list(STUDENTS)
     assert list(board["rank"]) == [1, 2, 3]
-    assert not list(course["out"].glob(".leaderboard.csv.*"))  # no temp file left behind
+    assert not list(course["out"].glob(".leaderboard.*"))  # no temp file left behind
+    assert (course["out"] / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_rerun_reuses_unchanged_and_regrades_only_the_changed_student(

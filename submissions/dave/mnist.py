@@ -1,9 +1,8 @@
 """MNIST, dave: a wider MLP.
 
-Bug (kept on purpose as an example): the input is (N, 1, 28, 28) but there is no
-nn.Flatten(), so the first nn.Linear(784, ...) sees a last dimension of 28 and
-forward raises "mat1 and mat2 shapes cannot be multiplied". The grader reports
-this submission with status `error`.
+Bug (kept on purpose as an example): a typo in build_model, `num_class` instead of
+`num_classes`, raises NameError as soon as the grader builds the model. The grader
+reports this submission with status `error` and points at the line.
 """
 
 from torch import nn
@@ -20,11 +19,12 @@ HPARAMS = {
 
 def build_model(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return nn.Sequential(
+        nn.Flatten(),
         nn.Linear(28 * 28, 256),
         nn.ReLU(),
         nn.Linear(256, 128),
         nn.ReLU(),
-        nn.Linear(128, num_classes),
+        nn.Linear(128, num_class),  # noqa: F821  (the typo is the point of this example)
     )
 
 
