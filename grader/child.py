@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from grader.sandbox import confine
+from grader.text import one_line
 
 MESSAGE_CHARS = 300
 SOURCE_NAME = "submission.py"
@@ -158,7 +159,7 @@ def _student_line(exc: BaseException, source: Path) -> str:
 
 
 def _report(status: str, message: str) -> dict[str, Any]:
-    return {"status": status, "message": " ".join(message.split())[:MESSAGE_CHARS]}
+    return {"status": status, "message": one_line(message, MESSAGE_CHARS)}
 
 
 if __name__ == "__main__":

@@ -359,9 +359,13 @@ def _print_check(result: Result, targets: tuple, save_weights: Path | None) -> N
     for target in targets:
         met = "met" if result.targets.get(target.name) else "not met"
         click.echo(f"  target {target.name} ({target.description}): {met}")
+    how = (
+        "evaluated the submitted weights"
+        if result.mode == "load"
+        else f"{result.epochs} epochs, trained in {result.train_seconds or 0:.1f} s"
+    )
     click.echo(
-        f"  {result.params} parameters, {result.epochs} epochs, trained in "
-        f"{result.train_seconds or 0:.1f} s, seed {result.seed}, {result.threads} thread(s)"
+        f"  {result.params} parameters, {how}, seed {result.seed}, {result.threads} thread(s)"
     )
     if save_weights:
         click.echo(f"  weights saved to {save_weights}")

@@ -146,7 +146,7 @@ def _grade(sub: Submission, ctx: GradingContext, mode: str, base: Result) -> Res
         targets={t.name: t.is_met(test_acc, gap) for t in ctx.spec.targets},
         params=evaluated.params,
         epochs=_int_or_none(epochs),
-        train_seconds=_float_or_none(train_seconds),
+        train_seconds=train_seconds,
         weights_sha256=kept.sha256,
     )
 
@@ -154,6 +154,9 @@ def _grade(sub: Submission, ctx: GradingContext, mode: str, base: Result) -> Res
 def _train(sub: Submission, ctx: GradingContext, job: Path) -> tuple[Weights, dict[str, Any]]:
     _job_inputs(job, sub, ctx, ("train_inputs", "train_labels"))
     outcome, report = _run(ctx, "train", job)
+    # The child times its own training; it may only ever claim less than the job took.
+    claimed = _float_or_none(report.get("train_seconds"))
+    report["train_seconds"] = None if claimed is None else min(max(claimed, 0.0), outcome.seconds)
     weights = _accept(
         lambda: sanitize_weights(
             job / "out" / "model.safetensors",
@@ -267,6 +270,10 @@ def _raise_for_outcome(
 ) -> None:
     tail = outcome.log_tail
     limits = job_limits(ctx.spec, ctx.timeout_seconds)
+    if outcome.out_of_memory:
+        raise JobFailed(
+            "memory", f"{phase} used more than its {ctx.spec.budgets.memory_mb} MB of memory", tail
+        )
     if outcome.timed_out:
         raise JobFailed("timeout", f"{phase} took longer than {limits.timeout_seconds:g} s", tail)
     if outcome.output_exceeded:

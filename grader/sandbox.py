@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import shutil
 import signal
@@ -32,10 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grader
+from grader.cgroups import Cgroups, JobCgroup
+from grader.text import printable
 
 JOB_UIDS = range(61000, 62000)
 UID_LOCK_DIR = Path("/run/course-grader")
 LOG_TAIL_BYTES = 4000
+ENTRY_CHARGE = 4096  # bytes charged per file, folder or link in a job's output
 SYSTEM_PATHS = (
     "/usr",
     "/etc/ld.so.cache",
@@ -92,6 +96,7 @@ class JobOutcome:
     output_exceeded: bool
     seconds: float
     log_tail: str
+    out_of_memory: bool = False
 
     @property
     def signal_name(self) -> str | None:
@@ -119,6 +124,8 @@ class Sandbox:
         self._enabled = enabled
         self._active: dict[int, int | None] = {}  # process group -> job uid, for kill_all
         self._lock = threading.Lock()
+        self._job_numbers = itertools.count()
+        self._cgroups = _usable_cgroups() if enabled else None
         self._mode = self._detect_mode()
         self.layers = self._detect_layers()
         weak = [layer.name for layer in self.layers if not layer.on]
@@ -151,10 +158,12 @@ class Sandbox:
         self, phase: str, in_dir: Path, out_dir: Path, log_path: Path, limits: Limits
     ) -> JobOutcome:
         """Run one phase of one job to completion; never raises for anything the child does."""
-        with self._job_uid() as uid:
+        with self._job_uid() as uid, self._job_cgroup(limits) as cgroup:
             if uid is not None:
                 os.chown(out_dir, uid, uid)
             argv = self._command(phase, in_dir, out_dir, limits, uid)
+            if cgroup is not None:
+                argv = [*_enter_cgroup(cgroup), *argv]
             started = time.monotonic()
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
@@ -175,7 +184,24 @@ class Sandbox:
                     with self._lock:
                         self._active.pop(process.pid, None)
             seconds = time.monotonic() - started
-        return JobOutcome(process.returncode, timed_out, exceeded, seconds, _tail(log_path))
+            out_of_memory = cgroup is not None and cgroup.oom_killed()
+        return JobOutcome(
+            process.returncode, timed_out, exceeded, seconds, _tail(log_path), out_of_memory
+        )
+
+    @contextmanager
+    def _job_cgroup(self, limits: Limits) -> Iterator[JobCgroup | None]:
+        if self._cgroups is None:
+            yield None
+            return
+        name = f"job-{os.getpid()}-{next(self._job_numbers)}"
+        cgroup = self._cgroups.create(
+            name, limits.memory_bytes, limits.max_processes, limits.threads
+        )
+        try:
+            yield cgroup
+        finally:
+            cgroup.kill_all_and_remove()
 
     @contextmanager
     def _job_uid(self) -> Iterator[int | None]:
@@ -243,6 +269,15 @@ class Sandbox:
                 "rlimits (memory, cpu, files, open files"
                 + (", processes" if self.identity else "")
                 + "), timeout, output watchdog",
+            ),
+            Layer(
+                "cgroups",
+                self._cgroups is not None,
+                f"cgroup v{self._cgroups.version} per job: memory of all its processes, "
+                "CPU quota, process count"
+                if self._cgroups
+                else "not root or no writable memory/pids/cpu controllers: "
+                "memory is limited per process only and jobs share the CPU",
             ),
             Layer(
                 "seccomp",
@@ -402,6 +437,27 @@ class Sandbox:
                 time.sleep(0.05)
 
 
+def _usable_cgroups() -> Cgroups | None:
+    """Cgroups where a job cgroup can really be made (a probe is created and removed)."""
+    if not hasattr(os, "geteuid"):
+        return None
+    cgroups = Cgroups.detect()
+    if cgroups is None:
+        return None
+    try:
+        cgroups.create(f"probe-{os.getpid()}", 64 << 20, 8, 1).kill_all_and_remove()
+    except OSError:
+        return None
+    return cgroups
+
+
+def _enter_cgroup(cgroup: JobCgroup) -> list[str]:
+    """A shell that moves itself into the job's cgroup, then becomes the job: no process of the
+    job ever runs outside it."""
+    script = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+    return ["/bin/sh", "-c", script, "sh", *map(str, cgroup.procs_files), "--"]
+
+
 def _supervise(
     process: subprocess.Popen[bytes], out_dir: Path, limits: Limits
 ) -> tuple[bool, bool]:
@@ -454,6 +510,8 @@ def _kill_uid(uid: int) -> bool:
 
 
 def _tree_size(root: Path) -> int:
+    """Disk used under root: every entry's blocks, folders and links too, and a charge per entry
+    so that a flood of empty files or hard links counts against the cap."""
     total = 0
     stack = [root]
     while stack:
@@ -462,17 +520,17 @@ def _tree_size(root: Path) -> int:
         except OSError:
             continue
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-            elif entry.is_file(follow_symlinks=False):
-                total += entry.stat(follow_symlinks=False).st_blocks * 512
+            with contextlib.suppress(OSError):
+                total += entry.stat(follow_symlinks=False).st_blocks * 512 + ENTRY_CHARGE
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
     return total
 
 
 def _tail(path: Path) -> str:
     with path.open("rb") as handle:
         handle.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
-        return handle.read().decode("utf-8", "replace")
+        return printable(handle.read().decode("utf-8", "replace"), keep_lines=True)
 
 
 def _clean_env(limits: Limits) -> dict[str, str]:

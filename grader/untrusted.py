@@ -19,7 +19,10 @@ import numpy as np
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save_file as save_safetensors
 
+from grader.text import one_line
+
 REPORT_STATUSES = ("ok", "invalid", "error", "memory")
+MESSAGE_CHARS = 300
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -36,6 +39,10 @@ class Weights:
 
 def megabytes(size: int) -> str:
     """Sizes as the specs count them: budgets in MB are multiples of 2**20 bytes."""
+    if size < 1 << 10:
+        return f"{size} bytes"
+    if size < 1 << 20:
+        return f"{size / (1 << 10):.1f} KB"
     value = size / (1 << 20)
     return f"{value:.0f} MB" if value == int(value) else f"{value:.1f} MB"
 
@@ -71,7 +78,7 @@ def read_report(path: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(report, dict) or report.get("status") not in REPORT_STATUSES:
         return None
-    report["message"] = " ".join(str(report.get("message", "")).split())[:300]
+    report["message"] = one_line(str(report.get("message", "")), MESSAGE_CHARS)
     return report
 
 

@@ -17,8 +17,13 @@ Check your work locally with ``python starter/har.py`` (or ``grader check starte
 from torch import nn
 
 # YOUR TURN: tune these. The grader allows at most 100 epochs for HAR.
+# Heads-up: with a constant learning rate this network's accuracy can jump by a few
+# points from one epoch to the next (BatchNorm's running averages lag behind the
+# weights). Grading is deterministic, so one setting always gives the same number, but
+# its neighbours (epochs +-1) may not: check a few. A smaller lr, no BatchNorm,
+# or your own train() with a decaying learning rate (see the handout) calms it down.
 HPARAMS = {
-    "epochs": 20,
+    "epochs": 25,
     "batch_size": 64,
     "lr": 1e-3,
     "optimizer": "adam",  # "sgd", "adam" or "adamw"

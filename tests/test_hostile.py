@@ -459,7 +459,6 @@ if PHASE == "train":
         contained("memory", "crashed"),
         weights=None,
         layers=("limits",),
-        leaks="RLIMIT_DATA does not count MAP_SHARED memory: a job holds 3 GB with a 2 GB budget",
     ),
     Case(
         "memory_fork_split",
@@ -506,8 +505,6 @@ if PHASE == "train":
         contained("memory", "crashed"),
         weights=None,
         layers=("limits",),
-        leaks="the memory budget is per process (RLIMIT_DATA), not per job: three forked "
-        "processes hold about 3 GB with a 2 GB budget",
     ),
     Case(
         "fork_bomb",
@@ -602,8 +599,6 @@ if PHASE == "eval":
 """,
         fails("invalid", rf"eval wrote more than {OUTPUT_MB} MB"),
         layers=("limits",),
-        leaks="the output watchdog counts regular files' blocks only: 70,000 directory entries "
-        "(about 25 MB of host disk) pass a 16 MB cap unseen",
     ),
 ]
 
@@ -825,8 +820,6 @@ on_save(_class_zero)
         no_control_characters,
         weights=None,
         layers=(),
-        leaks="student-controlled messages keep terminal escapes (ESC, BEL): the leaderboard "
-        "and `grader run`/`grader check` output carry them to the TA's terminal",
     ),
 ]
 
@@ -930,7 +923,7 @@ def _sparse(path, arr, real):
 
 on_save(_sparse)
 """,
-        fails("invalid", r"train_scores\.npy is [0-9.]+ MB, over the [0-9.]+ MB limit"),
+        fails("invalid", r"train_scores\.npy is [0-9.]+ (?:MB|KB|bytes), over the [0-9.]+ (?:MB|KB|bytes) limit"),
         layers=(),
     ),
     Case(
@@ -1432,11 +1425,6 @@ time.sleep(3600)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no CPU isolation between jobs: 16 setsid() spinners in one job starve a "
-    "concurrent well-behaved job into a timeout",
-)
 def test_a_cpu_hog_does_not_starve_a_concurrent_job(
     grade_source: GradeSource, sandbox: Sandbox
 ) -> None:

@@ -19,7 +19,7 @@ from conftest import REPO, GradeSource, require_sandbox
 from grader.grading import Result
 from grader.sandbox import JOB_UIDS, JobOutcome, Sandbox, SandboxError, _seccomp_available
 
-LAYER_NAMES = ["namespaces", "identity", "limits", "seccomp"]
+LAYER_NAMES = ["namespaces", "identity", "limits", "cgroups", "seccomp"]
 
 
 def _off_layers(sandbox: Sandbox) -> list[str]:
@@ -52,7 +52,7 @@ def test_every_layer_is_on_with_bubblewrap_as_root(sandbox: Sandbox) -> None:
 
 def test_a_disabled_sandbox_names_its_off_layers() -> None:
     sandbox = Sandbox(enabled=False)
-    off = ["namespaces", "identity"] + ([] if _seccomp_available() else ["seccomp"])
+    off = ["namespaces", "identity", "cgroups"] + ([] if _seccomp_available() else ["seccomp"])
     assert sandbox.mode == "none"
     assert not sandbox.identity
     assert _off_layers(sandbox) == off
@@ -68,7 +68,7 @@ def test_a_disabled_sandbox_names_its_off_layers() -> None:
 
 
 def test_require_refuses_a_sandbox_with_layers_off() -> None:
-    off = ["namespaces", "identity"] + ([] if _seccomp_available() else ["seccomp"])
+    off = ["namespaces", "identity", "cgroups"] + ([] if _seccomp_available() else ["seccomp"])
     with pytest.raises(SandboxError) as caught:
         Sandbox(enabled=False, require=True)
     assert str(caught.value) == "--require-sandbox: isolation layers off: " + ", ".join(off)

@@ -20,8 +20,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 HPARAMS = {
-    "epochs": 30,
-    "batch_size": 128,
+    "epochs": 40,
+    "batch_size": 64,
     "lr": 1e-3,
     "optimizer": "adamw",
     "weight_decay": 0.01,
