@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from grader.sandbox import confine
+from grader.confine import confine
 from grader.text import one_line
 
 MESSAGE_CHARS = 300

@@ -16,8 +16,9 @@ import threading
 import pytest
 from conftest import REPO, GradeSource, require_sandbox
 
+from grader.confine import seccomp_available
 from grader.grading import Result
-from grader.sandbox import JOB_UIDS, JobOutcome, Sandbox, SandboxError, _seccomp_available
+from grader.sandbox import JOB_UIDS, JobOutcome, Sandbox, SandboxError
 
 LAYER_NAMES = ["namespaces", "identity", "limits", "cgroups", "seccomp"]
 
@@ -52,7 +53,7 @@ def test_every_layer_is_on_with_bubblewrap_as_root(sandbox: Sandbox) -> None:
 
 def test_a_disabled_sandbox_names_its_off_layers() -> None:
     sandbox = Sandbox(enabled=False)
-    off = ["namespaces", "identity", "cgroups"] + ([] if _seccomp_available() else ["seccomp"])
+    off = ["namespaces", "identity", "cgroups"] + ([] if seccomp_available() else ["seccomp"])
     assert sandbox.mode == "none"
     assert not sandbox.identity
     assert _off_layers(sandbox) == off
@@ -68,7 +69,7 @@ def test_a_disabled_sandbox_names_its_off_layers() -> None:
 
 
 def test_require_refuses_a_sandbox_with_layers_off() -> None:
-    off = ["namespaces", "identity", "cgroups"] + ([] if _seccomp_available() else ["seccomp"])
+    off = ["namespaces", "identity", "cgroups"] + ([] if seccomp_available() else ["seccomp"])
     with pytest.raises(SandboxError) as caught:
         Sandbox(enabled=False, require=True)
     assert str(caught.value) == "--require-sandbox: isolation layers off: " + ", ".join(off)
@@ -110,7 +111,7 @@ def test_signal_name_decodes_negative_codes_and_128_plus_n(
 CONFINE_PROBE = textwrap.dedent(
     """
     import ctypes, json, platform, resource, socket, sys
-    from grader.sandbox import confine
+    from grader.confine import confine
 
     applied = confine(sys.argv[1] == "1")
     out = {"applied": applied, "sockets": {}, "syscalls": {}}
