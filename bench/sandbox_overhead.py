@@ -37,7 +37,9 @@ def main() -> int:
     submission = from_file(args.file, name, spec.budgets.max_weights_mb << 20)
     ways = {"sandboxed": Sandbox(), "unsandboxed": Sandbox(enabled=False)}
     for way, sandbox in ways.items():
-        layers = ", ".join(f"{layer.name} {'on' if layer.on else 'off'}" for layer in sandbox.layers)
+        layers = ", ".join(
+            f"{layer.name} {'on' if layer.on else 'off'}" for layer in sandbox.layers
+        )
         print(f"{way}: {layers}")
 
     times: dict[str, list[float]] = {way: [] for way in ways}
@@ -53,13 +55,18 @@ def main() -> int:
                 times[way].append(seconds)
 
     for way, values in times.items():
-        print(f"{way:12s} median {statistics.median(values):6.2f} s  "
-              f"(min {min(values):.2f}, max {max(values):.2f}, n={len(values)})")
+        print(
+            f"{way:12s} median {statistics.median(values):6.2f} s  "
+            f"(min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
+        )
     ratios = [a / b for a, b in zip(times["sandboxed"], times["unsandboxed"], strict=True)]
-    print(f"ratio sandboxed/unsandboxed: median {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
-    extra = statistics.median(a - b for a, b in zip(times["sandboxed"], times["unsandboxed"],
-                                                      strict=True))
+    print(
+        f"ratio sandboxed/unsandboxed: median {statistics.median(ratios):.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f})"
+    )
+    extra = statistics.median(
+        a - b for a, b in zip(times["sandboxed"], times["unsandboxed"], strict=True)
+    )
     print(f"added per submission (two sandboxed children): median {extra:+.2f} s")
     return 0
 

@@ -923,7 +923,10 @@ def _sparse(path, arr, real):
 
 on_save(_sparse)
 """,
-        fails("invalid", r"train_scores\.npy is [0-9.]+ (?:MB|KB|bytes), over the [0-9.]+ (?:MB|KB|bytes) limit"),
+        fails(
+            "invalid",
+            r"train_scores\.npy is [0-9.]+ (?:MB|KB|bytes), over the [0-9.]+ (?:MB|KB|bytes) limit",
+        ),
         layers=(),
     ),
     Case(

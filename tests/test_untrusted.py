@@ -81,7 +81,8 @@ def test_oversize_file_is_refused(tmp_path: Path) -> None:
 def test_one_byte_over_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "out.bin"
     path.write_bytes(b"x" * 11)
-    with pytest.raises(UntrustedFileError, match=r"^out\.bin is 11 bytes, over the 10 bytes limit$"):
+    expected = r"^out\.bin is 11 bytes, over the 10 bytes limit$"
+    with pytest.raises(UntrustedFileError, match=expected):
         read_bytes(path, 10)
 
 
