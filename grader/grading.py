@@ -10,12 +10,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sklearn.metrics import accuracy_score
@@ -29,7 +29,7 @@ from grader.untrusted import UntrustedFileError, Weights, read_report, read_scor
 
 MODES = ("retrain", "load", "auto")
 WORKSPACE_PREFIX = "grader-job-"
-FAILURE_STATUSES = ("invalid", "error", "timeout", "memory", "crashed", "nondeterministic")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,8 @@ def _raise_for_outcome(
         raise JobFailed(report["status"], f"{phase}: {report['message']}", tail)
 
 
-def _accept(read: Any, outcome: JobOutcome) -> Any:
+def _accept(read: Callable[[], T], outcome: JobOutcome) -> T:
+    """Read a child's output; anything wrong with it makes the submission `invalid`."""
     try:
         return read()
     except UntrustedFileError as exc:
