@@ -239,15 +239,10 @@ def _run(
     )
     for path in (job / "in").iterdir():
         path.chmod(0o644)
-    outcome = ctx.sandbox.run(
-        phase,
-        job / "in",
-        job / "out",
-        job / f"{phase}.log",
-        job_limits(spec, ctx.timeout_seconds),
-    )
+    limits = job_limits(spec, ctx.timeout_seconds)
+    outcome = ctx.sandbox.run(phase, job / "in", job / "out", job / f"{phase}.log", limits)
     report = read_report(job / "out" / "report.json")
-    _raise_for_outcome(outcome, report, phase, ctx)
+    _raise_for_outcome(outcome, report, phase, spec, limits)
     assert report is not None
     return outcome, report
 
@@ -266,20 +261,17 @@ def job_limits(spec: Spec, timeout_seconds: float | None = None) -> Limits:
 
 
 def _raise_for_outcome(
-    outcome: JobOutcome, report: dict[str, Any] | None, phase: str, ctx: GradingContext
+    outcome: JobOutcome, report: dict[str, Any] | None, phase: str, spec: Spec, limits: Limits
 ) -> None:
     tail = outcome.log_tail
-    limits = job_limits(ctx.spec, ctx.timeout_seconds)
     if outcome.out_of_memory:
         raise JobFailed(
-            "memory", f"{phase} used more than its {ctx.spec.budgets.memory_mb} MB of memory", tail
+            "memory", f"{phase} used more than its {spec.budgets.memory_mb} MB of memory", tail
         )
     if outcome.timed_out:
         raise JobFailed("timeout", f"{phase} took longer than {limits.timeout_seconds:g} s", tail)
     if outcome.output_exceeded:
-        raise JobFailed(
-            "invalid", f"{phase} wrote more than {ctx.spec.budgets.max_output_mb} MB", tail
-        )
+        raise JobFailed("invalid", f"{phase} wrote more than {spec.budgets.max_output_mb} MB", tail)
     signal_name = outcome.signal_name
     if signal_name == "SIGXCPU":
         raise JobFailed("timeout", f"{phase} used up its CPU time limit", tail)

@@ -122,12 +122,16 @@ class Sandbox:
         self._bwrap = shutil.which("bwrap") if enabled else None
         self._unshare = shutil.which("unshare") if enabled and self._root else None
         self._setpriv = shutil.which("setpriv") if enabled and self._root else None
-        self._enabled = enabled
         self._active: dict[int, int | None] = {}  # process group -> job uid, for kill_all
         self._lock = threading.Lock()
         self._job_numbers = itertools.count()
         self._cgroups = _usable_cgroups() if enabled else None
         self._mode = self._detect_mode()
+        self._identity = (
+            self._root
+            and self._setpriv is not None
+            and (self._mode == "bwrap" or _reachable_by_others(Path(sys.executable)))
+        )
         self.layers = self._detect_layers()
         weak = [layer.name for layer in self.layers if not layer.on]
         if require and weak:
@@ -140,12 +144,8 @@ class Sandbox:
 
     @property
     def identity(self) -> bool:
-        return (
-            self._enabled
-            and self._root
-            and self._setpriv is not None
-            and (self._mode == "bwrap" or _reachable_by_others(Path(sys.executable)))
-        )
+        """Whether jobs run as a uid of their own (decided once, at start-up)."""
+        return self._identity
 
     def weak_warning(self) -> str | None:
         off = [layer for layer in self.layers if not layer.on]
