@@ -10,6 +10,7 @@ import dataclasses
 import json
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from grader import __version__
 from grader.grading import Result
 
 SCHEMA_VERSION = 1
+CREATE_SECONDS = 60
 _FIELDS = [f.name for f in dataclasses.fields(Result)]
 _JSON_FIELDS = {"targets"}
 _SCHEMA = f"""
@@ -76,14 +78,28 @@ class Store:
             # Fail with the OS's reason (read-only, immutable, full) before SQLite hides it.
             with tempfile.TemporaryFile(dir=path.parent):
                 pass
-            with self._connect() as db:
-                db.executescript(_SCHEMA)
-                db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+            self._create()
         except OSError as exc:
             raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
+
+    def _create(self) -> None:
+        """Schema and WAL mode, once per file. Switching to WAL needs the file to itself and
+        SQLite does not wait for that, so graders opening a new store together take turns."""
+        deadline = time.monotonic() + CREATE_SECONDS
+        while True:
+            try:
+                with self._connect() as db:
+                    db.execute("PRAGMA journal_mode = WAL")
+                    db.executescript(_SCHEMA)
+                    db.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+                return
+            except StoreError:
+                if time.monotonic() > deadline or not _locked(self.path):
+                    raise
+                time.sleep(0.05)
 
     def record_run(
         self, started_at: str, finished_at: str, layers: list[str], graded: int, reused: int
@@ -146,8 +162,7 @@ class Store:
         try:
             with closing(sqlite3.connect(self.path, timeout=60)) as db:
                 db.row_factory = sqlite3.Row
-                db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = FULL")
+                db.execute("PRAGMA synchronous = FULL")  # per connection; WAL is per file
                 with db:
                     yield db
         except sqlite3.DatabaseError as exc:
@@ -155,6 +170,18 @@ class Store:
                 f"{self.path} is not a usable results store ({exc}); move it aside "
                 "and run again to start a new one"
             ) from None
+
+
+def _locked(path: Path) -> bool:
+    """Whether the store is only busy (another grader is creating it), not broken."""
+    try:
+        with closing(sqlite3.connect(path, timeout=0)) as db:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc)
+    except sqlite3.DatabaseError:
+        return False
+    return True
 
 
 def _to_column(name: str, value: Any) -> Any:
