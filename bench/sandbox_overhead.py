@@ -14,27 +14,29 @@ import sys
 import time
 from pathlib import Path
 
-from grader import datasets
-from grader.grading import GradingContext, grade
-from grader.sandbox import Sandbox
-from grader.spec import load_spec
-from grader.submission import from_file
+from grader.api import environment
+from grader.core.spec import PACKAGED, load_spec
+from grader.core.submission import from_file
+from grader.data.registry import default_cache_dir, default_data_dir, prepare
+from grader.jobs.grade import GradingContext, grade
+from grader.sandbox.box import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=datasets.default_data_dir())
-    parser.add_argument("--cache-dir", type=Path, default=datasets.default_cache_dir())
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     parser.add_argument("--file", type=Path, default=REPO / "starter" / "har.py")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     name = args.file.stem
-    spec = load_spec(REPO / "course" / "assignments" / f"{name}.toml")
-    data = datasets.prepare(spec.assignment.dataset, args.data_dir, args.cache_dir)
-    submission = from_file(args.file, name, spec.budgets.max_weights_mb << 20)
+    spec = load_spec(PACKAGED / f"{name}.toml")
+    data = prepare(spec.assignment.dataset, args.data_dir, args.cache_dir)
+    submission = from_file(args.file, name, spec.budgets.weights_bytes)
+    env = environment()
     ways = {"sandboxed": Sandbox(), "unsandboxed": Sandbox(enabled=False)}
     for way, sandbox in ways.items():
         layers = ", ".join(
@@ -46,7 +48,8 @@ def main() -> int:
     for round_number in range(args.rounds + 1):  # round 0 warms caches and is not counted
         for way, sandbox in ways.items():
             started = time.perf_counter()
-            result = grade(submission, GradingContext(spec=spec, data=data, sandbox=sandbox))
+            ctx = GradingContext(spec=spec, data=data, sandbox=sandbox, environment=env)
+            result = grade(submission, ctx)
             seconds = time.perf_counter() - started
             if not result.ok:
                 print(f"{way}: grading failed: {result.message}", file=sys.stderr)

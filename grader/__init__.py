@@ -1,3 +1,3 @@
 """course-grader: sandboxed, deterministic grading of PyTorch homework."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,53 +1,42 @@
-"""The `grader` command: a thin click layer over the library."""
+"""The `grader` command: a thin click layer over grader.api.
+
+Only light modules are imported up front, so `grader --help` starts at once; each command
+imports the heavy parts (torch, pandas, scikit-learn) it needs, when it runs.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
+from click.core import ParameterSource
 
-from grader import __version__, datasets, leaderboard
-from grader.fetch import FetchError
-from grader.grading import MODES, GradingContext, Result, grade
-from grader.plots import plot_leaderboard
-from grader.runner import CSV_NAME, DB_NAME, PLOT_NAME, RunOptions, environment, run
-from grader.sandbox import Sandbox, SandboxError
-from grader.spec import SpecError, load_specs
-from grader.store import Store, StoreError
-from grader.submission import SubmissionsError, from_file
+from grader import __version__
+from grader.core.results import Mode, Result
+from grader.core.spec import DATASETS, SpecError, SpecsFound, Target, load_specs, locate_specs
+from grader.core.submission import SubmissionsError
+from grader.data.fetch import FetchError
+from grader.data.registry import DataError, default_cache_dir, default_data_dir
+from grader.sandbox.box import Sandbox, SandboxError
+from grader.store.sqlite import StoreError
 
-USER_ERRORS = (
-    SpecError,
-    SubmissionsError,
-    datasets.DataError,
-    FetchError,
-    StoreError,
-    SandboxError,
-)
+if TYPE_CHECKING:
+    import pandas as pd
+
+USER_ERRORS = (SpecError, SubmissionsError, DataError, FetchError, StoreError, SandboxError)
 LOG_LINES = 12
-TABLE_COLUMNS = [
-    "rank",
-    "student",
-    "assignment",
-    "status",
-    "test_accuracy",
-    "gap",
-    "target_a",
-    "target_b",
-    "message",
-]
 
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="GRADER_DATA_DIR",
-    default=datasets.default_data_dir,
+    default=default_data_dir,
     show_default="$GRADER_DATA_DIR or the user data dir",
     help="Folder holding MNIST/raw/ and UCI_HAR/.",
 )
@@ -55,7 +44,7 @@ cache_dir_option = click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="GRADER_CACHE_DIR",
-    default=datasets.default_cache_dir,
+    default=default_cache_dir,
     show_default="$GRADER_CACHE_DIR or the user cache dir",
     help="Where parsed datasets are cached as arrays.",
 )
@@ -64,12 +53,13 @@ assignments_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     envvar="GRADER_ASSIGNMENTS",
     default=None,
-    help="Folder of assignment specs (*.toml).  [default: course/assignments]",
+    help="Folder of assignment specs (*.toml) [env: GRADER_ASSIGNMENTS]. Default: "
+    "course/assignments here or beside the submissions, else the course's own specs.",
 )
 mode_option = click.option(
     "--mode",
-    type=click.Choice(MODES),
-    default="retrain",
+    type=click.Choice([m.value for m in Mode]),
+    default=Mode.RETRAIN.value,
     show_default=True,
     help="retrain: train with the grader's seed; load: evaluate the submitted weights; "
     "auto: load when weights are present.",
@@ -157,21 +147,25 @@ def run_command(
     from OUT/grades.sqlite (except timeouts and crashes, which are graded again). Exits 0 when
     the batch finished, even if some rows failed.
     """
-    options = RunOptions(
-        submissions=submissions,
-        out=out,
-        assignments=assignments or Path("course/assignments"),
-        data_dir=data_dir,
-        cache_dir=cache_dir,
-        mode=mode,
-        timeout_seconds=timeout_seconds,
-        workers=workers,
-        force=force,
-        verify_determinism=verify_determinism,
-    )
+    from grader import api
+
+    _refuse_contradiction(require_sandbox, no_sandbox)
     with user_errors():
+        found = _specs(assignments, submissions)
+        options = api.RunOptions(
+            submissions=submissions,
+            out=out,
+            assignments=found.folder,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            mode=Mode(mode),
+            timeout_seconds=timeout_seconds,
+            workers=workers,
+            force=force,
+            verify_determinism=verify_determinism,
+        )
         sandbox = _sandbox(require_sandbox, no_sandbox)
-        summary = run(options, sandbox, _log)
+        summary = api.run(options, sandbox, _log)
     _print_table(summary.board)
     _log(f"wrote {summary.csv_path} ({summary.graded} graded, {summary.reused} reused)")
 
@@ -207,8 +201,13 @@ def check_command(
 
     Exits 0 when the file was graded, 1 when grading failed (the message says why).
     """
+    from grader import api
+    from grader.core.files import atomic_copy
+    from grader.data.registry import prepare
+
+    _refuse_contradiction(require_sandbox, no_sandbox)
     with user_errors():
-        specs = load_specs(assignments or _find_assignments(file))
+        specs = load_specs(_specs(assignments, file.parent).folder)
         name = assignment or file.stem
         if name not in specs:
             raise click.ClickException(
@@ -216,22 +215,20 @@ def check_command(
             )
         spec = specs[name]
         sandbox = _sandbox(require_sandbox, no_sandbox)
-        data = datasets.prepare(spec.assignment.dataset, data_dir, cache_dir)
+        data = prepare(spec.assignment.dataset, data_dir, cache_dir)
         with _kept_weights(save_weights) as weights_dir:
-            ctx = GradingContext(
-                spec=spec,
-                data=data,
-                sandbox=sandbox,
-                mode=mode,
+            _log(f"grading {file} as {name} ({data.description}) ...")
+            result = api.check(
+                file,
+                spec,
+                sandbox,
+                data,
+                mode=Mode(mode),
                 timeout_seconds=timeout_seconds,
                 weights_dir=weights_dir,
             )
-            submission = from_file(file, name, spec.budgets.max_weights_mb << 20)
-            _log(f"grading {file} as {name} ({data.description}) ...")
-            result = grade(submission, ctx)
             if save_weights and weights_dir and result.ok:
-                kept = weights_dir / name / f"{submission.student}.safetensors"
-                shutil.copyfile(kept, save_weights)
+                atomic_copy(weights_dir / name / f"{result.student}.safetensors", save_weights)
     _print_check(result, spec.targets, save_weights)
     if not result.ok:
         sys.exit(1)
@@ -248,16 +245,13 @@ def check_command(
 @assignments_option
 def leaderboard_command(out: Path, assignments: Path | None) -> None:
     """Regenerate OUT/leaderboard.csv and OUT/leaderboard.png from the results store."""
+    from grader.publish.board import write_leaderboard
+    from grader.store.sqlite import DB_NAME, Store
+
     with user_errors():
-        if not (out / DB_NAME).exists():
-            raise click.ClickException(
-                f"no results store at {out / DB_NAME}; run `grader run` first"
-            )
-        board = leaderboard.ranked(Store(out / DB_NAME, environment()).latest())
-        leaderboard.write_csv(board, out / CSV_NAME)
-        folder = assignments or Path("course/assignments")
-        specs = load_specs(folder) if folder.is_dir() else {}  # without specs: no target shading
-        plot_leaderboard(board, specs, out / PLOT_NAME)
+        store = Store(out / DB_NAME, create=False)
+        specs = load_specs(_specs(assignments, out).folder)
+        board = write_leaderboard(store.latest(), specs, out)
     _print_table(board)
 
 
@@ -269,7 +263,7 @@ def leaderboard_command(out: Path, assignments: Path | None) -> None:
     help="Exit 1 unless every layer is on [env: GRADER_REQUIRE_SANDBOX].",
 )
 def sandbox_command(require_sandbox: bool) -> None:
-    """Show which isolation layers this machine provides."""
+    """Show which isolation layers jobs on this machine really get (a probe job proves them)."""
     with user_errors():
         sandbox = Sandbox(require=require_sandbox)
     for layer in sandbox.layers:
@@ -277,20 +271,22 @@ def sandbox_command(require_sandbox: bool) -> None:
 
 
 @main.command("data")
-@click.argument("names", nargs=-1, type=click.Choice(datasets.DATASETS))
+@click.argument("names", nargs=-1, type=click.Choice(DATASETS))
 @data_dir_option
 @cache_dir_option
 @click.option("--offline", is_flag=True, help="Never download; fail if files are missing.")
 def data_command(names: tuple[str, ...], data_dir: Path, cache_dir: Path, offline: bool) -> None:
     """Download (if needed), verify and cache the datasets NAMES (default: all)."""
+    from grader.data.registry import prepare
+
     with user_errors():
-        for name in names or datasets.DATASETS:
-            prepared = datasets.prepare(name, data_dir, cache_dir, download=not offline)
+        for name in names or DATASETS:
+            prepared = prepare(name, data_dir, cache_dir, download=not offline)
             click.echo(f"{name}: {prepared.description}, checksum {prepared.checksum[:16]}")
 
 
 def check_main(path: str) -> None:
-    """`python starter/har.py` runs `grader check` on itself, passing any extra arguments."""
+    """`python my_har.py` runs `grader check` on itself, passing any extra arguments."""
     main(args=["check", path, *sys.argv[1:]], prog_name="grader")
 
 
@@ -302,9 +298,22 @@ def user_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
 
 
-def _sandbox(require: bool, disabled: bool) -> Sandbox:
+def _specs(assignments: Path | None, near: Path) -> SpecsFound:
+    """The specs this command uses, said on the terminal."""
+    source = click.get_current_context().get_parameter_source("assignments")
+    env = source is ParameterSource.ENVIRONMENT
+    how = "from GRADER_ASSIGNMENTS" if env else "from --assignments"
+    found = locate_specs(assignments, how, near)
+    _log(f"specs: {found}")
+    return found
+
+
+def _refuse_contradiction(require: bool, disabled: bool) -> None:
     if require and disabled:
         raise click.ClickException("--require-sandbox and --no-sandbox contradict each other")
+
+
+def _sandbox(require: bool, disabled: bool) -> Sandbox:
     sandbox = Sandbox(enabled=not disabled, require=require)
     for layer in sandbox.layers:
         _log(f"sandbox {layer}")
@@ -319,30 +328,17 @@ def _kept_weights(save_weights: Path | None) -> Iterator[Path | None]:
     if save_weights is None:
         yield None
         return
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="grader-weights-") as folder:
         yield Path(folder)
 
 
-def _find_assignments(file: Path) -> Path:
-    for folder in [Path.cwd(), *file.resolve().parents]:
-        candidate = folder / "course" / "assignments"
-        if candidate.is_dir():
-            return candidate
-    raise click.ClickException("cannot find course/assignments; pass --assignments")
-
-
 def _print_table(board: pd.DataFrame) -> None:
-    if board.empty:
-        click.echo("no results")
-        return
-    table = board[TABLE_COLUMNS].copy()
-    table["message"] = table["message"].fillna("").str.slice(0, 60)
-    click.echo(table.to_string(index=False, na_rep=""))
+    from grader.publish.table import table_text
+
+    click.echo(table_text(board))
 
 
-def _print_check(result: Result, targets: tuple, save_weights: Path | None) -> None:
+def _print_check(result: Result, targets: tuple[Target, ...], save_weights: Path | None) -> None:
     click.echo(f"{result.student}/{result.assignment}: {result.status}")
     if not result.ok:
         click.echo(f"  {result.message}")
@@ -361,7 +357,7 @@ def _print_check(result: Result, targets: tuple, save_weights: Path | None) -> N
         click.echo(f"  target {target.name} ({target.description}): {met}")
     how = (
         "evaluated the submitted weights"
-        if result.mode == "load"
+        if result.mode is Mode.LOAD
         else f"{result.epochs} epochs, trained in {result.train_seconds or 0:.1f} s"
     )
     click.echo(

@@ -10,14 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from grader import datasets
-from grader.grading import GradingContext, Result, grade
-from grader.sandbox import Sandbox
-from grader.spec import Budgets, Spec, load_spec
-from grader.submission import from_file
+from grader.core.results import Environment, Mode, Result
+from grader.core.spec import Budgets, Spec, load_spec
+from grader.core.submission import from_file
+from grader.data.cache import PreparedData
+from grader.data.registry import prepare
+from grader.jobs.grade import GradingContext, grade
+from grader.sandbox.box import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = REPO / "course" / "assignments"
+# Tests grade on the CPU: the environment every tiny-data result is recorded under.
+TEST_ENVIRONMENT = Environment(torch_version="test", device="cpu")
 TINY_TRAIN, TINY_TEST = 120, 60
 
 # A correct, fast submission that the failure tests start from.
@@ -44,12 +48,12 @@ def sandbox() -> Sandbox:
 
 
 @pytest.fixture(scope="session")
-def tiny_har(tmp_path_factory: pytest.TempPathFactory) -> datasets.PreparedData:
+def tiny_har(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     from data_factories import write_tiny_har
 
     root = tmp_path_factory.mktemp("tiny-data")
     write_tiny_har(root, TINY_TRAIN, TINY_TEST)
-    return datasets.prepare("uci_har", root, root / "cache", download=False)
+    return prepare("uci_har", root, root / "cache", download=False)
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +79,7 @@ GradeSource = Callable[..., Result]
 
 @pytest.fixture
 def grade_source(
-    tmp_path: Path, sandbox: Sandbox, tiny_har: datasets.PreparedData, har_spec: Spec
+    tmp_path: Path, sandbox: Sandbox, tiny_har: PreparedData, har_spec: Spec
 ) -> GradeSource:
     """Write a submission's source (and optional weights) and grade it on the tiny HAR data."""
 
@@ -83,10 +87,11 @@ def grade_source(
         source: str,
         *,
         student: str = "student",
-        mode: str = "retrain",
+        mode: Mode = Mode.RETRAIN,
         weights: bytes | None = None,
         weights_suffix: str = ".safetensors",
         spec: Spec | None = None,
+        sandbox: Sandbox = sandbox,
         **context: object,
     ) -> Result:
         folder = tmp_path / "submissions" / student
@@ -97,8 +102,13 @@ def grade_source(
             (folder / f"har{weights_suffix}").write_bytes(weights)
         used = spec or har_spec
         ctx = GradingContext(
-            spec=used, data=tiny_har, sandbox=sandbox, mode=mode, **context  # type: ignore[arg-type]
+            spec=used,
+            data=tiny_har,
+            sandbox=sandbox,
+            environment=TEST_ENVIRONMENT,
+            mode=Mode(mode),
+            **context,  # type: ignore[arg-type]
         )
-        return grade(from_file(path, "har", used.budgets.max_weights_mb << 20), ctx)
+        return grade(from_file(path, "har", used.budgets.weights_bytes), ctx)
 
     return run

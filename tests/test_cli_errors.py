@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from grader import __version__
 from grader.cli import main
-from grader.grading import Result as Graded
-from grader.store import Environment, Store
+from grader.core.results import Result as Graded
+from grader.core.spec import PACKAGED
+from grader.store.sqlite import Store
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE = REPO / "course" / "assignments"
@@ -44,8 +46,16 @@ def assert_error(result: Result, message: str) -> None:
 
 
 def run_args(tmp_path: Path, submissions: Path, *extra: str | Path) -> list[str | Path]:
-    return ["run", submissions, "--out", tmp_path / "results", "--no-sandbox",
-            "--assignments", COURSE, *extra]
+    return [
+        "run",
+        submissions,
+        "--out",
+        tmp_path / "results",
+        "--no-sandbox",
+        "--assignments",
+        COURSE,
+        *extra,
+    ]
 
 
 # --- grader run -----------------------------------------------------------------------------
@@ -70,19 +80,29 @@ def test_run_empty_submissions_folder(tmp_path: Path) -> None:
     empty.mkdir()
     (empty / "alice").mkdir()
     result = invoke(*run_args(tmp_path, empty))
-    assert_error(result, f"no submissions in {empty} (expected files like <student>/har.py, "
-                         "<student>/mnist.py)")
+    assert_error(
+        result,
+        f"no submissions in {empty} (expected files like <student>/har.py, <student>/mnist.py)",
+    )
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("[assignment]\nname = 'har'\ntitle = 'HAR'\ndataset = 'uci_har'\ninput_shape = [561]\n"
-     "num_classes = 6\n[budgets]\nmax_epochs = 'ten'\n",
-     "key 'budgets.max_epochs' must be of type int, not str"),
-    ("[assignment]\nname = 'har'\n", "key 'assignment.title' is missing"),
-    ("[assignment\n",
-     "not valid TOML (Expected ']' at the end of a table declaration (at line 1, column 12))"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "[assignment]\nname = 'har'\ntitle = 'HAR'\ndataset = 'uci_har'\ninput_shape = [561]\n"
+            "num_classes = 6\n[budgets]\nmax_epochs = 'ten'\n",
+            "key 'budgets.max_epochs' must be of type int, not str",
+        ),
+        ("[assignment]\nname = 'har'\n", "key 'assignment.title' is missing"),
+        (
+            "[assignment\n",
+            "not valid TOML (Expected ']' at the end of a table declaration "
+            "(at line 1, column 12))",
+        ),
+    ],
+)
 def test_run_with_a_broken_spec(tmp_path: Path, text: str, problem: str) -> None:
     specs = tmp_path / "specs"
     specs.mkdir()
@@ -90,8 +110,9 @@ def test_run_with_a_broken_spec(tmp_path: Path, text: str, problem: str) -> None
     submissions = tmp_path / "submissions"
     (submissions / "alice").mkdir(parents=True)
     (submissions / "alice" / "har.py").write_text("x = 1\n")
-    result = invoke("run", submissions, "--out", tmp_path / "results", "--no-sandbox",
-                    "--assignments", specs)
+    result = invoke(
+        "run", submissions, "--out", tmp_path / "results", "--no-sandbox", "--assignments", specs
+    )
     assert_error(result, f"{specs / 'har.toml'}: {problem}")
 
 
@@ -102,8 +123,9 @@ def test_run_with_an_empty_assignments_folder(tmp_path: Path) -> None:
     assert_error(result, f"{specs}: no assignment specs (*.toml) found")
 
 
-def test_run_assignments_from_the_environment(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_assignments_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     specs = tmp_path / "specs"
     specs.mkdir()
     monkeypatch.setenv("GRADER_ASSIGNMENTS", str(specs))
@@ -115,11 +137,13 @@ def test_run_require_and_no_sandbox_contradict(tmp_path: Path) -> None:
     result = invoke(*run_args(tmp_path, tmp_path, "--require-sandbox"))
     assert_error(result, "--require-sandbox and --no-sandbox contradict each other")
     assert result.stderr.splitlines() == [
-        "Error: --require-sandbox and --no-sandbox contradict each other"]
+        "Error: --require-sandbox and --no-sandbox contradict each other"
+    ]
 
 
 def test_run_require_sandbox_from_the_environment_contradicts_no_sandbox(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GRADER_REQUIRE_SANDBOX", "1")
     result = invoke(*run_args(tmp_path, tmp_path))
     assert_error(result, "--require-sandbox and --no-sandbox contradict each other")
@@ -134,7 +158,7 @@ def test_check_unknown_assignment(tmp_path: Path) -> None:
     result = invoke("check", source, "--assignments", COURSE, "--no-sandbox")
     message = "unknown assignment 'foo' (known: har, mnist); use --assignment"
     assert_error(result, message)
-    assert result.stderr == f"Error: {message}\n"
+    assert result.stderr == f"specs: {COURSE} (from --assignments)\nError: {message}\n"
 
 
 def test_check_unknown_assignment_option(tmp_path: Path) -> None:
@@ -144,16 +168,49 @@ def test_check_unknown_assignment_option(tmp_path: Path) -> None:
     assert_error(result, "unknown assignment 'cifar' (known: har, mnist); use --assignment")
 
 
-def test_check_finds_no_course_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    source = tmp_path / "har.py"
+def test_check_outside_any_course_uses_the_packaged_specs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "cifar.py"
     source.write_text("x = 1\n")
     monkeypatch.chdir(tmp_path)
     result = invoke("check", source)
-    assert_error(result, "cannot find course/assignments; pass --assignments")
+    assert_error(result, "unknown assignment 'cifar' (known: har, mnist); use --assignment")
+    assert result.stderr.splitlines()[0] == (
+        f"specs: {PACKAGED} (packaged with course-grader {__version__})"
+    )
 
 
-def test_check_finds_the_course_folder_from_the_file(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_reports_the_specs_it_found_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    course = tmp_path / "my-course"
+    (course / "course" / "assignments").mkdir(parents=True)
+    (course / "course" / "assignments" / "har.toml").write_text((COURSE / "har.toml").read_text())
+    source = course / "homework" / "mnist.py"
+    source.parent.mkdir()
+    source.write_text("x = 1\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("check", source)
+    assert_error(result, "unknown assignment 'mnist' (known: har); use --assignment")
+    assert result.stderr.splitlines()[0] == (
+        f"specs: {course / 'course' / 'assignments'} (found from {source.parent})"
+    )
+
+
+def test_specs_from_the_environment_are_named_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRADER_ASSIGNMENTS", str(COURSE))
+    source = tmp_path / "cifar.py"
+    source.write_text("x = 1\n")
+    result = invoke("check", source)
+    assert result.stderr.splitlines()[0] == f"specs: {COURSE} (from GRADER_ASSIGNMENTS)"
+
+
+def test_check_finds_the_course_folder_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Run from elsewhere: the specs are found by walking up from the file (the repo's starter).
     monkeypatch.chdir(tmp_path)
     result = invoke("check", STARTER / "har.py", "--assignment", "nope")
@@ -179,44 +236,75 @@ def test_check_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_leaderboard_without_a_store(tmp_path: Path) -> None:
     result = invoke("leaderboard", "--out", tmp_path)
-    assert_error(result, f"no results store at {tmp_path / 'grades.sqlite'}; run `grader run` "
-                         "first")
+    assert_error(
+        result, f"no results store at {tmp_path / 'grades.sqlite'}; run `grader run` first"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_leaderboard_with_a_corrupt_store(tmp_path: Path) -> None:
     (tmp_path / "grades.sqlite").write_bytes(b"this is not sqlite" * 100)
     result = invoke("leaderboard", "--out", tmp_path)
-    assert_error(result, f"{tmp_path / 'grades.sqlite'} is not a usable results store (file is "
-                         "not a database); move it aside and run again to start a new one")
+    assert_error(
+        result,
+        f"{tmp_path / 'grades.sqlite'} is not a usable results store (file is "
+        "not a database); move it aside and run again to start a new one",
+    )
     assert not (tmp_path / "leaderboard.csv").exists()
 
 
 def test_leaderboard_regenerates_the_csv(tmp_path: Path) -> None:
-    store = Store(tmp_path / "grades.sqlite", Environment("2.3.0", "cpu"))
-    store.record(Graded(student="alice", assignment="mnist", status="ok", test_accuracy=0.97,
-                        train_accuracy=0.98, gap=0.01, targets={"A": True, "B": False}))
+    store = Store(tmp_path / "grades.sqlite")
+    store.record(
+        Graded(
+            student="alice",
+            assignment="mnist",
+            status="ok",
+            test_accuracy=0.97,
+            train_accuracy=0.98,
+            gap=0.01,
+            targets={"A": True, "B": False},
+        )
+    )
     store.record(Graded(student="bob", assignment="mnist", status="invalid", message="bad"))
     result = invoke("leaderboard", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "leaderboard.csv").read_text().splitlines()
     assert [line.split(",")[:4] for line in lines[1:]] == [
-        ["1", "alice", "mnist", "ok"], ["", "bob", "mnist", "invalid"]]
+        ["1", "alice", "mnist", "ok"],
+        ["", "bob", "mnist", "invalid"],
+    ]
     assert "alice" in result.stdout and "bob" in result.stdout
 
 
 # --- help -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("command", "purpose"), [
-    ([], "Grade PyTorch homework: sandboxed, deterministic, with a leaderboard."),
-    (["run"], "Grade every SUBMISSIONS/<student>/<assignment>.py and write OUT/leaderboard.csv."),
-    (["check"], "Grade one FILE exactly as `grader run` would, and say which targets it meets."),
-    (["leaderboard"], "Regenerate OUT/leaderboard.csv and OUT/leaderboard.png from the results "
-                      "store."),
-    (["sandbox"], "Show which isolation layers this machine provides."),
-    (["data"], "Download (if needed), verify and cache the datasets NAMES (default: all)."),
-], ids=["main", "run", "check", "leaderboard", "sandbox", "data"])
+@pytest.mark.parametrize(
+    ("command", "purpose"),
+    [
+        ([], "Grade PyTorch homework: sandboxed, deterministic, with a leaderboard."),
+        (
+            ["run"],
+            "Grade every SUBMISSIONS/<student>/<assignment>.py and write OUT/leaderboard.csv.",
+        ),
+        (
+            ["check"],
+            "Grade one FILE exactly as `grader run` would, and say which targets it meets.",
+        ),
+        (
+            ["leaderboard"],
+            "Regenerate OUT/leaderboard.csv and OUT/leaderboard.png from the results store.",
+        ),
+        (
+            ["sandbox"],
+            "Show which isolation layers jobs on this machine really get (a probe job "
+            "proves them).",
+        ),
+        (["data"], "Download (if needed), verify and cache the datasets NAMES (default: all)."),
+    ],
+    ids=["main", "run", "check", "leaderboard", "sandbox", "data"],
+)
 def test_help(command: list[str], purpose: str) -> None:
     result = invoke(*command, "--help")
     assert result.exit_code == 0, result.output
@@ -227,4 +315,4 @@ def test_help(command: list[str], purpose: str) -> None:
 def test_version() -> None:
     result = invoke("--version")
     assert result.exit_code == 0
-    assert result.stdout == "grader, version 0.1.0\n"
+    assert result.stdout == f"grader, version {__version__}\n"

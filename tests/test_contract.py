@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from grader.contract import (
+from grader.child.contract import (
     ContractError,
     HParams,
     model_checks,
@@ -49,7 +49,8 @@ def build_linear(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 
 def test_mnist_starter_is_the_classic_tutorial_setup() -> None:
     assert parse_hparams(load_starter("mnist").HPARAMS, 10) == HParams(
-        epochs=3, batch_size=10, lr=1e-3, optimizer="adam", weight_decay=0.0, loss="nll")
+        epochs=3, batch_size=10, lr=1e-3, optimizer="adam", weight_decay=0.0, loss="nll"
+    )
 
 
 def test_har_starter_hparams_are_accepted_and_use_adam() -> None:
@@ -61,11 +62,19 @@ def test_defaults_fill_optional_keys() -> None:
     assert parse_hparams(VALID, 10) == HParams(3, 32, 0.01, "adam", 0.0, 0.0, "cross_entropy")
 
 
-@pytest.mark.parametrize("extra", [
-    {"epochs": 1}, {"epochs": 10}, {"batch_size": 1}, {"lr": 0}, {"lr": 1},
-    {"optimizer": "sgd", "momentum": 0.9}, {"optimizer": "adamw", "weight_decay": 0.01},
-    {"loss": "nll"},
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"epochs": 1},
+        {"epochs": 10},
+        {"batch_size": 1},
+        {"lr": 0},
+        {"lr": 1},
+        {"optimizer": "sgd", "momentum": 0.9},
+        {"optimizer": "adamw", "weight_decay": 0.01},
+        {"loss": "nll"},
+    ],
+)
 def test_valid_edges_are_accepted(extra: dict[str, Any]) -> None:
     hp = parse_hparams({**VALID, **extra}, 10)
     for key, value in extra.items():
@@ -75,10 +84,16 @@ def test_valid_edges_are_accepted(extra: dict[str, Any]) -> None:
 HPARAM_ERRORS = [
     ([1, 2], "HPARAMS must be a dict"),
     (None, "HPARAMS must be a dict"),
-    ({**VALID, "epoch": 3}, "HPARAMS has unknown key 'epoch' (known: batch_size, epochs, loss, lr, "
-                            "momentum, optimizer, weight_decay)"),
-    ({**VALID, "zeta": 1, "alpha": 2}, "HPARAMS has unknown key 'alpha' (known: batch_size, "
-                                       "epochs, loss, lr, momentum, optimizer, weight_decay)"),
+    (
+        {**VALID, "epoch": 3},
+        "HPARAMS has unknown key 'epoch' (known: batch_size, epochs, loss, lr, "
+        "momentum, optimizer, weight_decay)",
+    ),
+    (
+        {**VALID, "zeta": 1, "alpha": 2},
+        "HPARAMS has unknown key 'alpha' (known: batch_size, "
+        "epochs, loss, lr, momentum, optimizer, weight_decay)",
+    ),
     ({"batch_size": 32, "lr": 0.01}, "HPARAMS is missing 'epochs'"),
     ({"epochs": 3, "lr": 0.01}, "HPARAMS is missing 'batch_size'"),
     ({"epochs": 3, "batch_size": 32}, "HPARAMS is missing 'lr'"),
@@ -87,20 +102,28 @@ HPARAM_ERRORS = [
     ({**VALID, "epochs": True}, "HPARAMS['epochs'] must be an integer from 1 to 10, not True"),
     ({**VALID, "epochs": 3.0}, "HPARAMS['epochs'] must be an integer from 1 to 10, not 3.0"),
     ({**VALID, "epochs": "3"}, "HPARAMS['epochs'] must be an integer from 1 to 10, not '3'"),
-    ({**VALID, "batch_size": 0},
-     "HPARAMS['batch_size'] must be an integer from 1 to 1000000, not 0"),
+    (
+        {**VALID, "batch_size": 0},
+        "HPARAMS['batch_size'] must be an integer from 1 to 1000000, not 0",
+    ),
     ({**VALID, "lr": -0.1}, "HPARAMS['lr'] must be a non-negative number, not -0.1"),
     ({**VALID, "lr": math.nan}, "HPARAMS['lr'] must be a non-negative number, not nan"),
     ({**VALID, "lr": math.inf}, "HPARAMS['lr'] must be a non-negative number, not inf"),
     ({**VALID, "lr": "0.1"}, "HPARAMS['lr'] must be a non-negative number, not '0.1'"),
     ({**VALID, "lr": True}, "HPARAMS['lr'] must be a non-negative number, not True"),
-    ({**VALID, "weight_decay": -1e-4},
-     "HPARAMS['weight_decay'] must be a non-negative number, not -0.0001"),
+    (
+        {**VALID, "weight_decay": -1e-4},
+        "HPARAMS['weight_decay'] must be a non-negative number, not -0.0001",
+    ),
     ({**VALID, "momentum": None}, "HPARAMS['momentum'] must be a non-negative number, not None"),
-    ({**VALID, "optimizer": "rmsprop"},
-     "HPARAMS['optimizer'] must be one of sgd, adam, adamw, not 'rmsprop'"),
-    ({**VALID, "optimizer": "Adam"},
-     "HPARAMS['optimizer'] must be one of sgd, adam, adamw, not 'Adam'"),
+    (
+        {**VALID, "optimizer": "rmsprop"},
+        "HPARAMS['optimizer'] must be one of sgd, adam, adamw, not 'rmsprop'",
+    ),
+    (
+        {**VALID, "optimizer": "Adam"},
+        "HPARAMS['optimizer'] must be one of sgd, adam, adamw, not 'Adam'",
+    ),
     ({**VALID, "loss": "mse"}, "HPARAMS['loss'] must be one of cross_entropy, nll, not 'mse'"),
 ]
 
@@ -123,7 +146,10 @@ def test_unknown_keys_of_mixed_types_are_a_contract_error() -> None:
 def test_module_checks_pass_on_a_complete_module() -> None:
     module = fake_module(build_model=build_linear, HPARAMS=dict(VALID))
     assert run_checks(module_checks(module, 10)) == [
-        "defines_build_model", "defines_hparams", "hparams_valid"]
+        "defines_build_model",
+        "defines_hparams",
+        "hparams_valid",
+    ]
 
 
 def test_optional_train_is_checked_when_present() -> None:
@@ -138,31 +164,53 @@ def test_starters_pass_every_check(name: str) -> None:
     assert len(run_checks(module_checks(module, epochs))) == 3
     model = module.build_model(shape, classes)
     assert run_checks(model_checks(model, shape, classes)) == [
-        "build_model_returns_module", "model_has_parameters", "forward_output_shape"]
+        "build_model_returns_module",
+        "model_has_parameters",
+        "forward_output_shape",
+    ]
 
 
 MODULE_ERRORS = [
-    ({"HPARAMS": VALID},
-     "check defines_build_model failed: the module must define a function build_model()"),
-    ({"build_model": nn.Linear(2, 2).weight, "HPARAMS": VALID},
-     "check defines_build_model failed: the module must define a function build_model()"),
-    ({"build_model": 3, "HPARAMS": VALID},
-     "check defines_build_model failed: the module must define a function build_model()"),
-    ({"build_model": build_linear},
-     "check defines_hparams failed: the module must define a dict HPARAMS"),
-    ({"build_model": build_linear, "HPARAMS": list(VALID.items())},
-     "check defines_hparams failed: the module must define a dict HPARAMS"),
-    ({"build_model": build_linear, "HPARAMS": {"epochs": 3, "batch_size": 8}},
-     "check hparams_valid failed: HPARAMS is missing 'lr'"),
-    ({"build_model": build_linear, "HPARAMS": {**VALID, "epochs": 11}},
-     "check hparams_valid failed: HPARAMS['epochs'] must be an integer from 1 to 10, not 11"),
-    ({"build_model": build_linear, "HPARAMS": VALID, "train": "my loop"},
-     "check train_is_callable failed: the module must define a function train()"),
+    (
+        {"HPARAMS": VALID},
+        "check defines_build_model failed: the module must define a function build_model()",
+    ),
+    (
+        {"build_model": nn.Linear(2, 2).weight, "HPARAMS": VALID},
+        "check defines_build_model failed: the module must define a function build_model()",
+    ),
+    (
+        {"build_model": 3, "HPARAMS": VALID},
+        "check defines_build_model failed: the module must define a function build_model()",
+    ),
+    (
+        {"build_model": build_linear},
+        "check defines_hparams failed: the module must define a dict HPARAMS",
+    ),
+    (
+        {"build_model": build_linear, "HPARAMS": list(VALID.items())},
+        "check defines_hparams failed: the module must define a dict HPARAMS",
+    ),
+    (
+        {"build_model": build_linear, "HPARAMS": {"epochs": 3, "batch_size": 8}},
+        "check hparams_valid failed: HPARAMS is missing 'lr'",
+    ),
+    (
+        {"build_model": build_linear, "HPARAMS": {**VALID, "epochs": 11}},
+        "check hparams_valid failed: HPARAMS['epochs'] must be an integer from 1 to 10, not 11",
+    ),
+    (
+        {"build_model": build_linear, "HPARAMS": VALID, "train": "my loop"},
+        "check train_is_callable failed: the module must define a function train()",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("attributes", "message"), MODULE_ERRORS,
-                         ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(MODULE_ERRORS)])
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    MODULE_ERRORS,
+    ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(MODULE_ERRORS)],
+)
 def test_module_check_failures(attributes: dict[str, Any], message: str) -> None:
     with pytest.raises(ContractError) as info:
         run_checks(module_checks(fake_module(**attributes), 10))
@@ -215,28 +263,48 @@ def frozen() -> nn.Module:
 
 
 MODEL_ERRORS = [
-    (lambda: build_linear, "check build_model_returns_module failed: build_model must return a "
-                           "torch.nn.Module, not function"),
-    (lambda: None, "check build_model_returns_module failed: build_model must return a "
-                   "torch.nn.Module, not NoneType"),
-    (lambda: nn.ReLU(), "check model_has_parameters failed: the model has no trainable "
-                        "parameters"),
-    (lambda: nn.Sequential(), "check model_has_parameters failed: the model has no trainable "
-                              "parameters"),
+    (
+        lambda: build_linear,
+        "check build_model_returns_module failed: build_model must return a "
+        "torch.nn.Module, not function",
+    ),
+    (
+        lambda: None,
+        "check build_model_returns_module failed: build_model must return a "
+        "torch.nn.Module, not NoneType",
+    ),
+    (lambda: nn.ReLU(), "check model_has_parameters failed: the model has no trainable parameters"),
+    (
+        lambda: nn.Sequential(),
+        "check model_has_parameters failed: the model has no trainable parameters",
+    ),
     (frozen, "check model_has_parameters failed: the model has no trainable parameters"),
-    (lambda: nn.Linear(4, 5), "check forward_output_shape failed: model returned (2, 5) for a "
-                              "batch of 2, expected (2, 6)"),
-    (lambda: nn.Sequential(nn.Linear(4, 6), nn.Flatten(0)), "check forward_output_shape failed: "
-     "model returned (12,) for a batch of 2, expected (2, 6)"),
-    (lambda: ReturnsTuple(4, 6), "check forward_output_shape failed: model returned tuple for a "
-                                 "batch of 2, expected (2, 6)"),
-    (Raising, "check forward_output_shape failed: forward on a batch of shape (2, 4) raised "
-              "ValueError: boom"),
+    (
+        lambda: nn.Linear(4, 5),
+        "check forward_output_shape failed: model returned (2, 5) for a "
+        "batch of 2, expected (2, 6)",
+    ),
+    (
+        lambda: nn.Sequential(nn.Linear(4, 6), nn.Flatten(0)),
+        "check forward_output_shape failed: model returned (12,) for a batch of 2, expected (2, 6)",
+    ),
+    (
+        lambda: ReturnsTuple(4, 6),
+        "check forward_output_shape failed: model returned tuple for a batch of 2, expected (2, 6)",
+    ),
+    (
+        Raising,
+        "check forward_output_shape failed: forward on a batch of shape (2, 4) raised "
+        "ValueError: boom",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("make", "message"), MODEL_ERRORS,
-                         ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(MODEL_ERRORS)])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    MODEL_ERRORS,
+    ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(MODEL_ERRORS)],
+)
 def test_model_check_failures(make: Any, message: str) -> None:
     with pytest.raises(ContractError) as info:
         run_checks(model_checks(make(), (4,), 6))
@@ -246,8 +314,10 @@ def test_model_check_failures(make: Any, message: str) -> None:
 def test_forward_shape_error_from_torch_names_the_batch_shape() -> None:
     with pytest.raises(ContractError) as info:
         run_checks(model_checks(nn.Linear(3, 6), (4,), 6))
-    assert str(info.value).startswith("check forward_output_shape failed: forward on a batch of "
-                                      "shape (2, 4) raised RuntimeError: ")
+    assert str(info.value).startswith(
+        "check forward_output_shape failed: forward on a batch of "
+        "shape (2, 4) raised RuntimeError: "
+    )
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from data_factories import forbid_network, git_blob_id, write_tiny_har, write_tiny_mnist
 
-from grader import datasets, fetch
-from grader.datasets import DataError, PreparedData, prepare
+from grader.data import cache, fetch, har, mnist, registry
+from grader.data.cache import PreparedData
+from grader.data.registry import DataError, prepare
 
 HAR_TRAIN, HAR_TEST = 30, 12
 MNIST_TRAIN, MNIST_TEST = 20, 10
@@ -44,7 +45,7 @@ def cache_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny_mnist(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(datasets, "MNIST_MD5", write_tiny_mnist(data_dir, MNIST_TRAIN, MNIST_TEST))
+    monkeypatch.setattr(mnist, "MD5", write_tiny_mnist(data_dir, MNIST_TRAIN, MNIST_TEST))
     return data_dir / "MNIST" / "raw"
 
 
@@ -53,16 +54,16 @@ def har_folder(data_dir: Path) -> Path:
     return write_tiny_har(data_dir, HAR_TRAIN, HAR_TEST)
 
 
-def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    """Wrap datasets.<name> so the test can see how often the raw files were parsed."""
+def count_calls(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
+    """Wrap module.<name> so the test can see how often the raw files were parsed."""
     calls: list[int] = []
-    original: Callable[..., Any] = getattr(datasets, name)
+    original: Callable[..., Any] = getattr(module, name)
 
     def counted(*args: Any) -> Any:
         calls.append(1)
         return original(*args)
 
-    monkeypatch.setattr(datasets, name, counted)
+    monkeypatch.setattr(module, name, counted)
     return calls
 
 
@@ -123,60 +124,78 @@ def test_mnist_corrupt_gz(tiny_mnist: Path, data_dir: Path, cache_dir: Path) -> 
 def test_mnist_default_md5s_are_torchvisions(
     tiny_mnist: Path, data_dir: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(datasets, "MNIST_MD5", None)
+    monkeypatch.setattr(mnist, "MD5", None)
     with pytest.raises(DataError, match="is corrupt"):
         prepare("mnist", data_dir, cache_dir, download=False)
 
 
-def serve_mnist_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Make torchvision's MNIST download copy from a local folder; return that folder."""
+def serve_mnist_mirrors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Two stand-in mirrors for torchvision's list: the first lacks the files, the second
+    serves them from a local folder. Returns the URLs asked for, in order."""
     import torchvision
-    import torchvision.datasets.mnist
 
-    mirror = tmp_path / "mirror"
-    md5s = write_tiny_mnist(mirror, MNIST_TRAIN, MNIST_TEST)
+    served = tmp_path / "mirror" / "MNIST" / "raw"
+    md5s = write_tiny_mnist(tmp_path / "mirror", MNIST_TRAIN, MNIST_TEST)
+    asked: list[str] = []
+    real_stream = fetch._stream
 
-    # Stands in for torchvision's fetch-and-unpack helper: file:// URLs do not get that far.
-    def fetch_from_mirror(url: str, download_root: str, filename: str, md5: str) -> None:
-        source = mirror / "MNIST" / "raw" / filename
-        if not source.is_file():
-            raise urllib.error.URLError(f"{url} not found")
-        shutil.copyfile(source, Path(download_root) / filename)
-        unpacked = gzip.decompress(source.read_bytes())
-        (Path(download_root) / Path(filename).stem).write_bytes(unpacked)
+    def from_folder(url: str, part: Path, offline_hint: str) -> None:
+        asked.append(url)
+        source = served / url.rsplit("/", 1)[1]
+        if not url.startswith("https://second.invalid/") or not source.is_file():
+            real_stream(url, part, offline_hint)  # reaches urlopen, which the test replaced
+        shutil.copyfile(source, part)
 
+    def offline(*_args: object, **_kwargs: object) -> None:
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(fetch, "_stream", from_folder)
     monkeypatch.setattr(
-        torchvision.datasets.mnist, "download_and_extract_archive", fetch_from_mirror
+        torchvision.datasets.MNIST, "mirrors", ["https://first.invalid/", "https://second.invalid/"]
     )
-    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["https://mirror.invalid/"])
     monkeypatch.setattr(torchvision.datasets.MNIST, "resources", list(md5s.items()))
-    monkeypatch.setattr(datasets, "MNIST_MD5", md5s)
-    return mirror
+    monkeypatch.setattr(mnist, "MD5", md5s)
+    return asked
 
 
-def test_mnist_download_through_torchvision(
+def test_mnist_download_tries_each_mirror_and_checks_md5s(
     tmp_path: Path, data_dir: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    serve_mnist_mirror(tmp_path, monkeypatch)
+    asked = serve_mnist_mirrors(tmp_path, monkeypatch)
     prepared = prepare("mnist", data_dir, cache_dir)
     assert prepared.train_size == MNIST_TRAIN
     raw_dir = data_dir / "MNIST" / "raw"
-    assert sorted(path.name for path in raw_dir.iterdir()) == sorted(datasets.MNIST_FILES)
+    assert sorted(path.name for path in raw_dir.iterdir()) == sorted(mnist.FILES)
+    assert asked == [f"https://{m}.invalid/{f}" for f in mnist.FILES for m in ("first", "second")]
     entry = prepared.public_dir.parent.name
     assert sorted(path.name for path in cache_dir.iterdir()) == [entry, "mnist.lock"]
+
+
+def test_mnist_download_rejects_a_corrupt_file(
+    tmp_path: Path, data_dir: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_mnist_mirrors(tmp_path, monkeypatch)
+    monkeypatch.setattr(mnist, "MD5", {**mnist.MD5, mnist.FILES[2]: "0" * 32})  # type: ignore[dict-item]
+    with pytest.raises(DataError) as caught:
+        prepare("mnist", data_dir, cache_dir)
+    assert str(caught.value).startswith(
+        f"cannot download https://second.invalid/{mnist.FILES[2]} (md5 mismatch: got "
+    )
+    assert not (data_dir / "MNIST" / "raw").exists()  # nothing installed from a broken set
 
 
 def test_mnist_download_failure_is_one_line(
     tmp_path: Path, data_dir: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.rmtree(serve_mnist_mirror(tmp_path, monkeypatch))
+    serve_mnist_mirrors(tmp_path, monkeypatch)
+    shutil.rmtree(tmp_path / "mirror")
     with pytest.raises(DataError) as caught:
         prepare("mnist", data_dir, cache_dir)
-    message = str(caught.value)
-    assert message.startswith("cannot download MNIST (Error downloading train-images-idx3-ubyte.gz")
-    assert "Tried https://mirror.invalid/" in message
-    assert message.endswith(f"t10k-labels-idx1-ubyte.gz in {data_dir}/MNIST/raw/")
-    assert "\n" not in message
+    assert str(caught.value) == (
+        f"cannot download https://second.invalid/{mnist.FILES[0]} (no route to host); "
+        f"put {', '.join(mnist.FILES)} in {data_dir}/MNIST/raw/"
+    )
     assert not (data_dir / "MNIST" / "raw").exists()
 
 
@@ -289,7 +308,7 @@ def test_har_resplit_detected(
         member: hashlib.md5((har_folder / member).read_bytes()).hexdigest()
         for member in ("train/y_train.txt", "test/y_test.txt")
     }
-    monkeypatch.setattr(datasets, "HAR_RESPLIT_MD5", resplit_md5)
+    monkeypatch.setattr(har, "RESPLIT_MD5", resplit_md5)
     prepared = prepare("uci_har", data_dir, cache_dir, download=False)
     assert prepared.description == f"UCI HAR re-split ({HAR_TRAIN} train / {HAR_TEST} test)"
 
@@ -319,12 +338,11 @@ def test_har_download_installs_inner_zip(
     requests = official_download(tmp_path, monkeypatch)
     with zipfile.ZipFile(tmp_path / "served" / "UCI_HAR" / "UCI HAR Dataset.zip") as archive:
         blob_ids = {
-            member: git_blob_id(archive.read(f"UCI HAR Dataset/{member}"))
-            for member in datasets.HAR_FILES
+            member: git_blob_id(archive.read(f"UCI HAR Dataset/{member}")) for member in har.FILES
         }
-    monkeypatch.setattr(datasets, "HAR_BLOB_IDS", blob_ids)
+    monkeypatch.setattr(har, "BLOB_IDS", blob_ids)
     prepared = prepare("uci_har", data_dir, cache_dir)
-    assert [url for url, _ in requests] == [datasets.HAR_URL]
+    assert [url for url, _ in requests] == [har.URL]
     assert prepared.train_size == HAR_TRAIN
     assert sorted(p.name for p in (data_dir / "UCI_HAR").iterdir()) == ["UCI HAR Dataset.zip"]
     assert [p.name for p in cache_dir.iterdir() if not p.name.startswith("uci_har")] == []
@@ -355,7 +373,7 @@ def test_har_offline_download(
     with pytest.raises(DataError) as caught:
         prepare("uci_har", data_dir, cache_dir)
     assert str(caught.value) == (
-        f"cannot download {datasets.HAR_URL} (no route to host); put the 'UCI HAR Dataset' "
+        f"cannot download {har.URL} (no route to host); put the 'UCI HAR Dataset' "
         f"folder or 'UCI HAR Dataset.zip' in {data_dir}/UCI_HAR/"
     )
 
@@ -366,7 +384,7 @@ def test_har_offline_download(
 def test_warm_cache_skips_parsing(
     har_folder: Path, data_dir: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parses = count_calls(monkeypatch, "_parse_har")
+    parses = count_calls(monkeypatch, har, "_parse")
     first = prepare("uci_har", data_dir, cache_dir, download=False)
     second = prepare("uci_har", data_dir, cache_dir, download=False)
     assert len(parses) == 1
@@ -376,7 +394,7 @@ def test_warm_cache_skips_parsing(
 def test_changed_raw_file_rebuilds(
     har_folder: Path, data_dir: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parses = count_calls(monkeypatch, "_parse_har")
+    parses = count_calls(monkeypatch, har, "_parse")
     first = prepare("uci_har", data_dir, cache_dir, download=False)
     y_train = har_folder / "train" / "y_train.txt"
     y_train.write_text("6\n" * HAR_TRAIN)
@@ -389,7 +407,7 @@ def test_changed_raw_file_rebuilds(
 def test_warm_mnist_cache_skips_torchvision(
     tiny_mnist: Path, data_dir: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    builds = count_calls(monkeypatch, "_build_mnist")
+    builds = count_calls(monkeypatch, mnist, "_build")
     first = prepare("mnist", data_dir, cache_dir, download=False)
     assert prepare("mnist", data_dir, cache_dir, download=False) == first
     assert len(builds) == 1
@@ -405,7 +423,7 @@ def test_checksum_is_stable(har_folder: Path, data_dir: Path, tmp_path: Path) ->
 def test_checksum_covers_arrays(har_folder: Path, data_dir: Path, cache_dir: Path) -> None:
     prepared = prepare("uci_har", data_dir, cache_dir, download=False)
     digest = hashlib.sha256()
-    for part in datasets.PARTS:
+    for part in cache.PARTS:
         array = np.ascontiguousarray(prepared.load(part))
         digest.update(f"{part}:{array.dtype.str}:{array.shape};".encode())
         digest.update(array.tobytes())
@@ -458,7 +476,7 @@ def test_crashed_build_leftovers_are_removed(
 def test_concurrent_callers_build_once(
     har_folder: Path, data_dir: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parses = count_calls(monkeypatch, "_parse_har")
+    parses = count_calls(monkeypatch, har, "_parse")
     results: list[PreparedData] = []
     errors: list[BaseException] = []
 
@@ -496,12 +514,12 @@ def test_unknown_dataset(data_dir: Path, cache_dir: Path) -> None:
 def test_default_dirs_follow_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GRADER_DATA_DIR", str(tmp_path / "d"))
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "c"))
-    assert datasets.default_data_dir() == tmp_path / "d"
-    assert datasets.default_cache_dir() == tmp_path / "c"
+    assert registry.default_data_dir() == tmp_path / "d"
+    assert registry.default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("GRADER_DATA_DIR")
     monkeypatch.delenv("GRADER_CACHE_DIR")
-    assert "course-grader" in datasets.default_data_dir().parts
-    assert "course-grader" in datasets.default_cache_dir().parts
+    assert "course-grader" in registry.default_data_dir().parts
+    assert "course-grader" in registry.default_cache_dir().parts
 
 
 # --- real data -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from data_factories import forbid_network
 
-from grader import fetch
+from grader.data import fetch
 
 HINT = "put data.bin in the data folder"
 PAYLOAD = b"course-grader test payload\n" * 1000

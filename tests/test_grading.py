@@ -9,7 +9,7 @@ import torch
 from conftest import GOOD_HAR, GradeSource
 from safetensors.torch import save
 
-from grader.grading import Result
+from grader.core.results import Result
 
 
 def test_good_submission_is_graded(grade_source: GradeSource) -> None:
@@ -37,16 +37,17 @@ def test_same_submission_twice_gives_identical_metrics_and_weights(
 def test_a_different_seed_gives_different_weights(grade_source: GradeSource, har_spec) -> None:
     import dataclasses
 
-    reseeded = dataclasses.replace(
-        har_spec, grading=dataclasses.replace(har_spec.grading, seed=1)
+    reseeded = dataclasses.replace(har_spec, grading=dataclasses.replace(har_spec.grading, seed=1))
+    assert (
+        grade_source(GOOD_HAR).weights_sha256
+        != grade_source(GOOD_HAR, spec=reseeded).weights_sha256
     )
-    assert grade_source(GOOD_HAR).weights_sha256 != grade_source(
-        GOOD_HAR, spec=reseeded
-    ).weights_sha256
 
 
 def test_custom_train_function_is_used(grade_source: GradeSource) -> None:
-    source = GOOD_HAR + """
+    source = (
+        GOOD_HAR
+        + """
 CALLS = []
 
 def train(model, train_set, hparams):
@@ -59,6 +60,7 @@ def train(model, train_set, hparams):
         loss.backward()
         optimizer.step()
 """
+    )
     result = grade_source(source)
     assert result.status == "ok", result.message
 
@@ -103,8 +105,7 @@ FAILURES = [
     pytest.param(
         "import torch\nHPARAMS = {'epochs': 1, 'batch_size': 8, 'lr': 0.1}\n",
         "invalid",
-        "train: check defines_build_model failed: the module must define a function "
-        "build_model()",
+        "train: check defines_build_model failed: the module must define a function build_model()",
         id="missing-build-model",
     ),
     pytest.param(
@@ -140,8 +141,7 @@ FAILURES = [
         id="sys-exit",
     ),
     pytest.param(
-        GOOD_HAR
-        + "\nclass NaNs(torch.nn.Module):\n"
+        GOOD_HAR + "\nclass NaNs(torch.nn.Module):\n"
         "    def __init__(self):\n        super().__init__()\n"
         "        self.w = torch.nn.Linear(561, 6)\n"
         "    def forward(self, x):\n        return self.w(x) * float('nan')\n"
@@ -192,5 +192,6 @@ def test_weights_for_another_architecture_are_invalid(grade_source: GradeSource)
         GOOD_HAR, mode="load", weights=_state_dict_bytes(".safetensors", hidden=32)
     )
     assert result.status == "invalid"
-    assert result.message.startswith("eval: weights do not load into the model: Error(s) in "
-                                     "loading state_dict for Sequential")
+    assert result.message.startswith(
+        "eval: weights do not load into the model: Error(s) in loading state_dict for Sequential"
+    )

@@ -35,11 +35,17 @@ import torch
 from conftest import ASSIGNMENTS, GOOD_HAR, GradeSource, require_sandbox
 from safetensors.torch import save
 
-from grader import datasets, leaderboard
-from grader.runner import CSV_NAME, DB_NAME, RunOptions, environment, run
-from grader.sandbox import JOB_UIDS, Sandbox
-from grader.spec import load_spec
-from grader.store import Store
+from grader.api import RunOptions, run
+from grader.core.results import Mode
+from grader.core.spec import load_spec
+from grader.data.cache import PreparedData
+from grader.data.registry import prepare
+from grader.publish.board import CSV_NAME
+from grader.publish.export import write_csv
+from grader.publish.ranking import ranked
+from grader.sandbox.box import Sandbox
+from grader.sandbox.leases import JOB_UIDS
+from grader.store.sqlite import DB_NAME, Store
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +54,8 @@ TIMEOUT_S, MEMORY_MB, OUTPUT_MB = 30, 2048, 16
 N_TRAIN, N_TEST = 120, 60
 PWNED = "PWNED-" + TOKEN[:8]
 
-# The submission knows which phase it runs in: `python -m grader.child PHASE IN OUT IDENTITY`.
+# The submission knows which phase it runs in: `python -m grader.child PHASE IN OUT ...`
+# (grader.jobs.protocol.child_argv).
 PRELUDE = '''
 # hostile-suite token: {{token}}
 import os as _os
@@ -757,9 +764,10 @@ elif PHASE == "eval":
         """
 import json
 import numpy
-import grader.grading
-import grader.training
-import grader.untrusted
+import grader.child.training
+import grader.jobs.grade
+import grader.jobs.scoring
+import grader.jobs.untrusted
 
 _real_save = numpy.save
 
@@ -769,9 +777,9 @@ def _fake_read_scores(path, rows, classes):
     return numpy.zeros(rows, dtype=numpy.int64)
 
 
-grader.untrusted.read_scores = _fake_read_scores
-grader.grading.read_scores = _fake_read_scores
-grader.grading._accuracy = lambda predicted, labels: 1.0
+grader.jobs.untrusted.read_scores = _fake_read_scores
+grader.jobs.grade.read_scores = _fake_read_scores
+grader.jobs.scoring.accuracy = lambda predicted, labels: 1.0
 torch.Tensor.argmax = lambda self, *args, **kwargs: torch.zeros(len(self), dtype=torch.long)
 _real_dumps = json.dumps
 json.dumps = lambda obj, *a, **k: _real_dumps(
@@ -991,7 +999,7 @@ class HostileRun:
     base: Path
     submissions: Path
     out: Path
-    data: datasets.PreparedData
+    data: PreparedData
     canaries: dict[Path, bytes]
     submissions_before: dict[str, str]  # file -> sha256, before and after the run
     submissions_after: dict[str, str]
@@ -1157,7 +1165,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Itera
     data_dir, cache_dir, out = base / "data", base / "cache", base / "out"
     submissions = base / "submissions"
     write_tiny_har(data_dir, N_TRAIN, N_TEST)
-    data = datasets.prepare("uci_har", data_dir, cache_dir, download=False)
+    data = prepare("uci_har", data_dir, cache_dir, download=False)
     assignments = small_assignments(base / "assignments")
     out.mkdir()
     canaries = {
@@ -1210,7 +1218,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Itera
             assignments=assignments,
             data_dir=data_dir,
             cache_dir=cache_dir,
-            mode="auto",
+            mode=Mode.AUTO,
             workers=2,
         )
         with pytest.MonkeyPatch.context() as env:
@@ -1269,7 +1277,7 @@ def test_hostile_case(hostile: HostileRun, sandbox: Sandbox, name: str) -> None:
 def test_every_submission_has_exactly_one_row(hostile: HostileRun) -> None:
     expected = set(CASES_BY_NAME) | set(CONTROLS) | set(CONTROLS_LOADED)
     assert sorted(hostile.board.student) == sorted(expected)
-    store = Store(hostile.out / DB_NAME, environment())
+    store = Store(hostile.out / DB_NAME)
     assert store.attempts() == len(expected)
 
 
@@ -1315,9 +1323,9 @@ def test_files_outside_the_jobs_are_unchanged(hostile: HostileRun) -> None:
 
 
 def test_leaderboard_is_what_the_store_says(hostile: HostileRun, tmp_path: Path) -> None:
-    store = Store(hostile.out / DB_NAME, environment())
+    store = Store(hostile.out / DB_NAME)
     expected = tmp_path / "expected.csv"
-    leaderboard.write_csv(leaderboard.ranked(store.latest()), expected)
+    write_csv(ranked(store.latest()), expected)
     assert (hostile.out / CSV_NAME).read_bytes() == expected.read_bytes()
 
 

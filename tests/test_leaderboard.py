@@ -9,36 +9,82 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import ASSIGNMENTS
 
-from grader import leaderboard
-from grader.grading import Result
-from grader.leaderboard import ranked, write_csv
+from grader.core import files
+from grader.core.results import Result
+from grader.core.spec import load_spec
+from grader.publish.export import write_csv
+from grader.publish.ranking import columns, ranked, target_names
 
-REQUIRED = ["rank", "student", "assignment", "status", "test_accuracy", "train_accuracy", "gap",
-            "target_a", "target_b", "params", "epochs", "train_seconds", "mode", "seed", "message"]
-HEADER = ("rank,student,assignment,status,test_accuracy,train_accuracy,gap,target_a,target_b,"
-          "params,epochs,train_seconds,mode,seed,message,threads,weights_sha256,finished_at")
+REQUIRED = [
+    "rank",
+    "student",
+    "assignment",
+    "status",
+    "test_accuracy",
+    "train_accuracy",
+    "gap",
+    "target_a",
+    "target_b",
+    "params",
+    "epochs",
+    "train_seconds",
+    "mode",
+    "seed",
+    "message",
+]
+HEADER = (
+    "rank,student,assignment,status,test_accuracy,train_accuracy,gap,target_a,target_b,"
+    "params,epochs,train_seconds,mode,seed,message,threads,weights_sha256,finished_at"
+)
 
 
-def ok(student: str, test: float, gap: float = 0.01, params: int = 1000,
-       assignment: str = "mnist", **extra: Any) -> Result:
-    return Result(student=student, assignment=assignment, status="ok", test_accuracy=test,
-                  train_accuracy=round(test + gap, 6), gap=gap,
-                  targets={"A": test > 0.96 and gap < 0.02, "B": test > 0.975}, params=params,
-                  epochs=3, train_seconds=1.234, weights_sha256="ab" * 32,
-                  finished_at="2024-01-01T00:00:00+00:00", **extra)
+def ok(
+    student: str,
+    test: float,
+    gap: float = 0.01,
+    params: int = 1000,
+    assignment: str = "mnist",
+    targets: dict[str, bool] | None = None,
+    **extra: Any,
+) -> Result:
+    met = {"A": test > 0.96 and gap < 0.02, "B": test > 0.975} if targets is None else targets
+    return Result(
+        student=student,
+        assignment=assignment,
+        status="ok",
+        test_accuracy=test,
+        train_accuracy=round(test + gap, 6),
+        gap=gap,
+        targets=met,
+        params=params,
+        epochs=3,
+        train_seconds=1.234,
+        weights_sha256="ab" * 32,
+        finished_at="2024-01-01T00:00:00+00:00",
+        **extra,
+    )
 
 
-def failed(student: str, status: str = "error", assignment: str = "mnist",
-           message: str = "boom") -> Result:
-    return Result(student=student, assignment=assignment, status=status, message=message,
-                  targets={"A": True, "B": True})
+def failed(
+    student: str, status: str = "error", assignment: str = "mnist", message: str = "boom"
+) -> Result:
+    return Result(
+        student=student,
+        assignment=assignment,
+        status=status,
+        message=message,
+        targets={"A": True, "B": True},
+    )
 
 
 def order(frame: pd.DataFrame, assignment: str = "mnist") -> list[tuple[Any, str]]:
     rows = frame[frame["assignment"] == assignment]
-    return [(None if pd.isna(r) else int(r), s) for r, s in zip(rows["rank"], rows["student"],
-                                                               strict=True)]
+    return [
+        (None if pd.isna(r) else int(r), s)
+        for r, s in zip(rows["rank"], rows["student"], strict=True)
+    ]
 
 
 # --- ranking --------------------------------------------------------------------------------
@@ -52,7 +98,7 @@ def test_columns_start_with_the_required_fifteen_in_order() -> None:
 
 
 def test_empty_results_give_an_empty_frame_with_the_columns() -> None:
-    frame = ranked([])
+    frame = ranked([], ["A", "B"])
     assert frame.empty
     assert list(frame.columns)[:15] == REQUIRED
     assert "_ok" not in frame.columns
@@ -63,28 +109,37 @@ def test_ranked_by_test_accuracy_descending() -> None:
     assert order(frame) == [(1, "alice"), (2, "bob"), (3, "carol")]
 
 
-@pytest.mark.parametrize(("results", "expected"), [
-    # equal accuracy: the smaller gap wins
-    ([ok("a", 0.97, gap=0.03), ok("b", 0.97, gap=0.01)], ["b", "a"]),
-    # a negative gap is smaller still
-    ([ok("a", 0.97, gap=0.0), ok("b", 0.97, gap=-0.01)], ["b", "a"]),
-    # equal accuracy and gap: fewer parameters win
-    ([ok("a", 0.97, params=5000), ok("b", 0.97, params=100)], ["b", "a"]),
-    # everything equal: student id decides
-    ([ok("zed", 0.97), ok("amy", 0.97)], ["amy", "zed"]),
-    # accuracy beats every tie-breaker
-    ([ok("a", 0.96, gap=0.0, params=1), ok("b", 0.97, gap=0.1, params=10**6)], ["b", "a"]),
-    # the gap beats the parameter count
-    ([ok("a", 0.97, gap=0.01, params=1), ok("b", 0.97, gap=0.001, params=10**6)], ["b", "a"]),
-])
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        # equal accuracy: the smaller gap wins
+        ([ok("a", 0.97, gap=0.03), ok("b", 0.97, gap=0.01)], ["b", "a"]),
+        # a negative gap is smaller still
+        ([ok("a", 0.97, gap=0.0), ok("b", 0.97, gap=-0.01)], ["b", "a"]),
+        # equal accuracy and gap: fewer parameters win
+        ([ok("a", 0.97, params=5000), ok("b", 0.97, params=100)], ["b", "a"]),
+        # everything equal: student id decides
+        ([ok("zed", 0.97), ok("amy", 0.97)], ["amy", "zed"]),
+        # accuracy beats every tie-breaker
+        ([ok("a", 0.96, gap=0.0, params=1), ok("b", 0.97, gap=0.1, params=10**6)], ["b", "a"]),
+        # the gap beats the parameter count
+        ([ok("a", 0.97, gap=0.01, params=1), ok("b", 0.97, gap=0.001, params=10**6)], ["b", "a"]),
+    ],
+)
 def test_tie_breakers(results: list[Result], expected: list[str]) -> None:
     frame = ranked(results)
     assert order(frame) == [(i + 1, s) for i, s in enumerate(expected)]
 
 
 def test_ranks_restart_per_assignment_and_assignments_are_grouped() -> None:
-    frame = ranked([ok("a", 0.90, assignment="mnist"), ok("b", 0.99, assignment="har"),
-                    ok("c", 0.95, assignment="mnist"), ok("d", 0.80, assignment="har")])
+    frame = ranked(
+        [
+            ok("a", 0.90, assignment="mnist"),
+            ok("b", 0.99, assignment="har"),
+            ok("c", 0.95, assignment="mnist"),
+            ok("d", 0.80, assignment="har"),
+        ]
+    )
     assert list(frame["assignment"]) == ["har", "har", "mnist", "mnist"]
     assert order(frame, "har") == [(1, "b"), (2, "d")]
     assert order(frame, "mnist") == [(1, "c"), (2, "a")]
@@ -92,8 +147,9 @@ def test_ranks_restart_per_assignment_and_assignments_are_grouped() -> None:
 
 
 def test_failed_rows_come_last_without_rank_or_targets() -> None:
-    frame = ranked([failed("aaron", "timeout"), ok("zoe", 0.5), failed("bea", "invalid"),
-                    ok("yan", 0.99)])
+    frame = ranked(
+        [failed("aaron", "timeout"), ok("zoe", 0.5), failed("bea", "invalid"), ok("yan", 0.99)]
+    )
     assert order(frame) == [(1, "yan"), (2, "zoe"), (None, "aaron"), (None, "bea")]
     bad = frame[frame["status"] != "ok"]
     assert bad["target_a"].isna().all()
@@ -108,8 +164,16 @@ def test_all_failed_rows_have_no_rank() -> None:
 
 
 def test_values_of_an_ok_row() -> None:
-    result = ok("alice", 0.9712345678, gap=-0.0123456789, params=4321, mode="load", seed=7,
-                threads=2, message="")
+    result = ok(
+        "alice",
+        0.9712345678,
+        gap=-0.0123456789,
+        params=4321,
+        mode="load",
+        seed=7,
+        threads=2,
+        message="",
+    )
     row = ranked([result]).iloc[0]
     assert row["rank"] == 1
     assert row["test_accuracy"] == 0.971235
@@ -126,13 +190,48 @@ def test_integer_columns_stay_integers_next_to_failed_rows() -> None:
         assert str(frame[column].dtype) == "Int64", column
 
 
+# --- target columns come from the specs' target names ------------------------------------------
+
+
+def test_the_course_specs_give_target_a_and_b_in_place(tmp_path: Path) -> None:
+    specs = {name: load_spec(ASSIGNMENTS / f"{name}.toml") for name in ("har", "mnist")}
+    assert target_names(specs) == ["A", "B"]
+    assert columns(target_names(specs))[:15] == REQUIRED
+
+
+def test_a_course_with_a_target_c_gets_a_target_c_column() -> None:
+    results = [ok("alice", 0.99, targets={"A": True, "B": True, "Stretch": False})]
+    frame = ranked(results, ["A", "B", "Stretch"])
+    assert list(frame.columns)[7:10] == ["target_a", "target_b", "target_stretch"]
+    assert not frame.loc[0, "target_stretch"]
+
+
+def test_targets_named_only_by_stored_results_still_get_columns() -> None:
+    frame = ranked([ok("alice", 0.99, targets={"A": True, "Z": True})], ["A"])
+    assert list(frame.columns)[7:9] == ["target_a", "target_z"]
+
+
+def test_an_assignment_without_a_target_leaves_that_column_empty() -> None:
+    frame = ranked(
+        [ok("a", 0.9), ok("b", 0.9, assignment="har", targets={"C": True})], ["A", "B", "C"]
+    )
+    by_student = frame.set_index("student")
+    assert pd.isna(by_student.loc["a", "target_c"]) and bool(by_student.loc["b", "target_c"])
+    assert pd.isna(by_student.loc["b", "target_a"])
+
+
 # --- write_csv ------------------------------------------------------------------------------
 
 
 def board() -> pd.DataFrame:
-    return ranked([ok("alice", 0.99), ok("bob", 0.95, gap=0.03),
-                   failed("carol", message="forward raised, with a comma"),
-                   ok("dan", 0.97, assignment="har")])
+    return ranked(
+        [
+            ok("alice", 0.99),
+            ok("bob", 0.95, gap=0.03),
+            failed("carol", message="forward raised, with a comma"),
+            ok("dan", 0.97, assignment="har"),
+        ]
+    )
 
 
 def test_csv_header_and_round_trip(tmp_path: Path) -> None:
@@ -161,7 +260,7 @@ def test_csv_is_world_readable_and_leaves_no_temp_file(tmp_path: Path) -> None:
 
 def test_csv_of_an_empty_board_is_just_the_header(tmp_path: Path) -> None:
     path = tmp_path / "leaderboard.csv"
-    write_csv(ranked([]), path)
+    write_csv(ranked([], ["A", "B"]), path)
     assert path.read_text().splitlines() == [HEADER]
 
 
@@ -177,16 +276,16 @@ def _fail(*args: Any, **kwargs: Any) -> None:
 
 
 @pytest.mark.parametrize("target", ["os.replace", "to_csv", "fsync"])
-def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     target: str) -> None:
+def test_failed_write_keeps_the_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
     path = tmp_path / "leaderboard.csv"
     write_csv(ranked([ok("old", 0.5)]), path)
     before = path.read_bytes()
     if target == "os.replace":
-        monkeypatch.setattr(leaderboard.os, "replace", _fail)
+        monkeypatch.setattr(files.os, "replace", _fail)
     elif target == "fsync":
-        monkeypatch.setattr(leaderboard.os, "fsync", _fail)
+        monkeypatch.setattr(files.os, "fsync", _fail)
     else:
         monkeypatch.setattr(pd.DataFrame, "to_csv", _fail)
     with pytest.raises(OSError, match="No space left on device"):

@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import ASSIGNMENTS, GOOD_HAR, TINY_TEST, TINY_TRAIN
 
+from grader.api import RunOptions, run
 from grader.cli import main
-from grader.runner import RunOptions, run
-from grader.sandbox import Sandbox
+from grader.sandbox.box import Sandbox
 
 pytestmark = pytest.mark.slow
 STUDENTS = ("ana", "ben", "cy")

@@ -1,24 +1,33 @@
-"""Unit-level checks of the sandbox: its reported layers, the child-side `confine`, exit-status
-decoding, and one uid per concurrent job."""
+"""The sandbox's layers: reported by name, proven from inside real jobs in every mode, and a job
+that lacks a promised layer stopped before any student code runs."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import errno
 import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import REPO, GradeSource, require_sandbox
 
-from grader.confine import seccomp_available
-from grader.grading import Result
-from grader.sandbox import JOB_UIDS, JobOutcome, Sandbox, SandboxError
+from grader.core.results import Result, Status
+from grader.jobs.protocol import PROTOCOL_VERSION, Attestation
+from grader.sandbox.box import Sandbox, SandboxError
+from grader.sandbox.leases import JOB_UIDS
+from grader.sandbox.probe import seccomp_library
+from grader.sandbox.supervise import JobOutcome
+from grader.sandbox.verify import Promise, breaches
 
 LAYER_NAMES = ["namespaces", "identity", "limits", "cgroups", "seccomp"]
 
@@ -49,11 +58,12 @@ def test_every_layer_is_on_with_bubblewrap_as_root(sandbox: Sandbox) -> None:
     assert _off_layers(sandbox) == []
     assert sandbox.weak_warning() is None
     assert sandbox.identity
+    assert sandbox.mode == "bwrap"
 
 
 def test_a_disabled_sandbox_names_its_off_layers() -> None:
     sandbox = Sandbox(enabled=False)
-    off = ["namespaces", "identity", "cgroups"] + ([] if seccomp_available() else ["seccomp"])
+    off = ["namespaces", "identity", "cgroups"] + ([] if seccomp_library() else ["seccomp"])
     assert sandbox.mode == "none"
     assert not sandbox.identity
     assert _off_layers(sandbox) == off
@@ -62,14 +72,14 @@ def test_a_disabled_sandbox_names_its_off_layers() -> None:
     prefix = "isolation is weak on this machine, student code is less contained: "
     assert warning.startswith(prefix)
     assert [part.split(":")[0] for part in warning[len(prefix) :].split("; ")] == off
-    assert "namespaces: OFF (no bubblewrap or unshare usable here)" in warning
-    assert "identity: OFF (" in warning
+    assert "namespaces: OFF (disabled by --no-sandbox)" in warning
+    assert "identity: OFF (disabled by --no-sandbox: children run as the grader's user)" in warning
     limits = next(layer for layer in sandbox.layers if layer.name == "limits")
     assert limits.on and "processes" not in limits.detail  # NPROC needs a uid of its own
 
 
 def test_require_refuses_a_sandbox_with_layers_off() -> None:
-    off = ["namespaces", "identity", "cgroups"] + ([] if seccomp_available() else ["seccomp"])
+    off = ["namespaces", "identity", "cgroups"] + ([] if seccomp_library() else ["seccomp"])
     with pytest.raises(SandboxError) as caught:
         Sandbox(enabled=False, require=True)
     assert str(caught.value) == "--require-sandbox: isolation layers off: " + ", ".join(off)
@@ -110,11 +120,12 @@ def test_signal_name_decodes_negative_codes_and_128_plus_n(
 
 CONFINE_PROBE = textwrap.dedent(
     """
-    import ctypes, json, platform, resource, socket, sys
-    from grader.confine import confine
+    import ctypes, json, platform, socket, sys
+    from grader.child.confine import attest, confine
+    from grader.jobs.protocol import Confinement
 
-    applied = confine(sys.argv[1] == "1")
-    out = {"applied": applied, "sockets": {}, "syscalls": {}}
+    confine(Confinement(json.loads(sys.argv[1]), sys.argv[2]))
+    out = {"attested": json.loads(attest().to_line()), "sockets": {}, "syscalls": {}}
     for name, kind in (("AF_INET", socket.SOCK_STREAM), ("AF_INET6", socket.SOCK_DGRAM),
                        ("AF_NETLINK", socket.SOCK_RAW), ("AF_UNIX", socket.SOCK_STREAM)):
         try:
@@ -133,27 +144,21 @@ CONFINE_PROBE = textwrap.dedent(
     for name, call in calls.items():
         ctypes.set_errno(0)
         out["syscalls"][name] = [call(), ctypes.get_errno()]
-    out["limits"] = {
-        name: list(resource.getrlimit(getattr(resource, name)))
-        for name in ("RLIMIT_DATA", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NOFILE",
-                     "RLIMIT_CORE", "RLIMIT_NPROC")
-    }
     print(json.dumps(out))
     """
 )
-PROBE_ENV = {
-    "GRADER_MEMORY_BYTES": str(3 << 30),
-    "GRADER_CPU_SECONDS": "77",
-    "GRADER_MAX_FILE_BYTES": str(5 << 20),
-    "GRADER_MAX_OPEN_FILES": "99",
-    "GRADER_MAX_PROCESSES": "123",
+RLIMITS = {
+    "RLIMIT_DATA": 3 << 30,
+    "RLIMIT_CPU": 77,
+    "RLIMIT_FSIZE": 5 << 20,
+    "RLIMIT_NOFILE": 99,
+    "RLIMIT_CORE": 0,
 }
 
 
-def _confined(identity: bool) -> dict[str, object]:
+def _confined(rlimits: dict[str, int], library: str) -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-c", CONFINE_PROBE, "1" if identity else "0"],
-        env={**os.environ, **PROBE_ENV},
+        [sys.executable, "-c", CONFINE_PROBE, json.dumps(rlimits), library],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -165,11 +170,14 @@ def _confined(identity: bool) -> dict[str, object]:
     return result
 
 
-@pytest.mark.parametrize("identity", [False, True], ids=["shared-uid", "own-uid"])
-def test_confine_applies_rlimits_and_seccomp(sandbox: Sandbox, identity: bool) -> None:
+@pytest.mark.parametrize("nproc", [None, 123], ids=["shared-uid", "own-uid"])
+def test_confine_applies_rlimits_and_seccomp(sandbox: Sandbox, nproc: int | None) -> None:
     _skip_unless(sandbox, "seccomp")
-    probe = _confined(identity)
-    assert probe["applied"] == ["rlimits", "seccomp"]
+    library = seccomp_library()
+    if library is None:
+        pytest.skip("libseccomp or pyseccomp is not installed")
+    rlimits = RLIMITS if nproc is None else {**RLIMITS, "RLIMIT_NPROC": nproc}
+    probe = _confined(rlimits, library)
     assert probe["sockets"] == {
         "AF_INET": errno.EACCES,
         "AF_INET6": errno.EACCES,
@@ -182,15 +190,187 @@ def test_confine_applies_rlimits_and_seccomp(sandbox: Sandbox, identity: bool) -
         assert syscalls[name] == [-1, errno.EPERM], name
     if "clone3" in syscalls:
         assert syscalls["clone3"] == [-1, errno.ENOSYS]  # so glibc falls back to filtered clone
-    nproc = [123, 123] if identity else list(resource.getrlimit(resource.RLIMIT_NPROC))
-    assert probe["limits"] == {
-        "RLIMIT_DATA": [3 << 30, 3 << 30],
-        "RLIMIT_CPU": [77, 77],
-        "RLIMIT_FSIZE": [5 << 20, 5 << 20],
-        "RLIMIT_NOFILE": [99, 99],
-        "RLIMIT_CORE": [0, 0],
-        "RLIMIT_NPROC": nproc,  # only meaningful for a uid of the job's own
-    }
+    attested = probe["attested"]
+    assert isinstance(attested, dict)
+    assert attested["seccomp"] == 2 and attested["no_new_privs"] == 1
+    expected = {name: [value, value] for name, value in rlimits.items()}
+    if nproc is None:  # only meaningful for a uid of the job's own, so left as it was
+        expected["RLIMIT_NPROC"] = list(resource.getrlimit(resource.RLIMIT_NPROC))
+    assert attested["rlimits"] == expected
+
+
+# -- the promise, held against an attestation ---------------------------------------------------
+
+
+def _attestation(**changes: object) -> Attestation:
+    honest = Attestation(
+        seccomp=2,
+        uid=61005,
+        gid=61005,
+        groups=(),
+        cap_effective=0,
+        cap_permitted=0,
+        cap_bounding=0,
+        no_new_privs=1,
+        rlimits={"RLIMIT_NOFILE": (64, 64)},
+        namespaces={name: f"{name}:[2]" for name in ("ipc", "mnt", "net", "pid", "uts")},
+    )
+    return dataclasses.replace(honest, **changes)  # type: ignore[arg-type]
+
+
+PROMISE = Promise(
+    rlimits={"RLIMIT_NOFILE": 64},
+    seccomp=True,
+    uid=61005,
+    separate_from={name: f"{name}:[1]" for name in ("ipc", "mnt", "net", "pid", "uts")},
+)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, []),
+        ({"seccomp": 0}, [("seccomp", "Seccomp is 0, not 2")]),
+        ({"uid": 0}, [("identity", "runs as uid 0 gid 61005 groups [], not 61005")]),
+        ({"groups": (0,)}, [("identity", "runs as uid 61005 gid 61005 groups [0], not 61005")]),
+        (
+            {"cap_bounding": 0x1FF},
+            [("identity", "holds capabilities (effective 0, permitted 0, bounding 1ff)")],
+        ),
+        ({"no_new_privs": 0}, [("identity", "can gain privileges (NoNewPrivs is 0)")]),
+        ({"rlimits": {}}, [("limits", "RLIMIT_NOFILE is None, not (64, 64)")]),
+        ({"rlimits": {"RLIMIT_NOFILE": (64, 1024)}},
+         [("limits", "RLIMIT_NOFILE is (64, 1024), not (64, 64)")]),
+        ({"namespaces": {**_attestation().namespaces, "net": "net:[1]", "pid": ""}},
+         [("namespaces", "shares the grader's net, pid")]),
+        ({"error": "seccomp: cannot load /x.so (gone)"}, [("seccomp", "cannot load /x.so (gone)")]),
+        ({"protocol": PROTOCOL_VERSION + 1},
+         [("child", f"it speaks protocol {PROTOCOL_VERSION + 1}, not {PROTOCOL_VERSION}")]),
+    ],
+)  # fmt: skip
+def test_breaches_name_each_missing_layer(
+    changes: dict[str, object], expected: list[tuple[str, str]]
+) -> None:
+    assert breaches(_attestation(**changes), PROMISE) == expected
+
+
+def test_a_job_that_never_attests_is_a_start_breach() -> None:
+    assert breaches(None, PROMISE) == [("start", "the job ended before saying what it runs under")]
+
+
+def test_unpromised_layers_are_not_checked() -> None:
+    weak = _attestation(seccomp=0, uid=0, gid=0, cap_effective=0x1FF, no_new_privs=0)
+    assert breaches(weak, Promise(rlimits={}, seccomp=False, uid=None, separate_from=None)) == []
+
+
+# -- inside a real job, in every sandbox mode ---------------------------------------------------
+
+READ_STATUS = """
+import json
+import os
+import torch
+
+HPARAMS = {"epochs": 1, "batch_size": 32, "lr": 0.01}
+
+
+def build_model(input_shape, num_classes):
+    fields = {}
+    for line in open("/proc/self/status"):
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    keep = {k: fields[k] for k in ("Seccomp", "Uid", "CapEff", "CapBnd", "NoNewPrivs")}
+    keep["net"] = os.readlink("/proc/self/ns/net")
+    raise RuntimeError("STATUS" + json.dumps(keep) + "END")
+"""
+
+
+@pytest.fixture(params=["bwrap", "unshare", "none"])
+def any_mode_sandbox(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Sandbox]:
+    """A sandbox in each mode this machine has: bubblewrap; unshare with bwrap hidden from PATH;
+    none (--no-sandbox). CI runs as root with bubblewrap installed, so all three run there."""
+    mode = request.param
+    if mode == "unshare":
+        hidden = tmp_path / "path-without-bwrap"
+        hidden.mkdir()
+        for tool in ("unshare", "setpriv"):
+            found = shutil.which(tool)
+            if found:
+                (hidden / tool).symlink_to(found)
+        monkeypatch.setenv("PATH", str(hidden))
+    sandbox = Sandbox(enabled=mode != "none")
+    if sandbox.mode != mode:
+        if require_sandbox() and os.geteuid() == 0:
+            pytest.fail(f"{mode} should be usable here, got {sandbox.mode}: {sandbox.layers}")
+        pytest.skip(f"{mode} is not usable on this machine")
+    yield sandbox
+
+
+def _status_inside(result: Result) -> dict[str, str]:
+    found = re.search(r"STATUS(\{.*\})END", result.message)
+    assert result.status == "error" and found, result.message
+    status: dict[str, str] = json.loads(found.group(1))
+    return status
+
+
+def test_proc_self_status_inside_a_job_matches_the_layers(
+    any_mode_sandbox: Sandbox, grade_source: GradeSource, tmp_path: Path
+) -> None:
+    sandbox = any_mode_sandbox
+    status = _status_inside(grade_source(READ_STATUS, sandbox=sandbox))
+    on = {layer.name for layer in sandbox.layers if layer.on}
+    assert status["Seccomp"] == ("2" if "seccomp" in on else "0")
+    if "identity" in on:
+        uid = int(status["Uid"].split()[0])
+        assert uid in JOB_UIDS and status["Uid"].split() == [str(uid)] * 4
+        assert status["CapEff"] == status["CapBnd"] == "0" * 16
+        assert status["NoNewPrivs"] == "1"
+    else:
+        assert status["Uid"].split()[0] == str(os.getuid())
+    own_net = os.readlink("/proc/self/ns/net")
+    assert (status["net"] != own_net) == ("namespaces" in on)
+    if require_sandbox() and sandbox.mode != "none":
+        assert on == set(LAYER_NAMES), sandbox.layers  # the fallback keeps every layer too
+
+
+def test_a_layer_that_fails_to_apply_stops_the_job_before_student_code(
+    sandbox: Sandbox, grade_source: GradeSource, tmp_path: Path
+) -> None:
+    _skip_unless(sandbox, "seccomp")
+    marker = tmp_path / "student-code-ran"
+    source = READ_STATUS.replace("import os", f"import os\nopen({str(marker)!r}, 'w').close()")
+    result = grade_source(source, sandbox=_with_seccomp_library(sandbox, _not_a_library(tmp_path)))
+    assert result.status is Status.SANDBOX
+    assert result.message.startswith(
+        f"train was stopped before the submission ran: seccomp: cannot load "
+        f"{_not_a_library(tmp_path)} ("
+    ), result.message
+    assert not marker.exists()
+
+
+def test_a_missing_layer_fails_the_run_under_require_sandbox(
+    sandbox: Sandbox, grade_source: GradeSource, tmp_path: Path
+) -> None:
+    _skip_unless(sandbox, "seccomp")
+    broken = _with_seccomp_library(sandbox, _not_a_library(tmp_path), required=True)
+    with pytest.raises(SandboxError, match=r"^--require-sandbox: train was stopped before"):
+        grade_source(READ_STATUS, sandbox=broken)
+
+
+def _not_a_library(folder: Path) -> str:
+    path = folder / "libseccomp.so.2"
+    path.write_text("not an ELF file")
+    path.chmod(0o644)
+    return str(path)
+
+
+def _with_seccomp_library(sandbox: Sandbox, library: str, required: bool = False) -> Sandbox:
+    """The same sandbox, promising a filter its jobs cannot load (a machine that changed)."""
+    broken = copy.copy(sandbox)
+    broken._setup = dataclasses.replace(sandbox._setup, seccomp_library=library)
+    broken.required = required
+    return broken
 
 
 # -- one uid per job ----------------------------------------------------------------------------

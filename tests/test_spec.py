@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.spec import Budgets, Grading, SpecError, Target, load_spec, load_specs
+from grader.core.spec import Budgets, Grading, SpecError, Target, load_spec, load_specs
 
 COURSE = Path(__file__).resolve().parents[1] / "course" / "assignments"
 
@@ -43,9 +43,15 @@ def test_course_specs_have_the_documented_shapes_and_budgets() -> None:
     specs = load_specs(COURSE)
     har, mnist = specs["har"], specs["mnist"]
     assert (har.assignment.dataset, har.assignment.input_shape, har.assignment.num_classes) == (
-        "uci_har", (561,), 6)
-    assert (mnist.assignment.dataset, mnist.assignment.input_shape,
-            mnist.assignment.num_classes) == ("mnist", (1, 28, 28), 10)
+        "uci_har",
+        (561,),
+        6,
+    )
+    assert (
+        mnist.assignment.dataset,
+        mnist.assignment.input_shape,
+        mnist.assignment.num_classes,
+    ) == ("mnist", (1, 28, 28), 10)
     assert (har.budgets.max_epochs, mnist.budgets.max_epochs) == (100, 10)
     assert isinstance(har.budgets.timeout_seconds, float)
     assert har.budgets.timeout_seconds == 600.0
@@ -65,7 +71,6 @@ def test_digest_is_the_sha256_of_the_file_and_tracks_edits(tmp_path: Path) -> No
 def test_minimal_spec_gets_the_defaults(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, ASSIGNMENT))
     assert spec.name == "toy"
-    assert spec.assignment.split == "standard"
     assert spec.budgets == Budgets()
     assert spec.grading == Grading()
     assert spec.targets == ()
@@ -81,12 +86,18 @@ def test_missing_file(tmp_path: Path) -> None:
     assert str(info.value) == f"{path}: cannot read spec (No such file or directory)"
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("name = \n", "not valid TOML (Invalid value (at line 1, column 8))"),
-    ("[assignment\n",
-     "not valid TOML (Expected ']' at the end of a table declaration (at line 1, column 12))"),
-    ("a = 1\na = 2\n", "not valid TOML (Cannot overwrite a value (at line 2, column 6))"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("name = \n", "not valid TOML (Invalid value (at line 1, column 8))"),
+        (
+            "[assignment\n",
+            "not valid TOML (Expected ']' at the end of a table declaration "
+            "(at line 1, column 12))",
+        ),
+        ("a = 1\na = 2\n", "not valid TOML (Cannot overwrite a value (at line 2, column 6))"),
+    ],
+)
 def test_invalid_toml(tmp_path: Path, text: str, problem: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(SpecError) as info:
@@ -99,8 +110,10 @@ def test_non_utf8_spec(tmp_path: Path) -> None:
     path.write_bytes(b"x = '\xff'\n")
     with pytest.raises(SpecError) as info:
         load_spec(path)
-    assert str(info.value) == (f"{path}: not valid TOML ('utf-8' codec can't decode byte 0xff in "
-                               "position 5: invalid start byte)")
+    assert str(info.value) == (
+        f"{path}: not valid TOML ('utf-8' codec can't decode byte 0xff in "
+        "position 5: invalid start byte)"
+    )
 
 
 BAD_SPECS = [
@@ -109,8 +122,10 @@ BAD_SPECS = [
     ("extra = 1\n" + ASSIGNMENT, "key 'extra' is not a known setting"),
     (ASSIGNMENT + "[budgets]\nmax_epoch = 3\n", "key 'budgets.max_epoch' is not a known setting"),
     (ASSIGNMENT + "[grading]\nsed = 3\n", "key 'grading.sed' is not a known setting"),
-    (ASSIGNMENT + "[[targets]]\nname = 'A'\nmin_acc = 0.9\n",
-     "key 'targets[0].min_acc' is not a known setting"),
+    (
+        ASSIGNMENT + "[[targets]]\nname = 'A'\nmin_acc = 0.9\n",
+        "key 'targets[0].min_acc' is not a known setting",
+    ),
     (ASSIGNMENT + "[sandbox]\nx = 1\n", "key 'sandbox' is not a known setting"),
     # missing keys
     ("[budgets]\nmax_epochs = 3\n", "missing key 'assignment'"),
@@ -118,52 +133,85 @@ BAD_SPECS = [
     (ASSIGNMENT.replace("num_classes = 3\n", ""), "key 'assignment.num_classes' is missing"),
     (ASSIGNMENT + "[[targets]]\nmin_test_accuracy = 0.9\n", "key 'targets[0].name' is missing"),
     # wrong types
-    (ASSIGNMENT + "[budgets]\nmax_epochs = '10'\n",
-     "key 'budgets.max_epochs' must be of type int, not str"),
-    (ASSIGNMENT + "[budgets]\nmax_epochs = 2.5\n",
-     "key 'budgets.max_epochs' must be of type int, not float"),
-    (ASSIGNMENT + "[budgets]\nmax_epochs = true\n",
-     "key 'budgets.max_epochs' must be an integer, not True"),
+    (
+        ASSIGNMENT + "[budgets]\nmax_epochs = '10'\n",
+        "key 'budgets.max_epochs' must be of type int, not str",
+    ),
+    (
+        ASSIGNMENT + "[budgets]\nmax_epochs = 2.5\n",
+        "key 'budgets.max_epochs' must be of type int, not float",
+    ),
+    (
+        ASSIGNMENT + "[budgets]\nmax_epochs = true\n",
+        "key 'budgets.max_epochs' must be an integer, not True",
+    ),
     (ASSIGNMENT + "[grading]\nseed = false\n", "key 'grading.seed' must be an integer, not False"),
-    (ASSIGNMENT + "[budgets]\ntimeout_seconds = true\n",
-     "key 'budgets.timeout_seconds' must be of type float, not bool"),
-    (ASSIGNMENT + "[budgets]\ntimeout_seconds = '600'\n",
-     "key 'budgets.timeout_seconds' must be of type float, not str"),
-    (ASSIGNMENT + "[grading]\nverify_determinism = 1\n",
-     "key 'grading.verify_determinism' must be of type bool, not int"),
-    (ASSIGNMENT.replace('title = "Toy problem"', "title = 3"),
-     "key 'assignment.title' must be of type str, not int"),
-    (ASSIGNMENT.replace("input_shape = [4]", "input_shape = []"),
-     "key 'assignment.input_shape' must be a non-empty array"),
-    (ASSIGNMENT.replace("input_shape = [4]", "input_shape = 4"),
-     "key 'assignment.input_shape' must be a non-empty array"),
-    (ASSIGNMENT.replace("input_shape = [4]", "input_shape = [1, 2.5]"),
-     "key 'assignment.input_shape[1]' must be of type int, not float"),
-    (ASSIGNMENT + "[[targets]]\nname = 'A'\nmax_gap = 'small'\n",
-     "key 'targets[0].max_gap' must be of type float, not str"),
+    (
+        ASSIGNMENT + "[budgets]\ntimeout_seconds = true\n",
+        "key 'budgets.timeout_seconds' must be of type float, not bool",
+    ),
+    (
+        ASSIGNMENT + "[budgets]\ntimeout_seconds = '600'\n",
+        "key 'budgets.timeout_seconds' must be of type float, not str",
+    ),
+    (
+        ASSIGNMENT + "[grading]\nverify_determinism = 1\n",
+        "key 'grading.verify_determinism' must be of type bool, not int",
+    ),
+    (
+        ASSIGNMENT.replace('title = "Toy problem"', "title = 3"),
+        "key 'assignment.title' must be of type str, not int",
+    ),
+    (
+        ASSIGNMENT.replace("input_shape = [4]", "input_shape = []"),
+        "key 'assignment.input_shape' must be a non-empty array",
+    ),
+    (
+        ASSIGNMENT.replace("input_shape = [4]", "input_shape = 4"),
+        "key 'assignment.input_shape' must be a non-empty array",
+    ),
+    (
+        ASSIGNMENT.replace("input_shape = [4]", "input_shape = [1, 2.5]"),
+        "key 'assignment.input_shape[1]' must be of type int, not float",
+    ),
+    (
+        ASSIGNMENT + "[[targets]]\nname = 'A'\nmax_gap = 'small'\n",
+        "key 'targets[0].max_gap' must be of type float, not str",
+    ),
     ("assignment = 3\n", "key 'assignment' must be a table"),
     ("budgets = 3\n" + ASSIGNMENT, "key 'budgets' must be a table"),
     ("targets = 3\n" + ASSIGNMENT, "key 'targets' must be an array of tables ([[targets]])"),
-    (ASSIGNMENT + "[targets]\nname = 'A'\n",
-     "key 'targets' must be an array of tables ([[targets]])"),
+    (
+        ASSIGNMENT + "[targets]\nname = 'A'\n",
+        "key 'targets' must be an array of tables ([[targets]])",
+    ),
     ("targets = [1]\n" + ASSIGNMENT, "key 'targets[0]' must be a table"),
     # semantics
-    (ASSIGNMENT.replace('dataset = "mnist"', 'dataset = "cifar10"'),
-     "key 'assignment.dataset' must be one of mnist, uci_har"),
-    (ASSIGNMENT.replace("num_classes = 3", "num_classes = 1"),
-     "key 'assignment.num_classes' must be at least 2"),
-    (ASSIGNMENT + "[[targets]]\nname = 'A'\nmin_test_accuracy = 96\n",
-     "key 'targets[0].min_test_accuracy' must be a fraction in [0, 1]"),
-    (ASSIGNMENT + "[[targets]]\nname = 'A'\n[[targets]]\nname = 'B'\nmin_test_accuracy = -0.1\n",
-     "key 'targets[1].min_test_accuracy' must be a fraction in [0, 1]"),
-    (ASSIGNMENT + "[[targets]]\nname = 'A'\n[[targets]]\nname = 'A'\n",
-     "key 'targets' has two targets with the same name"),
+    (
+        ASSIGNMENT.replace('dataset = "mnist"', 'dataset = "cifar10"'),
+        "key 'assignment.dataset' must be one of mnist, uci_har",
+    ),
+    (
+        ASSIGNMENT.replace("num_classes = 3", "num_classes = 1"),
+        "key 'assignment.num_classes' must be at least 2",
+    ),
+    (
+        ASSIGNMENT + "[[targets]]\nname = 'A'\nmin_test_accuracy = 96\n",
+        "key 'targets[0].min_test_accuracy' must be a fraction in [0, 1]",
+    ),
+    (
+        ASSIGNMENT + "[[targets]]\nname = 'A'\n[[targets]]\nname = 'B'\nmin_test_accuracy = -0.1\n",
+        "key 'targets[1].min_test_accuracy' must be a fraction in [0, 1]",
+    ),
+    (
+        ASSIGNMENT + "[[targets]]\nname = 'A'\n[[targets]]\nname = 'A'\n",
+        "key 'targets' has two targets with the same name",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("text", "problem"), BAD_SPECS, ids=[p for _, p in BAD_SPECS])
-def test_bad_spec_is_one_line_naming_file_and_key(tmp_path: Path, text: str,
-                                                  problem: str) -> None:
+def test_bad_spec_is_one_line_naming_file_and_key(tmp_path: Path, text: str, problem: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(SpecError) as info:
         load_spec(path)
@@ -171,8 +219,18 @@ def test_bad_spec_is_one_line_naming_file_and_key(tmp_path: Path, text: str,
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("key", ["max_epochs", "timeout_seconds", "memory_mb", "max_weights_mb",
-                                 "max_output_mb", "max_processes", "max_open_files"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "max_epochs",
+        "timeout_seconds",
+        "memory_mb",
+        "max_weights_mb",
+        "max_output_mb",
+        "max_processes",
+        "max_open_files",
+    ],
+)
 @pytest.mark.parametrize("value", ["0", "-1"])
 def test_non_positive_budget(tmp_path: Path, key: str, value: str) -> None:
     path = write(tmp_path, ASSIGNMENT + f"[budgets]\n{key} = {value}\n")
@@ -189,8 +247,13 @@ def test_non_positive_thread_count(tmp_path: Path) -> None:
 
 
 def test_int_accepted_where_float_expected(tmp_path: Path) -> None:
-    spec = load_spec(write(tmp_path, ASSIGNMENT + "[budgets]\ntimeout_seconds = 30\n"
-                           "[[targets]]\nname = 'A'\nmin_test_accuracy = 1\nmax_gap = 0\n"))
+    spec = load_spec(
+        write(
+            tmp_path,
+            ASSIGNMENT + "[budgets]\ntimeout_seconds = 30\n"
+            "[[targets]]\nname = 'A'\nmin_test_accuracy = 1\nmax_gap = 0\n",
+        )
+    )
     assert spec.budgets.timeout_seconds == 30.0
     assert type(spec.budgets.timeout_seconds) is float
     (target,) = spec.targets
@@ -199,8 +262,13 @@ def test_int_accepted_where_float_expected(tmp_path: Path) -> None:
 
 
 def test_targets_keep_file_order_and_optional_gap(tmp_path: Path) -> None:
-    spec = load_spec(write(tmp_path, ASSIGNMENT + "[[targets]]\nname = 'Z'\nmin_test_accuracy = 0.5"
-                           "\nmax_gap = 0.1\n[[targets]]\nname = 'A'\ndescription = 'any'\n"))
+    spec = load_spec(
+        write(
+            tmp_path,
+            ASSIGNMENT + "[[targets]]\nname = 'Z'\nmin_test_accuracy = 0.5"
+            "\nmax_gap = 0.1\n[[targets]]\nname = 'A'\ndescription = 'any'\n",
+        )
+    )
     assert spec.targets == (Target("Z", "", 0.5, 0.1), Target("A", "any", 0.0, None))
 
 
@@ -227,14 +295,16 @@ def test_load_specs_name_must_match_file(tmp_path: Path) -> None:
     path = write(tmp_path, ASSIGNMENT, "mnist.toml")
     with pytest.raises(SpecError) as info:
         load_specs(tmp_path)
-    assert str(info.value) == (f"{path}: key 'assignment.name' is 'toy' but the file is named "
-                               "'mnist'")
+    assert str(info.value) == (
+        f"{path}: key 'assignment.name' is 'toy' but the file is named 'mnist'"
+    )
 
 
 def test_load_specs_reports_the_broken_file(tmp_path: Path) -> None:
     write(tmp_path, ASSIGNMENT)
-    broken = write(tmp_path, ASSIGNMENT.replace('name = "toy"', 'name = "zzz"') + "oops = 1\n",
-                   "zzz.toml")
+    broken = write(
+        tmp_path, ASSIGNMENT.replace('name = "toy"', 'name = "zzz"') + "oops = 1\n", "zzz.toml"
+    )
     with pytest.raises(SpecError) as info:
         load_specs(tmp_path)
     assert str(info.value) == f"{broken}: key 'assignment.oops' is not a known setting"
@@ -253,20 +323,24 @@ TARGET_A = Target("A", min_test_accuracy=0.96, max_gap=0.02)
 TARGET_B = Target("B", min_test_accuracy=0.975)
 
 
-@pytest.mark.parametrize(("target", "test_accuracy", "gap", "met"), [
-    (TARGET_A, 0.96, 0.0, False),       # the accuracy bound is strict
-    (TARGET_A, 0.9601, 0.0, True),
-    (TARGET_A, 0.97, 0.02, False),      # so is the gap bound
-    (TARGET_A, 0.97, 0.0199, True),
-    (TARGET_A, 0.97, -0.05, True),      # test above train is fine
-    (TARGET_A, 0.99, 0.03, False),
-    (TARGET_A, 0.95, 0.0, False),
-    (TARGET_B, 0.975, 0.0, False),
-    (TARGET_B, 0.9751, 0.5, True),      # no gap bound at all
-    (TARGET_B, 0.97, 0.0, False),
-])
-def test_is_met_bounds_are_strict(target: Target, test_accuracy: float, gap: float,
-                                  met: bool) -> None:
+@pytest.mark.parametrize(
+    ("target", "test_accuracy", "gap", "met"),
+    [
+        (TARGET_A, 0.96, 0.0, False),  # the accuracy bound is strict
+        (TARGET_A, 0.9601, 0.0, True),
+        (TARGET_A, 0.97, 0.02, False),  # so is the gap bound
+        (TARGET_A, 0.97, 0.0199, True),
+        (TARGET_A, 0.97, -0.05, True),  # test above train is fine
+        (TARGET_A, 0.99, 0.03, False),
+        (TARGET_A, 0.95, 0.0, False),
+        (TARGET_B, 0.975, 0.0, False),
+        (TARGET_B, 0.9751, 0.5, True),  # no gap bound at all
+        (TARGET_B, 0.97, 0.0, False),
+    ],
+)
+def test_is_met_bounds_are_strict(
+    target: Target, test_accuracy: float, gap: float, met: bool
+) -> None:
     assert target.is_met(test_accuracy, gap) is met
 
 
@@ -277,8 +351,9 @@ def test_is_met_at_a_count_based_accuracy_of_exactly_96_percent() -> None:
 
 
 @pytest.mark.parametrize(("train_correct", "test_correct"), [(58812, 9602), (59724, 9754)])
-def test_gap_of_exactly_two_points_on_mnist_counts_is_not_met(train_correct: int,
-                                                              test_correct: int) -> None:
+def test_gap_of_exactly_two_points_on_mnist_counts_is_not_met(
+    train_correct: int, test_correct: int
+) -> None:
     # grading.py computes gap = train_acc - test_acc from counts over 60000 / 10000 images;
     # these pairs differ by exactly 2 points.
     train, test = train_correct / 60000, test_correct / 10000

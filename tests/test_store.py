@@ -9,30 +9,56 @@ from pathlib import Path
 
 import pytest
 
-from grader.grading import Result
-from grader.store import CacheKey, Environment, Store, StoreError
+from grader.core.results import CacheKey, Environment, Mode, Result, Status
+from grader.store.sqlite import Store, StoreError
 
 ENV = Environment(torch_version="2.3.0", device="cpu")
-KEY = CacheKey(content_hash="c" * 64, spec_digest="s" * 64, data_checksum="d" * 16,
-               grader_version="0.1.0", mode="retrain", torch_version="2.3.0")
+KEY = CacheKey(
+    content_hash="c" * 64,
+    spec_digest="s" * 64,
+    data_checksum="d" * 16,
+    grader_version="0.1.0",
+    mode=Mode.RETRAIN,
+    torch_version="2.3.0",
+    device="cpu",
+)
 
 
-def result(student: str = "alice", assignment: str = "mnist", key: CacheKey = KEY,
-           **changes: object) -> Result:
-    base = Result(student=student, assignment=assignment, status="ok", message="",
-                  test_accuracy=0.97, train_accuracy=0.98, gap=0.01,
-                  targets={"A": True, "B": False}, params=1234, epochs=3, train_seconds=1.5,
-                  mode=key.mode, seed=0, threads=1, weights_sha256="w" * 64, log_tail="tail",
-                  content_hash=key.content_hash, spec_digest=key.spec_digest,
-                  data_checksum=key.data_checksum, grader_version=key.grader_version,
-                  started_at="2024-01-01T00:00:00+00:00",
-                  finished_at="2024-01-01T00:01:00+00:00")
+def result(
+    student: str = "alice", assignment: str = "mnist", key: CacheKey = KEY, **changes: object
+) -> Result:
+    base = Result(
+        student=student,
+        assignment=assignment,
+        status="ok",
+        message="",
+        test_accuracy=0.97,
+        train_accuracy=0.98,
+        gap=0.01,
+        targets={"A": True, "B": False},
+        params=1234,
+        epochs=3,
+        train_seconds=1.5,
+        mode=key.mode,
+        seed=0,
+        threads=1,
+        weights_sha256="w" * 64,
+        log_tail="tail",
+        content_hash=key.content_hash,
+        spec_digest=key.spec_digest,
+        data_checksum=key.data_checksum,
+        grader_version=key.grader_version,
+        torch_version=key.torch_version,
+        device=key.device,
+        started_at="2024-01-01T00:00:00+00:00",
+        finished_at="2024-01-01T00:01:00+00:00",
+    )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "grades.sqlite", ENV)
+    return Store(tmp_path / "grades.sqlite")
 
 
 def test_new_store_is_empty(store: Store) -> None:
@@ -61,13 +87,16 @@ def test_latest_is_the_newest_attempt_per_submission(store: Store) -> None:
     store.record(result("alice", message="third"))
     latest = store.latest()
     assert [(r.assignment, r.student, r.message) for r in latest] == [
-        ("har", "alice", "har attempt"), ("mnist", "alice", "third"), ("mnist", "bob", "")]
+        ("har", "alice", "har attempt"),
+        ("mnist", "alice", "third"),
+        ("mnist", "bob", ""),
+    ]
     assert store.attempts() == 5
 
 
 def test_store_persists_across_instances(tmp_path: Path) -> None:
-    Store(tmp_path / "grades.sqlite", ENV).record(result())
-    again = Store(tmp_path / "grades.sqlite", ENV)
+    Store(tmp_path / "grades.sqlite").record(result())
+    again = Store(tmp_path / "grades.sqlite")
     assert again.attempts() == 1
     assert again.latest() == [result()]
 
@@ -88,18 +117,16 @@ def test_cached_misses_when_any_key_field_differs(store: Store, field: str) -> N
     assert store.cached("alice", "mnist", KEY) is not None
 
 
-def test_cached_misses_after_a_torch_upgrade(tmp_path: Path) -> None:
-    Store(tmp_path / "grades.sqlite", ENV).record(result())
-    upgraded = Store(tmp_path / "grades.sqlite", Environment("2.4.0", "cpu"))
-    assert upgraded.cached("alice", "mnist", dataclasses.replace(KEY, torch_version="2.4.0")) \
-        is None
-    assert upgraded.cached("alice", "mnist", KEY) is not None
+def test_a_cpu_result_is_not_reused_for_a_cuda_run(store: Store) -> None:
+    store.record(result())
+    assert store.cached("alice", "mnist", dataclasses.replace(KEY, device="cuda")) is None
+    assert store.cached("alice", "mnist", KEY) is not None
 
 
-@pytest.mark.parametrize(("student", "assignment"), [("bob", "mnist"), ("alice", "har"),
-                                                     ("Alice", "mnist")])
-def test_cached_is_per_student_and_assignment(store: Store, student: str,
-                                              assignment: str) -> None:
+@pytest.mark.parametrize(
+    ("student", "assignment"), [("bob", "mnist"), ("alice", "har"), ("Alice", "mnist")]
+)
+def test_cached_is_per_student_and_assignment(store: Store, student: str, assignment: str) -> None:
     store.record(result())
     assert store.cached(student, assignment, KEY) is None
 
@@ -118,7 +145,27 @@ def test_rows_record_the_environment(store: Store) -> None:
     store.record(result())
     with sqlite3.connect(store.path) as db:
         assert db.execute("SELECT torch_version, device FROM attempts").fetchall() == [
-            ("2.3.0", "cpu")]
+            ("2.3.0", "cpu")
+        ]
+
+
+def test_results_read_back_with_named_statuses_and_modes(store: Store) -> None:
+    store.record(result(status="timeout", mode="load"))
+    (back,) = store.latest()
+    assert back.status is Status.TIMEOUT and back.mode is Mode.LOAD
+
+
+def test_a_run_is_logged_when_it_starts_and_completed_when_it_ends(store: Store) -> None:
+    run_id = store.begin_run("2024-01-01T00:00:00+00:00", ["limits: on (x)"], ENV)
+    store.record(result(), run_id)
+    with sqlite3.connect(store.path) as db:
+        started = db.execute("SELECT finished_at, graded, sandbox FROM runs").fetchall()
+        assert started == [(None, None, '["limits: on (x)"]')]  # a killed run stays visible
+        store.finish_run(run_id, "2024-01-01T00:02:00+00:00", graded=1, reused=0)
+        assert db.execute("SELECT finished_at, graded, reused FROM runs").fetchall() == [
+            ("2024-01-01T00:02:00+00:00", 1, 0)
+        ]
+        assert db.execute("SELECT run_id FROM attempts").fetchall() == [(run_id,)]
 
 
 def test_concurrent_writers(store: Store) -> None:
@@ -141,8 +188,9 @@ def test_concurrent_writers(store: Store) -> None:
     assert errors == []
     assert store.attempts() == 160
     latest = store.latest()
-    assert sorted(r.student for r in latest) == sorted(f"s{w}-{i}" for w in range(8)
-                                                       for i in range(20))
+    assert sorted(r.student for r in latest) == sorted(
+        f"s{w}-{i}" for w in range(8) for i in range(20)
+    )
     assert all(r.message == r.student[1:].replace("-", "/") for r in latest)
 
 
@@ -153,7 +201,7 @@ def test_concurrent_stores_on_one_file(tmp_path: Path) -> None:
     def write(worker: int) -> None:
         try:
             start.wait()
-            own = Store(tmp_path / "grades.sqlite", ENV)
+            own = Store(tmp_path / "grades.sqlite")
             for i in range(10):
                 own.record(result(f"s{worker}", message=str(i)))
         except BaseException as exc:  # reported below
@@ -165,7 +213,7 @@ def test_concurrent_stores_on_one_file(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    final = Store(tmp_path / "grades.sqlite", ENV)
+    final = Store(tmp_path / "grades.sqlite")
     assert final.attempts() == 40
     assert [(r.student, r.message) for r in final.latest()] == [(f"s{w}", "9") for w in range(4)]
 
@@ -178,9 +226,11 @@ def test_corrupt_file(tmp_path: Path, garbage: bytes) -> None:
     path = tmp_path / "grades.sqlite"
     path.write_bytes(garbage)
     with pytest.raises(StoreError) as info:
-        Store(path, ENV)
-    assert str(info.value) == (f"{path} is not a usable results store (file is not a database); "
-                               "move it aside and run again to start a new one")
+        Store(path)
+    assert str(info.value) == (
+        f"{path} is not a usable results store (file is not a database); "
+        "move it aside and run again to start a new one"
+    )
     assert path.read_bytes() == garbage  # left for the user to inspect
 
 
@@ -188,19 +238,24 @@ def test_store_path_is_a_folder(tmp_path: Path) -> None:
     path = tmp_path / "grades.sqlite"
     path.mkdir()
     with pytest.raises(StoreError) as info:
-        Store(path, ENV)
-    assert str(info.value) == (f"{path} is not a usable results store (unable to open database "
-                               "file); move it aside and run again to start a new one")
+        Store(path)
+    assert str(info.value) == (
+        f"{path} is not a usable results store (unable to open database "
+        "file); move it aside and run again to start a new one"
+    )
 
 
-@pytest.mark.parametrize(("parts", "reason"), [
-    (("blocker", "grades.sqlite"), "File exists"),
-    (("blocker", "results", "grades.sqlite"), "Not a directory"),
-])
+@pytest.mark.parametrize(
+    ("parts", "reason"),
+    [
+        (("blocker", "grades.sqlite"), "File exists"),
+        (("blocker", "results", "grades.sqlite"), "Not a directory"),
+    ],
+)
 def test_out_under_a_regular_file(tmp_path: Path, parts: tuple[str, ...], reason: str) -> None:
     (tmp_path / "blocker").write_text("a file, not a folder")
     path = tmp_path.joinpath(*parts)
     with pytest.raises(StoreError) as info:
-        Store(path, ENV)
+        Store(path)
     assert str(info.value).startswith("cannot create")
     assert str(info.value) == f"cannot create {path}: {reason}"

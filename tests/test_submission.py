@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from grader.runner import mark_duplicates
-from grader.submission import (
+from grader.core.submission import (
     MAX_SOURCE_BYTES,
     Submission,
     SubmissionsError,
     discover,
     from_file,
+    mark_duplicates,
 )
 
 ASSIGNMENTS = ("har", "mnist")
@@ -55,11 +55,21 @@ def test_not_a_folder(tmp_path: Path) -> None:
     assert str(info.value) == f"{root} is not a folder"
 
 
-@pytest.mark.parametrize("contents", [
-    [],
-    ["alice/notes.txt", "alice/helper.py", "alice/HAR.py", "alice/sub/har.py", "har.py",
-     ".hidden/har.py", ".git/mnist.py"],
-])
+@pytest.mark.parametrize(
+    "contents",
+    [
+        [],
+        [
+            "alice/notes.txt",
+            "alice/helper.py",
+            "alice/HAR.py",
+            "alice/sub/har.py",
+            "har.py",
+            ".hidden/har.py",
+            ".git/mnist.py",
+        ],
+    ],
+)
 def test_no_submissions(tmp_path: Path, contents: list[str]) -> None:
     root = tmp_path / "subs"
     root.mkdir()
@@ -67,8 +77,9 @@ def test_no_submissions(tmp_path: Path, contents: list[str]) -> None:
         put(root, relative)
     with pytest.raises(SubmissionsError) as info:
         discover(root, ASSIGNMENTS, CAP)
-    assert str(info.value) == (f"no submissions in {root} (expected files like <student>/har.py, "
-                               "<student>/mnist.py)")
+    assert str(info.value) == (
+        f"no submissions in {root} (expected files like <student>/har.py, <student>/mnist.py)"
+    )
 
 
 # --- what is found --------------------------------------------------------------------------
@@ -76,8 +87,17 @@ def test_no_submissions(tmp_path: Path, contents: list[str]) -> None:
 
 def test_finds_known_assignments_sorted_and_ignores_the_rest(tmp_path: Path) -> None:
     root = tmp_path / "subs"
-    for relative in ["zoe/mnist.py", "zoe/har.py", "adam/mnist.py", "adam/utils.py",
-                     "bob/lab3.py", ".trash/har.py", "stray.py", "mnist.py", "carl/x/har.py"]:
+    for relative in [
+        "zoe/mnist.py",
+        "zoe/har.py",
+        "adam/mnist.py",
+        "adam/utils.py",
+        "bob/lab3.py",
+        ".trash/har.py",
+        "stray.py",
+        "mnist.py",
+        "carl/x/har.py",
+    ]:
         put(root, relative)
     found = discover(root, ASSIGNMENTS, CAP)
     assert [s.key for s in found] == [("har", "zoe"), ("mnist", "adam"), ("mnist", "zoe")]
@@ -106,7 +126,10 @@ def test_from_file_takes_the_student_from_the_folder(tmp_path: Path) -> None:
     source = put(tmp_path, "ann/homework/mnist.py")
     submission = from_file(source, "mnist", CAP)
     assert (submission.student, submission.assignment, submission.source) == (
-        "homework", "mnist", source)
+        "homework",
+        "mnist",
+        source,
+    )
     assert submission.problem is None
 
 
@@ -115,18 +138,23 @@ def test_from_file_takes_the_student_from_the_folder(tmp_path: Path) -> None:
 
 SOURCE_PROBLEMS = [
     ("x = (\n", "har.py is not valid Python: '(' was never closed (line 1)"),
-    ("if True:\nprint(1)\n",
-     "har.py is not valid Python: expected an indented block after 'if' statement on line 1 "
-     "(line 2)"),
+    (
+        "if True:\nprint(1)\n",
+        "har.py is not valid Python: expected an indented block after 'if' statement on line 1 "
+        "(line 2)",
+    ),
     (b"x = '\xff'\n", "har.py is not UTF-8 text (byte 5); save it as UTF-8"),
-    (b"\xef\xbb\xbfx = 1\x00\n", "har.py contains NUL bytes; it looks like a binary file, not "
-                                 "Python"),
+    (
+        b"\xef\xbb\xbfx = 1\x00\n",
+        "har.py contains NUL bytes; it looks like a binary file, not Python",
+    ),
     (b"#" * (2 << 20), "har.py is 2 MB; source files are limited to 1 MB"),
 ]
 
 
-@pytest.mark.parametrize(("data", "problem"), SOURCE_PROBLEMS,
-                         ids=[p.split(";")[0] for _, p in SOURCE_PROBLEMS])
+@pytest.mark.parametrize(
+    ("data", "problem"), SOURCE_PROBLEMS, ids=[p.split(";")[0] for _, p in SOURCE_PROBLEMS]
+)
 def test_source_problems(tmp_path: Path, data: bytes | str, problem: str) -> None:
     root = tmp_path / "subs"
     put(root, "ann/har.py", data)
@@ -166,8 +194,11 @@ def test_student_folder_symlinked_out_of_the_tree(tmp_path: Path) -> None:
     (root / "mallory").symlink_to(tmp_path / "outside", target_is_directory=True)
     submission = only(root)
     assert submission.problem == "submission folder is a symlink out of the submissions tree"
-    assert (submission.student, submission.weights, submission.content_hash) == ("mallory", None,
-                                                                                 "")
+    assert (submission.student, submission.weights, submission.content_hash) == (
+        "mallory",
+        None,
+        "",
+    )
 
 
 @pytest.mark.parametrize("student", ["bad name", "_alice", "-x", "a" * 65, "naïve", "a!"])
@@ -229,7 +260,9 @@ def test_weights_must_be_a_regular_file(tmp_path: Path, kind: str) -> None:
         weights.mkdir()
     submission = only(root)
     assert (submission.weights, submission.problem) == (
-        weights, "har.safetensors must be a regular file")
+        weights,
+        "har.safetensors must be a regular file",
+    )
 
 
 def test_folder_named_like_a_source(tmp_path: Path) -> None:
@@ -246,8 +279,9 @@ def test_fifo_named_like_a_source_does_not_hang(tmp_path: Path) -> None:
     fifo = root / "ann" / "har.py"
     os.mkfifo(fifo)
     found: list[Submission] = []
-    thread = threading.Thread(target=lambda: found.extend(discover(root, ASSIGNMENTS, CAP)),
-                              daemon=True)
+    thread = threading.Thread(
+        target=lambda: found.extend(discover(root, ASSIGNMENTS, CAP)), daemon=True
+    )
     thread.start()
     thread.join(1.0)
     if thread.is_alive():
@@ -309,8 +343,12 @@ def test_mark_duplicates_flags_ids_differing_only_in_case(tmp_path: Path) -> Non
     marked = mark_duplicates(discover(root, ASSIGNMENTS, CAP))
     problems = {s.key: s.problem for s in marked}
     message = "duplicate student id: folders Alice, alice differ only in case"
-    assert problems == {("har", "ALICE"): None, ("mnist", "Alice"): message,
-                        ("mnist", "alice"): message, ("mnist", "bob"): None}
+    assert problems == {
+        ("har", "ALICE"): None,
+        ("mnist", "Alice"): message,
+        ("mnist", "alice"): message,
+        ("mnist", "bob"): None,
+    }
 
 
 def test_mark_duplicates_keeps_an_existing_problem(tmp_path: Path) -> None:

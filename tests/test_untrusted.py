@@ -17,7 +17,9 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from grader.untrusted import (
+from grader.core.results import Status
+from grader.jobs.protocol import ChildReport
+from grader.jobs.untrusted import (
     UntrustedFileError,
     Weights,
     read_bytes,
@@ -50,8 +52,9 @@ def test_symlink_is_refused(tmp_path: Path, target: str) -> None:
     link.symlink_to(real)
     with pytest.raises(UntrustedFileError) as info:
         read_bytes(link, 100)
-    assert str(info.value) == ("report.json cannot be opened (Too many levels of symbolic links); "
-                               "links are not accepted")
+    assert str(info.value) == (
+        "report.json cannot be opened (Too many levels of symbolic links); links are not accepted"
+    )
 
 
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
@@ -98,37 +101,73 @@ def write_report(tmp_path: Path, data: bytes | object) -> Path:
 @pytest.mark.parametrize("status", ["ok", "invalid", "error", "memory"])
 def test_report_statuses(tmp_path: Path, status: str) -> None:
     report = read_report(write_report(tmp_path, {"status": status, "message": "m", "epochs": 3}))
-    assert report == {"status": status, "message": "m", "epochs": 3}
+    assert report == ChildReport(Status(status), "m", epochs=3)
 
 
-@pytest.mark.parametrize(("message", "expected"), [
-    ("line one\nline two\r\n\tand  three  ", "line one line two and three"),
-    ("bold \x1b[1mtext\x1b[0m and a bell\x07", "bold ?[1mtext?[0m and a bell?"),
-    ("x" * 1000, "x" * 300),
-    ("word " * 200, ("word " * 60).rstrip()),
-    (["a", 1], "['a', 1]"),
-    (None, "None"),
-])
-def test_report_message_is_one_short_line(tmp_path: Path, message: object,
-                                          expected: str) -> None:
+@pytest.mark.parametrize("status", ["timeout", "crashed", "sandbox", "nondeterministic"])
+def test_a_child_cannot_claim_statuses_only_the_grader_gives(tmp_path: Path, status: str) -> None:
+    assert read_report(write_report(tmp_path, {"status": status})) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "epochs", "seconds"),
+    [
+        ({"epochs": 3, "train_seconds": 1.5}, 3, 1.5),
+        ({"epochs": True, "train_seconds": "1.5"}, None, None),
+        ({"epochs": 2.0, "train_seconds": 4}, None, 4.0),
+    ],
+)
+def test_report_numbers_must_have_their_types(
+    tmp_path: Path, raw: dict[str, object], epochs: int | None, seconds: float | None
+) -> None:
+    report = read_report(write_report(tmp_path, {"status": "ok", **raw}))
+    assert report is not None
+    assert (report.epochs, report.train_seconds) == (epochs, seconds)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("line one\nline two\r\n\tand  three  ", "line one line two and three"),
+        ("bold \x1b[1mtext\x1b[0m and a bell\x07", "bold ?[1mtext?[0m and a bell?"),
+        ("x" * 1000, "x" * 300),
+        ("word " * 200, ("word " * 60).rstrip()),
+        (["a", 1], "['a', 1]"),
+        (None, "None"),
+    ],
+)
+def test_report_message_is_one_short_line(tmp_path: Path, message: object, expected: str) -> None:
     report = read_report(write_report(tmp_path, {"status": "error", "message": message}))
     assert report is not None
-    assert report["message"] == expected
-    assert "\n" not in report["message"]
-    assert len(report["message"]) <= 300
+    assert report.message == expected
+    assert "\n" not in report.message
+    assert len(report.message) <= 300
 
 
 def test_report_without_message_gets_an_empty_one(tmp_path: Path) -> None:
-    assert read_report(write_report(tmp_path, {"status": "ok"})) == {"status": "ok",
-                                                                      "message": ""}
+    assert read_report(write_report(tmp_path, {"status": "ok"})) == ChildReport(Status.OK, "")
 
 
-@pytest.mark.parametrize("data", [
-    ["ok"], "ok", 42, None,
-    {"status": "passed"}, {"status": "OK"}, {"status": ["ok"]}, {"message": "no status"},
-    b"", b"not json", b"{\"status\": \"ok\"", b"\xff\xfe{}", b"NaN",
-    json.dumps({"status": "ok", "message": "x" * 70_000}).encode(),  # over the 64 kB cap
-], ids=lambda d: repr(d)[:30])
+@pytest.mark.parametrize(
+    "data",
+    [
+        ["ok"],
+        "ok",
+        42,
+        None,
+        {"status": "passed"},
+        {"status": "OK"},
+        {"status": ["ok"]},
+        {"message": "no status"},
+        b"",
+        b"not json",
+        b'{"status": "ok"',
+        b"\xff\xfe{}",
+        b"NaN",
+        json.dumps({"status": "ok", "message": "x" * 70_000}).encode(),  # over the 64 kB cap
+    ],
+    ids=lambda d: repr(d)[:30],
+)
 def test_untrustworthy_report_is_none(tmp_path: Path, data: object) -> None:
     assert read_report(write_report(tmp_path, data)) is None
 
@@ -173,18 +212,30 @@ def test_fortran_order_scores(tmp_path: Path) -> None:
     assert read_scores(write_npy(tmp_path, scores), 3, 2).tolist() == [1, 0, 1]
 
 
-@pytest.mark.parametrize(("array", "message"), [
-    (np.zeros((3, 2)), "predictions have shape (3, 2), expected (2, 3)"),
-    (np.zeros(6), "predictions have shape (6,), expected (2, 3)"),
-    (np.zeros((2, 3, 1)), "predictions have shape (2, 3, 1), expected (2, 3)"),
-    (np.zeros((2, 3), dtype=np.int64), "predictions have dtype int64, expected floats"),
-    (np.zeros((2, 3), dtype=bool), "predictions have dtype bool, expected floats"),
-    (np.zeros((2, 3), dtype=np.complex64), "predictions have dtype complex64, expected floats"),
-    (np.array([[0.0, np.nan, 1.0], [0.0, 0.0, 0.0]]), "the model produced NaN or infinite outputs"),
-    (np.array([[0.0, np.inf, 1.0], [0.0, 0.0, 0.0]]), "the model produced NaN or infinite outputs"),
-    (np.array([[0.0, 0.0, 0.0], [-np.inf, 0, 0]], dtype=np.float32),
-     "the model produced NaN or infinite outputs"),
-], ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((3, 2)), "predictions have shape (3, 2), expected (2, 3)"),
+        (np.zeros(6), "predictions have shape (6,), expected (2, 3)"),
+        (np.zeros((2, 3, 1)), "predictions have shape (2, 3, 1), expected (2, 3)"),
+        (np.zeros((2, 3), dtype=np.int64), "predictions have dtype int64, expected floats"),
+        (np.zeros((2, 3), dtype=bool), "predictions have dtype bool, expected floats"),
+        (np.zeros((2, 3), dtype=np.complex64), "predictions have dtype complex64, expected floats"),
+        (
+            np.array([[0.0, np.nan, 1.0], [0.0, 0.0, 0.0]]),
+            "the model produced NaN or infinite outputs",
+        ),
+        (
+            np.array([[0.0, np.inf, 1.0], [0.0, 0.0, 0.0]]),
+            "the model produced NaN or infinite outputs",
+        ),
+        (
+            np.array([[0.0, 0.0, 0.0], [-np.inf, 0, 0]], dtype=np.float32),
+            "the model produced NaN or infinite outputs",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
 def test_bad_scores(tmp_path: Path, array: np.ndarray, message: str) -> None:
     with pytest.raises(UntrustedFileError) as info:
         read_scores(write_npy(tmp_path, array), 2, 3)
@@ -197,8 +248,10 @@ def test_pickled_object_array_is_refused(tmp_path: Path) -> None:
     path = write_npy(tmp_path, evil, allow_pickle=True)
     with pytest.raises(UntrustedFileError) as info:
         read_scores(path, 2, 3)
-    assert str(info.value) == ("scores.npy is not a valid .npy array (Object arrays cannot be "
-                               "loaded when allow_pickle=False)")
+    assert str(info.value) == (
+        "scores.npy is not a valid .npy array (Object arrays cannot be "
+        "loaded when allow_pickle=False)"
+    )
 
 
 @pytest.mark.parametrize("data", [b"", b"garbage", b"\x93NUMPY\x01\x00", b"\x80\x04K\x01."])
@@ -278,8 +331,14 @@ def test_sanitized_digest_ignores_metadata(tmp_path: Path) -> None:
 
 
 def test_integer_tensors_are_kept_but_not_counted(tmp_path: Path) -> None:
-    save_numpy({"w": np.ones((2, 5), np.float32), "table": np.arange(7, dtype=np.int64),
-                "bn.running_mean": np.zeros(5, np.float32)}, str(tmp_path / "m.safetensors"))
+    save_numpy(
+        {
+            "w": np.ones((2, 5), np.float32),
+            "table": np.arange(7, dtype=np.int64),
+            "bn.running_mean": np.zeros(5, np.float32),
+        },
+        str(tmp_path / "m.safetensors"),
+    )
     weights = sanitize_weights(tmp_path / "m.safetensors", tmp_path / "c.safetensors", 1 << 20)
     assert weights.params == 10
     assert sorted(load_file(str(tmp_path / "c.safetensors"))) == ["bn.running_mean", "table", "w"]
@@ -293,9 +352,11 @@ def truncated() -> bytes:
     return save_bytes({"w": np.ones((4, 4), np.float32)})[:-7]
 
 
-@pytest.mark.parametrize("data", [header_bomb(), truncated(), b"", b"\x08" + b"\0" * 7 + b"{}",
-                                  b"not safetensors at all"],
-                         ids=["header-bomb", "truncated", "empty", "short", "text"])
+@pytest.mark.parametrize(
+    "data",
+    [header_bomb(), truncated(), b"", b"\x08" + b"\0" * 7 + b"{}", b"not safetensors at all"],
+    ids=["header-bomb", "truncated", "empty", "short", "text"],
+)
 def test_invalid_safetensors_is_refused(tmp_path: Path, data: bytes) -> None:
     source = tmp_path / "model.safetensors"
     source.write_bytes(data)

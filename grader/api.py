@@ -1,0 +1,152 @@
+"""The grader as a library: run a batch of submissions, or check one file.
+
+The command line, the benchmarks and the tests all come through here. A run skips what is
+already graded, grades the rest through an executor, records each result the moment it is
+known, and regenerates the leaderboard from the store.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from grader import __version__
+from grader.core.results import CacheKey, Environment, Mode, Result
+from grader.core.spec import Spec, load_specs
+from grader.core.submission import Submission, discover, from_file
+from grader.data.cache import PreparedData
+from grader.data.registry import prepare
+from grader.execute.local import LocalExecutor
+from grader.jobs.grade import GradingContext, grade, now, resolve_mode
+from grader.jobs.workspace import remove_stale_workspaces
+from grader.publish.board import CSV_NAME, write_leaderboard
+from grader.sandbox.box import Sandbox
+from grader.store.sqlite import DB_NAME, Store
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    submissions: Path
+    out: Path
+    assignments: Path
+    data_dir: Path
+    cache_dir: Path
+    mode: Mode = Mode.RETRAIN
+    timeout_seconds: float | None = None
+    workers: int = 1
+    force: bool = False
+    verify_determinism: bool = False
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    board: pd.DataFrame
+    graded: int
+    reused: int
+    csv_path: Path
+
+
+def environment() -> Environment:
+    """Where jobs will run; part of every result's reuse key."""
+    import torch  # only a grading run pays for this import
+
+    return Environment(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run(options: RunOptions, sandbox: Sandbox, log: Log) -> RunSummary:
+    specs = load_specs(options.assignments)
+    max_weights = max(s.budgets.weights_bytes for s in specs.values())
+    submissions = discover(options.submissions, specs, max_weights)
+    store = Store(options.out / DB_NAME)
+    env = environment()
+    remove_stale_workspaces()
+    contexts = _contexts(specs, {s.assignment for s in submissions}, options, sandbox, env)
+    pending = [s for s in submissions if options.force or not _reusable(store, s, contexts)]
+    reused = len(submissions) - len(pending)
+    log(f"{len(submissions)} submissions: {reused} unchanged and reused, {len(pending)} to grade")
+    run_id = store.begin_run(now(), [str(layer) for layer in sandbox.layers], env)
+    executor = LocalExecutor(options.workers, sandbox.kill_all)
+    try:
+        with tqdm(total=len(pending), desc="grading", unit="sub", file=sys.stderr) as bar:
+            for result in executor.results(pending, lambda s: grade(s, contexts[s.assignment])):
+                store.record(result, run_id)
+                bar.set_postfix_str(f"{result.student}/{result.assignment}: {result.status}")
+                bar.update()
+    finally:
+        board = write_leaderboard(store.latest(), specs, options.out)
+    store.finish_run(run_id, now(), len(pending), reused)
+    return RunSummary(board, len(pending), reused, options.out / CSV_NAME)
+
+
+def check(
+    file: Path,
+    spec: Spec,
+    sandbox: Sandbox,
+    data: PreparedData,
+    *,
+    mode: Mode = Mode.RETRAIN,
+    timeout_seconds: float | None = None,
+    weights_dir: Path | None = None,
+) -> Result:
+    """Grade one file exactly as a run would, without a store."""
+    ctx = GradingContext(
+        spec=spec,
+        data=data,
+        sandbox=sandbox,
+        environment=environment(),
+        mode=mode,
+        timeout_seconds=timeout_seconds,
+        weights_dir=weights_dir,
+    )
+    return grade(from_file(file, spec.name, spec.budgets.weights_bytes), ctx)
+
+
+def cache_key(sub: Submission, ctx: GradingContext) -> CacheKey:
+    return CacheKey(
+        content_hash=sub.content_hash,
+        spec_digest=ctx.spec.digest,
+        data_checksum=ctx.data.checksum,
+        grader_version=__version__,
+        mode=resolve_mode(ctx.mode, sub),
+        torch_version=ctx.environment.torch_version,
+        device=ctx.environment.device,
+    )
+
+
+def _reusable(store: Store, sub: Submission, contexts: dict[str, GradingContext]) -> bool:
+    cached = store.cached(sub.student, sub.assignment, cache_key(sub, contexts[sub.assignment]))
+    return cached is not None and not cached.status.regraded
+
+
+def _contexts(
+    specs: dict[str, Spec],
+    needed: set[str],
+    options: RunOptions,
+    sandbox: Sandbox,
+    env: Environment,
+) -> dict[str, GradingContext]:
+    prepared: dict[str, PreparedData] = {}
+    contexts = {}
+    for name in sorted(needed):
+        spec = specs[name]
+        dataset = spec.assignment.dataset
+        if dataset not in prepared:
+            prepared[dataset] = prepare(dataset, options.data_dir, options.cache_dir)
+        contexts[name] = GradingContext(
+            spec=spec,
+            data=prepared[dataset],
+            sandbox=sandbox,
+            environment=env,
+            mode=options.mode,
+            timeout_seconds=options.timeout_seconds,
+            weights_dir=options.out / "weights",
+            verify_determinism=options.verify_determinism,
+        )
+    return contexts

@@ -1,0 +1,173 @@
+"""One job phase inside the sandbox: confine, attest, wait for the go, then run the phase.
+
+`train` gets the training data, trains, and writes the model. `eval` gets weights and inputs
+only (never labels) and writes class scores. Both end with a report; see grader.jobs.protocol.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from grader.child.confine import ConfinementError, attest, confine
+from grader.core.results import Status
+from grader.core.text import one_line
+from grader.jobs import protocol
+from grader.jobs.protocol import MESSAGE_CHARS, ChildReport, JobConfig, Phase, Task
+
+
+class WeightsError(Exception):
+    """Submitted or trained weights cannot be loaded into the model."""
+
+
+def main(argv: list[str]) -> int:
+    args = protocol.parse_argv(argv)
+    in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
+    error = ""
+    try:
+        config = JobConfig.from_json((in_dir / protocol.CONFIG).read_text())
+        confine(config.confinement)
+    except ConfinementError as exc:  # a layer that would not apply: run nothing
+        error = str(exc)
+    except Exception as exc:  # a config this child cannot follow: run nothing
+        error = f"child: {type(exc).__name__}: {exc}"
+    os.write(args.attest_fd, attest(error).to_line())
+    os.close(args.attest_fd)
+    go = os.read(args.go_fd, 1)
+    os.close(args.go_fd)
+    if error or go != b"1" or args.phase is Phase.PROBE:
+        return 0
+    try:
+        run = train if args.phase is Phase.TRAIN else evaluate
+        report = run(config.task, in_dir, out_dir)
+    except BaseException as exc:  # every student failure, exit() included, becomes a report
+        report = _failure(exc, in_dir / protocol.SOURCE)
+    (out_dir / protocol.REPORT).write_text(report.to_json())
+    return 0
+
+
+def train(task: Task, in_dir: Path, out_dir: Path) -> ChildReport:
+    import numpy as np
+    import torch
+
+    from grader.child import contract, training
+
+    module, model = _prepare(task, in_dir)
+    hp = contract.parse_hparams(module.HPARAMS, task.max_epochs)
+    inputs = training.as_model_input(_load(in_dir / protocol.inputs_file("train")))
+    labels = torch.from_numpy(np.asarray(_load(in_dir / protocol.TRAIN_LABELS))).long()
+    model.to(training.pick_device())
+    training.seed_everything(task.seed)
+    started = time.perf_counter()
+    if hasattr(module, "train"):
+        dataset = torch.utils.data.TensorDataset(inputs, labels)
+        module.train(model, dataset, dict(module.HPARAMS))
+    else:
+        training.train_standard(model, inputs, labels, hp, task.seed)
+    seconds = time.perf_counter() - started
+    _save_model(model, out_dir)
+    return ChildReport(Status.OK, epochs=hp.epochs, train_seconds=seconds)
+
+
+def evaluate(task: Task, in_dir: Path, out_dir: Path) -> ChildReport:
+    import numpy as np
+
+    from grader.child import training
+
+    assert task.weights is not None
+    _, model = _prepare(task, in_dir)
+    _load_weights(model, in_dir / task.weights)
+    model.to(training.pick_device())
+    for part in ("train", "test"):
+        inputs = training.as_model_input(_load(in_dir / protocol.inputs_file(part)))
+        scores = training.predict(model, inputs).numpy()
+        np.save(out_dir / protocol.scores_file(part), scores, allow_pickle=False)
+    _save_model(model, out_dir)
+    return ChildReport(Status.OK)
+
+
+def _load(path: Path) -> Any:
+    import numpy as np
+
+    return np.load(path, allow_pickle=False)
+
+
+def _prepare(task: Task, in_dir: Path) -> tuple[ModuleType, Any]:
+    """Import the submission and build its model, running the contract checks on both."""
+    from grader.child import contract, training
+
+    training.make_deterministic(task.seed, task.threads)
+    module = _import_submission(in_dir / protocol.SOURCE)
+    contract.run_checks(contract.module_checks(module, task.max_epochs))
+    training.seed_everything(task.seed)
+    model = module.build_model(task.input_shape, task.num_classes)
+    contract.run_checks(contract.model_checks(model, task.input_shape, task.num_classes))
+    return module, model
+
+
+def _save_model(model: Any, out_dir: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / protocol.MODEL))
+
+
+def _import_submission(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("submission", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["submission"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_weights(model: Any, path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise WeightsError(f"{path.name} holds a {type(state).__name__}, not a state_dict")
+        model.load_state_dict(state, strict=True)
+    except WeightsError:
+        raise
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"weights do not load into the model: {first_line}") from None
+
+
+def _failure(exc: BaseException, source: Path) -> ChildReport:
+    from grader.child.contract import ContractError
+
+    text = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, ContractError | WeightsError):
+        return _report(Status.INVALID, str(exc))
+    if (
+        isinstance(exc, MemoryError)
+        or "can't allocate memory" in text
+        or "out of memory" in text.lower()
+    ):
+        return _report(Status.MEMORY, "ran out of memory (" + text + ")")
+    if isinstance(exc, SystemExit):
+        return _report(Status.ERROR, f"the submission called exit({exc.code!r})")
+    return _report(Status.ERROR, text + _student_line(exc, source))
+
+
+def _student_line(exc: BaseException, source: Path) -> str:
+    """Point at the deepest line of the student's own file, where the fix usually is."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(source)]
+    return f" (line {frames[-1].lineno} of the submission)" if frames else ""
+
+
+def _report(status: Status, message: str) -> ChildReport:
+    return ChildReport(status, one_line(message, MESSAGE_CHARS))

@@ -1,0 +1,94 @@
+"""What grading produces: one Result per submission, with named statuses and modes.
+
+Every other part speaks these types: the grader fills them in, the store keeps them, the
+publishers render them. Nothing here imports torch, numpy or pandas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from grader import __version__
+
+
+class Status(StrEnum):
+    """A row's verdict. The display order of the leaderboard's failed rows follows this order."""
+
+    OK = "ok"
+    INVALID = "invalid"  # breaks the contract: missing function, bad HPARAMS, bad outputs
+    ERROR = "error"  # the student's code raised
+    TIMEOUT = "timeout"
+    MEMORY = "memory"
+    CRASHED = "crashed"  # died without a result (a segfault, a kill)
+    NONDETERMINISTIC = "nondeterministic"
+    SANDBOX = "sandbox"  # a promised isolation layer was missing: no student code ran
+
+    @property
+    def regraded(self) -> bool:
+        """A busy machine or a broken environment causes these, not the code: grade again."""
+        return self in (Status.TIMEOUT, Status.CRASHED, Status.SANDBOX)
+
+
+class Mode(StrEnum):
+    RETRAIN = "retrain"  # train with the grader's seed
+    LOAD = "load"  # evaluate the submitted weights
+    AUTO = "auto"  # load when weights are present, else retrain
+
+
+@dataclass(frozen=True)
+class Result:
+    student: str
+    assignment: str
+    status: Status
+    message: str = ""
+    test_accuracy: float | None = None
+    train_accuracy: float | None = None
+    gap: float | None = None
+    targets: dict[str, bool] = field(default_factory=dict)
+    params: int | None = None
+    epochs: int | None = None
+    train_seconds: float | None = None
+    mode: Mode = Mode.RETRAIN
+    seed: int = 0
+    threads: int = 1
+    weights_sha256: str | None = None
+    log_tail: str = ""
+    content_hash: str = ""
+    spec_digest: str = ""
+    data_checksum: str = ""
+    grader_version: str = __version__
+    torch_version: str = ""
+    device: str = "cpu"
+    started_at: str = ""
+    finished_at: str = ""
+
+    def __post_init__(self) -> None:
+        # Rows read back from the store or built by tests may carry plain strings.
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "mode", Mode(self.mode))
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What must be unchanged for a stored result to be reused instead of regrading."""
+
+    content_hash: str
+    spec_digest: str
+    data_checksum: str
+    grader_version: str
+    mode: Mode
+    torch_version: str
+    device: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where grading runs: recorded with every attempt and part of the reuse key."""
+
+    torch_version: str
+    device: str

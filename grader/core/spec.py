@@ -1,0 +1,260 @@
+"""Assignment specs: TOML files loaded into frozen dataclasses, and where to find them.
+
+Every problem with a spec is reported as one line naming the file and the dotted key, so an
+instructor can fix a typo without reading a traceback. The course's own specs ship inside the
+package, so the grader works from any folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grader
+from grader.core.files import MB
+
+DATASETS = ("mnist", "uci_har")
+BOUNDARY_DIGITS = 9
+PACKAGED = Path(grader.__file__).resolve().parent / "assignments"
+COURSE_FOLDER = Path("course") / "assignments"
+
+
+class SpecError(Exception):
+    """A spec file is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str = ""
+    min_test_accuracy: float = 0.0
+    max_gap: float | None = None
+
+    def is_met(self, test_accuracy: float, gap: float) -> bool:
+        """Both bounds are strict, as the course states them ("> 96%", "< 2 points").
+
+        Accuracies are ratios of counts, so a gap of exactly 2 points arrives as 0.0199999...;
+        rounding far below any count's resolution makes the boundary exact.
+        """
+        if not round(test_accuracy, BOUNDARY_DIGITS) > self.min_test_accuracy:
+            return False
+        return self.max_gap is None or round(gap, BOUNDARY_DIGITS) < self.max_gap
+
+
+@dataclass(frozen=True)
+class Budgets:
+    max_epochs: int = 10
+    timeout_seconds: float = 600.0
+    memory_mb: int = 4096
+    max_weights_mb: int = 64
+    max_output_mb: int = 256
+    max_processes: int = 256
+    max_open_files: int = 256
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_mb * MB
+
+    @property
+    def weights_bytes(self) -> int:
+        return self.max_weights_mb * MB
+
+    @property
+    def output_bytes(self) -> int:
+        return self.max_output_mb * MB
+
+
+@dataclass(frozen=True)
+class Grading:
+    seed: int = 0
+    threads: int = 1
+    verify_determinism: bool = False
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    title: str
+    dataset: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class Spec:
+    assignment: Assignment
+    budgets: Budgets = field(default_factory=Budgets)
+    grading: Grading = field(default_factory=Grading)
+    targets: tuple[Target, ...] = ()
+    path: Path = Path()
+    digest: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.assignment.name
+
+
+def load_spec(path: Path) -> Spec:
+    """Read and validate one assignment spec."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec ({exc.strerror or exc})") from exc
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from exc
+    where = _Where(path)
+    sections = _check_keys(
+        document, {f.name for f in dataclasses.fields(Spec)} - {"path", "digest"}, where, ""
+    )
+    if "assignment" not in sections:
+        raise SpecError(f"{path}: missing key 'assignment'")
+    assignment = _build(Assignment, sections["assignment"], where, "assignment")
+    targets = sections.get("targets", [])
+    if not isinstance(targets, list):
+        raise SpecError(f"{path}: key 'targets' must be an array of tables ([[targets]])")
+    spec = Spec(
+        assignment=assignment,
+        budgets=_build(Budgets, sections.get("budgets", {}), where, "budgets"),
+        grading=_build(Grading, sections.get("grading", {}), where, "grading"),
+        targets=tuple(_build(Target, t, where, f"targets[{i}]") for i, t in enumerate(targets)),
+        path=path,
+        digest=hashlib.sha256(raw).hexdigest(),
+    )
+    _check_semantics(spec, where)
+    return spec
+
+
+def load_specs(directory: Path) -> dict[str, Spec]:
+    """All specs in a folder, keyed by assignment name (which must match the file name)."""
+    specs = {}
+    for path in sorted(directory.glob("*.toml")):
+        spec = load_spec(path)
+        if spec.name != path.stem:
+            raise SpecError(
+                f"{path}: key 'assignment.name' is {spec.name!r} but the file is "
+                f"named {path.stem!r}"
+            )
+        specs[spec.name] = spec
+    if not specs:
+        raise SpecError(f"{directory}: no assignment specs (*.toml) found")
+    return specs
+
+
+@dataclass(frozen=True)
+class SpecsFound:
+    """A folder of specs and how it was chosen, for the terminal to say which specs it used."""
+
+    folder: Path
+    how: str
+
+    def __str__(self) -> str:
+        return f"{self.folder} ({self.how})"
+
+
+def locate_specs(explicit: Path | None, how: str, near: Path) -> SpecsFound:
+    """The specs to grade with: the folder given (by --assignments or GRADER_ASSIGNMENTS, as
+    `how` says), else course/assignments in the current folder, else one beside `near` (the
+    submissions folder or a checked file) or above it, else the specs packaged with the grader.
+    """
+    if explicit is not None:
+        return SpecsFound(explicit, how)
+    if _has_specs(Path.cwd() / COURSE_FOLDER):
+        return SpecsFound(COURSE_FOLDER, "in the current folder")
+    start = near.resolve()
+    for folder in [start, *start.parents]:
+        if _has_specs(folder / COURSE_FOLDER):
+            return SpecsFound(folder / COURSE_FOLDER, f"found from {near}")
+    return SpecsFound(PACKAGED, f"packaged with course-grader {grader.__version__}")
+
+
+def _has_specs(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("*.toml"))
+
+
+@dataclass(frozen=True)
+class _Where:
+    path: Path
+
+    def fail(self, key: str, problem: str) -> SpecError:
+        return SpecError(f"{self.path}: key '{key}' {problem}")
+
+
+def _check_keys(table: Any, allowed: set[str], where: _Where, prefix: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise where.fail(prefix.rstrip("."), "must be a table")
+    for key in table:
+        if key not in allowed:
+            raise where.fail(prefix + key, "is not a known setting")
+    return table
+
+
+def _build(cls: Any, table: Any, where: _Where, section: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _check_keys(table, set(fields), where, section + ".")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in fields.items():
+        key = f"{section}.{name}"
+        if name not in table:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise where.fail(key, "is missing")
+            continue
+        values[name] = _coerce(table[name], hints[name], where, key)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, where: _Where, key: str) -> Any:
+    """Check a TOML value against a field's type; TOML ints are accepted where floats are."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(value, options[0], where, key)
+    if origin is tuple:
+        if not isinstance(value, list) or not value:
+            raise where.fail(key, "must be a non-empty array")
+        item_type = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item_type, where, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool):
+        raise where.fail(key, f"must be an integer, not {value!r}")
+    if not isinstance(value, hint):
+        raise where.fail(key, f"must be of type {hint.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _check_semantics(spec: Spec, where: _Where) -> None:
+    a, b, g = spec.assignment, spec.budgets, spec.grading
+    if a.dataset not in DATASETS:
+        raise where.fail("assignment.dataset", f"must be one of {', '.join(DATASETS)}")
+    if any(size <= 0 for size in a.input_shape):
+        raise where.fail("assignment.input_shape", "must hold positive sizes")
+    if a.num_classes < 2:
+        raise where.fail("assignment.num_classes", "must be at least 2")
+    positives = {
+        "budgets.max_epochs": b.max_epochs,
+        "budgets.timeout_seconds": b.timeout_seconds,
+        "budgets.memory_mb": b.memory_mb,
+        "budgets.max_weights_mb": b.max_weights_mb,
+        "budgets.max_output_mb": b.max_output_mb,
+        "budgets.max_processes": b.max_processes,
+        "budgets.max_open_files": b.max_open_files,
+        "grading.threads": g.threads,
+    }
+    for key, value in positives.items():
+        if value <= 0:
+            raise where.fail(key, "must be positive")
+    names = [t.name for t in spec.targets]
+    if len(set(names)) != len(names):
+        raise where.fail("targets", "has two targets with the same name")
+    for i, t in enumerate(spec.targets):
+        if not 0.0 <= t.min_test_accuracy <= 1.0:
+            raise where.fail(f"targets[{i}].min_test_accuracy", "must be a fraction in [0, 1]")

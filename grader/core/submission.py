@@ -1,0 +1,183 @@
+"""Finding submissions on disk: `<root>/<student>/<assignment>.py` plus optional weights.
+
+Discovery never imports student code; it only looks at names, sizes and bytes, and turns
+anything odd about a folder into a problem attached to that submission, not an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from grader.core.files import megabytes
+
+WEIGHT_SUFFIXES = (".safetensors", ".pt")
+MAX_SOURCE_BYTES = 1 << 20
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class SubmissionsError(Exception):
+    """The submissions folder itself is unusable (missing, empty, not a folder)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str
+    assignment: str
+    source: Path
+    weights: Path | None
+    content_hash: str
+    problem: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.assignment, self.student)
+
+
+def discover(root: Path, assignments: Iterable[str], max_weights_bytes: int) -> list[Submission]:
+    """Every `<student>/<assignment>.py` under root, sorted by assignment then student; folders
+    that would collide get a problem instead of a row of their own."""
+    if not root.exists():
+        raise SubmissionsError(f"submissions folder {root} does not exist")
+    if not root.is_dir():
+        raise SubmissionsError(f"{root} is not a folder")
+    wanted = set(assignments)
+    found = []
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(".") or not (folder.is_dir() or folder.is_symlink()):
+            continue
+        found.extend(_from_folder(root, folder, wanted, max_weights_bytes))
+    if not found:
+        names = ", ".join(f"<student>/{a}.py" for a in sorted(wanted))
+        raise SubmissionsError(f"no submissions in {root} (expected files like {names})")
+    return mark_duplicates(sorted(found, key=lambda s: s.key))
+
+
+def from_file(source: Path, assignment: str, max_weights_bytes: int) -> Submission:
+    """A single file graded on its own, as `grader check` does; the student id is its folder's."""
+    student = source.resolve().parent.name or "student"
+    problem = _source_problem(source)
+    weights, weights_problem = _find_weights(source, assignment, max_weights_bytes)
+    return Submission(
+        student,
+        assignment,
+        source,
+        weights,
+        _content_hash(source, weights, max(MAX_SOURCE_BYTES, max_weights_bytes)),
+        problem or weights_problem,
+    )
+
+
+def mark_duplicates(submissions: list[Submission]) -> list[Submission]:
+    """Folders whose names differ only in case would overwrite each other's rows."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for sub in submissions:
+        seen.setdefault((sub.assignment, sub.student.casefold()), []).append(sub.student)
+    marked = []
+    for sub in submissions:
+        names = seen[(sub.assignment, sub.student.casefold())]
+        if len(names) > 1 and not sub.problem:
+            sub = replace(
+                sub,
+                problem="duplicate student id: folders "
+                + ", ".join(names)
+                + " differ only in case",
+            )
+        marked.append(sub)
+    return marked
+
+
+def _from_folder(
+    root: Path, folder: Path, wanted: set[str], max_weights_bytes: int
+) -> list[Submission]:
+    student = folder.name
+    sources = sorted(p for p in folder.glob("*.py") if p.stem in wanted)
+    if folder.is_symlink() and not _inside(folder.resolve(), root.resolve()):
+        return [
+            _rejected(
+                student, p.stem, p, "submission folder is a symlink out of the submissions tree"
+            )
+            for p in sources
+        ]
+    if not STUDENT_ID.match(student):
+        return [
+            _rejected(student, p.stem, p, f"folder name {student!r} is not a valid student id")
+            for p in sources
+        ]
+    return [from_file(p, p.stem, max_weights_bytes) for p in sources]
+
+
+def _rejected(student: str, assignment: str, source: Path, problem: str) -> Submission:
+    return Submission(student, assignment, source, None, "", problem)
+
+
+def _source_problem(source: Path) -> str | None:
+    if source.is_symlink():
+        return f"{source.name} is a symlink; submit a regular file"
+    if not source.is_file():  # a folder or a FIFO would fail or block when read
+        return f"{source.name} is not a regular file"
+    size = source.stat().st_size
+    if size > MAX_SOURCE_BYTES:
+        return (
+            f"{source.name} is {megabytes(size)}; source files are limited to "
+            f"{megabytes(MAX_SOURCE_BYTES)}"
+        )
+    data = source.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{source.name} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+    if "\x00" in text:
+        return f"{source.name} contains NUL bytes; it looks like a binary file, not Python"
+    try:
+        compile(text, str(source), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return f"{source.name} is not valid Python: {exc.msg} (line {exc.lineno})"
+    return None
+
+
+def _find_weights(
+    source: Path, assignment: str, max_weights_bytes: int
+) -> tuple[Path | None, str | None]:
+    candidates = [source.with_name(assignment + s) for s in WEIGHT_SUFFIXES]
+    present = [p for p in candidates if p.exists() or p.is_symlink()]
+    if not present:
+        return None, None
+    weights = present[0]
+    if len(present) > 1:
+        return weights, f"both {present[0].name} and {present[1].name} present; submit one"
+    if weights.is_symlink() or not weights.is_file():
+        return weights, f"{weights.name} must be a regular file"
+    size = weights.stat().st_size
+    if size > max_weights_bytes:
+        return weights, (
+            f"{weights.name} is {megabytes(size)}; weights are limited to "
+            f"{megabytes(max_weights_bytes)}"
+        )
+    return weights, None
+
+
+def _content_hash(source: Path, weights: Path | None, max_bytes: int) -> str:
+    """What regrading keys on: the source bytes and, when present, the weights bytes.
+
+    A file over the limit is graded as a problem without being read, so only its size counts.
+    """
+    digest = hashlib.sha256()
+    for path in (source, weights):
+        if path is None or path.is_symlink() or not path.is_file():
+            continue
+        size = path.stat().st_size
+        digest.update(f"{path.name}\0{size}\0".encode())
+        if size > max_bytes:
+            continue
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents

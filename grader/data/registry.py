@@ -1,0 +1,46 @@
+"""Which datasets exist, where their files live, and the one call that prepares them.
+
+Cheap to import (the command line reads its defaults here); parsing is imported on demand.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import platformdirs
+
+from grader.core.spec import DATASETS
+
+if TYPE_CHECKING:  # importing it for real pulls in numpy
+    from grader.data.cache import PreparedData
+
+
+class DataError(Exception):
+    """Data is missing or unusable; the message is one line naming the file(s) and the fix."""
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("GRADER_DATA_DIR") or platformdirs.user_data_path("course-grader"))
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GRADER_CACHE_DIR") or platformdirs.user_cache_path("course-grader"))
+
+
+def prepare(name: str, data_dir: Path, cache_dir: Path, *, download: bool = True) -> PreparedData:
+    """Parse the named dataset once and return its cached arrays; later calls reuse the cache."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create cache directory {cache_dir} ({exc.strerror})") from exc
+    if name == "mnist":
+        from grader.data import mnist
+
+        return mnist.prepare(data_dir, cache_dir, download)
+    from grader.data import har
+
+    return har.prepare(data_dir, cache_dir, download)

@@ -1,0 +1,311 @@
+"""Grading one submission: a training job, an evaluation job, and the scores computed here.
+
+Student code only ever runs in sandboxed children. This process holds the labels, reads the
+children's files as untrusted, computes every metric, and turns every failure into a Result.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from grader.core.files import MB, atomic_copy
+from grader.core.results import Environment, Mode, Result, Status
+from grader.core.spec import Spec
+from grader.core.submission import Submission
+from grader.data.cache import PreparedData
+from grader.jobs import protocol, scoring
+from grader.jobs.protocol import ChildReport, Phase, Task
+from grader.jobs.untrusted import (
+    UntrustedFileError,
+    Weights,
+    read_report,
+    read_scores,
+    sanitize_weights,
+)
+from grader.jobs.workspace import job_folders, workspace
+from grader.sandbox.box import Sandbox, SandboxError
+from grader.sandbox.supervise import JobOutcome, Limits
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class GradingContext:
+    spec: Spec
+    data: PreparedData
+    sandbox: Sandbox
+    environment: Environment
+    mode: Mode = Mode.RETRAIN
+    timeout_seconds: float | None = None
+    weights_dir: Path | None = None
+    verify_determinism: bool = False
+
+
+class JobFailed(Exception):
+    def __init__(self, status: Status, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message, self.log_tail = status, message, log_tail
+
+
+def grade(submission: Submission, ctx: GradingContext) -> Result:
+    """Grade one submission; never raises for anything the submission does."""
+    started = now()
+    mode = resolve_mode(ctx.mode, submission)
+    base = Result(
+        student=submission.student,
+        assignment=submission.assignment,
+        status=Status.ERROR,
+        mode=mode,
+        seed=ctx.spec.grading.seed,
+        threads=ctx.spec.grading.threads,
+        content_hash=submission.content_hash,
+        spec_digest=ctx.spec.digest,
+        data_checksum=ctx.data.checksum,
+        torch_version=ctx.environment.torch_version,
+        device=ctx.environment.device,
+        started_at=started,
+    )
+    try:
+        graded = _grade(submission, ctx, mode, base)
+    except JobFailed as failure:
+        graded = replace(
+            base, status=failure.status, message=failure.message, log_tail=failure.log_tail
+        )
+    return replace(graded, finished_at=now())
+
+
+def resolve_mode(mode: Mode | str, submission: Submission) -> Mode:
+    if Mode(mode) is Mode.AUTO:
+        return Mode.LOAD if submission.weights else Mode.RETRAIN
+    return Mode(mode)
+
+
+def job_limits(spec: Spec, timeout_seconds: float | None = None) -> Limits:
+    b = spec.budgets
+    return Limits(
+        timeout_seconds=timeout_seconds or b.timeout_seconds,
+        memory_bytes=b.memory_bytes,
+        max_processes=b.max_processes,
+        max_file_bytes=max(b.max_weights_mb, 64) * MB,
+        max_open_files=b.max_open_files,
+        max_output_bytes=b.output_bytes,
+        threads=spec.grading.threads,
+    )
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _grade(sub: Submission, ctx: GradingContext, mode: Mode, base: Result) -> Result:
+    if sub.problem:
+        raise JobFailed(Status.INVALID, sub.problem)
+    with workspace() as work:
+        report = ChildReport(Status.OK)
+        if mode is Mode.LOAD:
+            weights = _submitted_weights(sub, work, ctx.spec.budgets.weights_bytes)
+        else:
+            weights, report = _train(sub, ctx, work / "train")
+            if ctx.verify_determinism or ctx.spec.grading.verify_determinism:
+                again, _ = _train(sub, ctx, work / "train-again")
+                if again.sha256 != weights.sha256:
+                    raise JobFailed(
+                        Status.NONDETERMINISTIC,
+                        "training twice with the grader's seed "
+                        "gave different weights; do not re-seed from the clock or "
+                        "use nondeterministic operations",
+                    )
+        train_pred, test_pred, evaluated = _evaluate(sub, ctx, work / "eval", weights)
+        kept = weights if mode is Mode.RETRAIN else evaluated
+        _keep_weights(kept, ctx.weights_dir, sub)
+    scores = scoring.score(
+        train_pred,
+        test_pred,
+        ctx.data.load("train_labels"),
+        ctx.data.load("test_labels"),
+        ctx.spec.targets,
+    )
+    return replace(
+        base,
+        status=Status.OK,
+        test_accuracy=scores.test_accuracy,
+        train_accuracy=scores.train_accuracy,
+        gap=scores.gap,
+        targets=scores.targets,
+        params=evaluated.params,
+        epochs=report.epochs,
+        train_seconds=report.train_seconds,
+        weights_sha256=kept.sha256,
+    )
+
+
+def _task(ctx: GradingContext, phase: Phase, weights: str | None = None) -> Task:
+    spec = ctx.spec
+    return Task(
+        phase=phase,
+        seed=spec.grading.seed,
+        threads=spec.grading.threads,
+        max_epochs=spec.budgets.max_epochs,
+        input_shape=spec.assignment.input_shape,
+        num_classes=spec.assignment.num_classes,
+        weights=weights,
+    )
+
+
+TRAIN_FILES = {protocol.inputs_file("train"): "train_inputs", protocol.TRAIN_LABELS: "train_labels"}
+EVAL_FILES = {protocol.inputs_file(part): f"{part}_inputs" for part in ("train", "test")}
+
+
+def _train(sub: Submission, ctx: GradingContext, job: Path) -> tuple[Weights, ChildReport]:
+    in_dir, out_dir = _job_inputs(job, sub, ctx, TRAIN_FILES)
+    outcome, report = _run(ctx, _task(ctx, Phase.TRAIN), in_dir, out_dir, job)
+    # The child times its own training; it may only ever claim less than the job took.
+    claimed = report.train_seconds
+    seconds = None if claimed is None else min(max(claimed, 0.0), outcome.seconds)
+    weights = _accept(
+        lambda: sanitize_weights(
+            out_dir / protocol.MODEL, job / "trained.safetensors", ctx.spec.budgets.weights_bytes
+        ),
+        outcome,
+    )
+    return weights, replace(report, train_seconds=seconds)
+
+
+def _evaluate(
+    sub: Submission, ctx: GradingContext, job: Path, weights: Weights
+) -> tuple[np.ndarray, np.ndarray, Weights]:
+    in_dir, out_dir = _job_inputs(job, sub, ctx, EVAL_FILES)
+    name = protocol.WEIGHTS_STEM + weights.path.suffix
+    shutil.copyfile(weights.path, in_dir / name)
+    outcome, _ = _run(ctx, _task(ctx, Phase.EVAL, name), in_dir, out_dir, job)
+    classes = ctx.spec.assignment.num_classes
+    train_pred = _accept(
+        lambda: read_scores(out_dir / protocol.scores_file("train"), ctx.data.train_size, classes),
+        outcome,
+    )
+    test_pred = _accept(
+        lambda: read_scores(out_dir / protocol.scores_file("test"), ctx.data.test_size, classes),
+        outcome,
+    )
+    evaluated = _accept(
+        lambda: sanitize_weights(
+            out_dir / protocol.MODEL, job / "evaluated.safetensors", ctx.spec.budgets.weights_bytes
+        ),
+        outcome,
+    )
+    return train_pred, test_pred, evaluated
+
+
+def _submitted_weights(sub: Submission, work: Path, max_bytes: int) -> Weights:
+    if sub.weights is None:
+        raise JobFailed(
+            Status.INVALID,
+            f"mode load needs {sub.assignment}.safetensors or "
+            f"{sub.assignment}.pt beside the submission",
+        )
+    if sub.weights.suffix == ".safetensors":
+        try:
+            return sanitize_weights(sub.weights, work / "submitted.safetensors", max_bytes)
+        except UntrustedFileError as exc:
+            raise JobFailed(Status.INVALID, str(exc)) from None
+    # A pickle-based .pt file is only ever opened inside the sandbox, with weights_only=True.
+    copy = work / "submitted.pt"
+    shutil.copyfile(sub.weights, copy)
+    return Weights(copy, "", 0)
+
+
+def _job_inputs(
+    job: Path, sub: Submission, ctx: GradingContext, files: dict[str, str]
+) -> tuple[Path, Path]:
+    """The job's folders, with the source and its data files (name in the job -> cached part).
+    Only public parts exist to be linked: the test labels are never in a job."""
+    in_dir, out_dir = job_folders(job)
+    shutil.copyfile(sub.source, in_dir / protocol.SOURCE)
+    for name, part in files.items():
+        _link_or_copy(ctx.data.public_dir / f"{part}.npy", in_dir / name)
+    return in_dir, out_dir
+
+
+def _run(
+    ctx: GradingContext, task: Task, in_dir: Path, out_dir: Path, job: Path
+) -> tuple[JobOutcome, ChildReport]:
+    limits = job_limits(ctx.spec, ctx.timeout_seconds)
+    outcome = ctx.sandbox.run(task, in_dir, out_dir, job / f"{task.phase}.log", limits)
+    report = read_report(out_dir / protocol.REPORT)
+    _raise_for_outcome(ctx, outcome, report, task.phase, limits)
+    assert report is not None
+    return outcome, report
+
+
+def _raise_for_outcome(
+    ctx: GradingContext,
+    outcome: JobOutcome,
+    report: ChildReport | None,
+    phase: Phase,
+    limits: Limits,
+) -> None:
+    tail, budgets = outcome.log_tail, ctx.spec.budgets
+    _raise_for_breach(ctx, outcome, phase)
+    if outcome.out_of_memory:
+        raise JobFailed(
+            Status.MEMORY, f"{phase} used more than its {budgets.memory_mb} MB of memory", tail
+        )
+    if outcome.timed_out:
+        raise JobFailed(
+            Status.TIMEOUT, f"{phase} took longer than {limits.timeout_seconds:g} s", tail
+        )
+    if outcome.output_exceeded:
+        raise JobFailed(Status.INVALID, f"{phase} wrote more than {budgets.max_output_mb} MB", tail)
+    signal_name = outcome.signal_name
+    if signal_name == "SIGXCPU":
+        raise JobFailed(Status.TIMEOUT, f"{phase} used up its CPU time limit", tail)
+    if signal_name == "SIGXFSZ":
+        raise JobFailed(Status.INVALID, f"{phase} wrote a file over the size limit", tail)
+    if report is None:
+        how = (
+            f"was killed by {signal_name}"
+            if signal_name
+            else f"exited with code {outcome.returncode}"
+        )
+        raise JobFailed(Status.CRASHED, f"{phase} {how} before reporting a result", tail)
+    if report.status is not Status.OK:
+        raise JobFailed(report.status, f"{phase}: {report.message}", tail)
+
+
+def _raise_for_breach(ctx: GradingContext, outcome: JobOutcome, phase: Phase) -> None:
+    """A job that lacked a promised layer was stopped before any student code ran."""
+    problems = [f"{layer}: {p}" for layer, p in outcome.breaches if layer != "start"]
+    if outcome.timed_out or not problems:
+        return  # a child that never started is a crash (or a timeout), reported below
+    message = f"{phase} was stopped before the submission ran: " + "; ".join(problems)
+    if ctx.sandbox.required:
+        raise SandboxError("--require-sandbox: " + message)
+    raise JobFailed(Status.SANDBOX, message, outcome.log_tail)
+
+
+def _accept(read: Callable[[], T], outcome: JobOutcome) -> T:
+    """Read a child's output; anything wrong with it makes the submission `invalid`."""
+    try:
+        return read()
+    except UntrustedFileError as exc:
+        raise JobFailed(Status.INVALID, str(exc), outcome.log_tail) from None
+
+
+def _keep_weights(weights: Weights, weights_dir: Path | None, sub: Submission) -> None:
+    if weights_dir is None or weights.path.suffix != ".safetensors":
+        return
+    atomic_copy(weights.path, weights_dir / sub.assignment / f"{sub.student}.safetensors")
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        dest.hardlink_to(source)
+    except OSError:
+        shutil.copyfile(source, dest)

@@ -1,0 +1,252 @@
+"""The grader <-> child protocol, defined once and imported by both sides.
+
+One job phase is one child process, started by the sandbox as
+
+    python -s -B -P -m grader.child PHASE IN_DIR OUT_DIR ATTEST_FD GO_FD
+
+IN_DIR (read-only for the child) holds `job.json` (a JobConfig), the student's source as
+`submission.py`, and the phase's inputs; OUT_DIR is the only place it may write.
+
+Before any student code runs, the child applies the confinement the config asks for, reads back
+from the kernel what it really got, writes that Attestation as one JSON line to ATTEST_FD, closes
+it, and waits for one byte on GO_FD. The grader compares the attestation with what it promised
+and sends the byte only if they agree; otherwise the job ends there, having run nothing of the
+student's. At the end the child writes `report.json` (a ChildReport) and its output files. The
+grader treats everything in OUT_DIR as untrusted and computes every metric itself.
+
+Bump PROTOCOL_VERSION whenever any of this changes; the child refuses a config of another version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from grader.core.results import Status
+from grader.core.text import one_line
+
+PROTOCOL_VERSION = 2  # 1: course-grader 0.1's argv and environment, never versioned
+MESSAGE_CHARS = 300
+ATTESTATION_BYTES = 16_000
+REPORT_BYTES = 64_000
+
+# Files in IN_DIR
+CONFIG = "job.json"
+SOURCE = "submission.py"
+WEIGHTS_STEM = "weights"  # eval: the weights to load, "weights.safetensors" or "weights.pt"
+TRAIN_LABELS = "train_labels.npy"
+# Files in OUT_DIR
+REPORT = "report.json"
+MODEL = "model.safetensors"
+
+# Where the job's folders appear inside a bubblewrap view; other modes use the host paths.
+VIEW_IN, VIEW_OUT = "/job/in", "/job/out"
+# Namespaces a job must not share with the grader when the namespaces layer is on.
+NAMESPACES = ("ipc", "mnt", "net", "pid", "uts")
+# The rlimits a child reports; RLIMIT_NPROC is only set where the job has a uid of its own.
+RLIMITS = (
+    "RLIMIT_DATA",
+    "RLIMIT_CPU",
+    "RLIMIT_FSIZE",
+    "RLIMIT_NOFILE",
+    "RLIMIT_CORE",
+    "RLIMIT_NPROC",
+)
+REPORTED = frozenset({Status.OK, Status.INVALID, Status.ERROR, Status.MEMORY})
+
+
+class ProtocolError(Exception):
+    """A message that does not follow this protocol (another version, a missing field)."""
+
+
+class Phase(StrEnum):
+    TRAIN = "train"  # training data only; writes MODEL
+    EVAL = "eval"  # weights and inputs only, never labels; writes the score files and MODEL
+    PROBE = "probe"  # confine and attest, nothing else: proves the layers at start-up
+
+
+def inputs_file(part: str) -> str:
+    """The inputs of a data part ("train" or "test") in IN_DIR."""
+    return f"{part}_inputs.npy"
+
+
+def scores_file(part: str) -> str:
+    """Class scores, one row per input of the part, written by the eval phase to OUT_DIR."""
+    return f"{part}_scores.npy"
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the grader asks of a phase."""
+
+    phase: Phase
+    seed: int = 0
+    threads: int = 1
+    max_epochs: int = 1
+    input_shape: tuple[int, ...] = ()
+    num_classes: int = 2
+    weights: str | None = None  # eval: the weights file's name in IN_DIR
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What the sandbox asks the child to apply to itself before any student code runs."""
+
+    rlimits: dict[str, int]  # RLIMIT_* name -> soft and hard value
+    seccomp_library: str | None  # absolute path of libseccomp; None: no filter was promised
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    task: Task
+    confinement: Confinement
+    protocol: int = PROTOCOL_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobConfig:
+        raw = json.loads(text)
+        if raw.get("protocol") != PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"the job speaks protocol {raw.get('protocol')!r}, this child "
+                f"{PROTOCOL_VERSION}: grader and child come from different installs"
+            )
+        task = dict(raw["task"])
+        task["phase"] = Phase(task["phase"])
+        task["input_shape"] = tuple(task["input_shape"])
+        return cls(Task(**task), Confinement(**raw["confinement"]))
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """What the child really runs under, read from the kernel after confining itself."""
+
+    seccomp: int  # /proc/self/status "Seccomp": 0 off, 2 filter
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    cap_effective: int
+    cap_permitted: int
+    cap_bounding: int
+    no_new_privs: int
+    rlimits: dict[str, tuple[int, int]]
+    namespaces: dict[str, str]  # name -> "net:[4026532...]"
+    error: str = ""  # why confinement failed; the child then exits without running anything
+    protocol: int = PROTOCOL_VERSION
+
+    def to_line(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def from_line(cls, line: bytes) -> Attestation:
+        try:
+            raw = json.loads(line)
+            return cls(
+                seccomp=int(raw["seccomp"]),
+                uid=int(raw["uid"]),
+                gid=int(raw["gid"]),
+                groups=tuple(int(g) for g in raw["groups"]),
+                cap_effective=int(raw["cap_effective"]),
+                cap_permitted=int(raw["cap_permitted"]),
+                cap_bounding=int(raw["cap_bounding"]),
+                no_new_privs=int(raw["no_new_privs"]),
+                rlimits={str(k): (int(v[0]), int(v[1])) for k, v in raw["rlimits"].items()},
+                namespaces={str(k): str(v) for k, v in raw["namespaces"].items()},
+                error=str(raw.get("error", "")),
+                protocol=int(raw["protocol"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ProtocolError(f"unreadable attestation ({type(exc).__name__})") from None
+
+
+@dataclass(frozen=True)
+class ChildReport:
+    """The child's own account of a phase. Untrusted: student code could have written it."""
+
+    status: Status
+    message: str = ""
+    epochs: int | None = None
+    train_seconds: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "status": str(self.status),
+                "message": self.message,
+                "epochs": self.epochs,
+                "train_seconds": self.train_seconds,
+            }
+        )
+
+    @classmethod
+    def parse(cls, raw: Any) -> ChildReport | None:
+        """A report from decoded JSON, or None if it is not one this protocol could have sent."""
+        status = raw.get("status") if isinstance(raw, dict) else None
+        if not isinstance(status, str) or status not in REPORTED:
+            return None
+        epochs, seconds = raw.get("epochs"), raw.get("train_seconds")
+        return cls(
+            status=Status(status),
+            message=one_line(str(raw.get("message", "")), MESSAGE_CHARS),
+            epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
+            train_seconds=(
+                float(seconds)
+                if isinstance(seconds, int | float) and not isinstance(seconds, bool)
+                else None
+            ),
+        )
+
+
+def child_argv(
+    python: str, phase: Phase, in_dir: str, out_dir: str, attest_fd: int, go_fd: int
+) -> list[str]:
+    # -s: no user site-packages; -B: no .pyc written; -P: the working folder is not importable.
+    return [
+        python,
+        "-s",
+        "-B",
+        "-P",
+        "-m",
+        "grader.child",
+        str(phase),
+        in_dir,
+        out_dir,
+        str(attest_fd),
+        str(go_fd),
+    ]
+
+
+@dataclass(frozen=True)
+class ChildArgs:
+    phase: Phase
+    in_dir: str
+    out_dir: str
+    attest_fd: int
+    go_fd: int
+
+
+def parse_argv(argv: list[str]) -> ChildArgs:
+    """The child's side of child_argv (argv without the program name)."""
+    if len(argv) != 5:
+        raise ProtocolError(f"expected 5 arguments, got {len(argv)}")
+    return ChildArgs(Phase(argv[0]), argv[1], argv[2], int(argv[3]), int(argv[4]))
+
+
+def child_env(threads: int) -> dict[str, str]:
+    """The child's whole environment: nothing of the grader's leaks through."""
+    count = str(threads)
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": count,
+        "MKL_NUM_THREADS": count,
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+    }

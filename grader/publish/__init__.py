@@ -1,0 +1,1 @@
+"""Turning stored results into what people read: the ranked board, its CSV, plot and table."""

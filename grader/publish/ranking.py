@@ -1,0 +1,86 @@
+"""Ranking results into the leaderboard: one row per submission, one column per target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import pandas as pd
+
+from grader.core.results import Result
+from grader.core.spec import Spec
+
+LEADING = ["rank", "student", "assignment", "status", "test_accuracy", "train_accuracy", "gap"]
+TRAILING = ["params", "epochs", "train_seconds", "mode", "seed", "message"]
+EXTRA = ["threads", "weights_sha256", "finished_at"]
+
+
+def target_names(specs: Mapping[str, Spec]) -> list[str]:
+    """Every target name of the specs, in the order the specs list them."""
+    names: list[str] = []
+    for name in sorted(specs):
+        names += [t.name for t in specs[name].targets if t.name not in names]
+    return names
+
+
+def target_column(name: str) -> str:
+    return f"target_{name.lower()}"
+
+
+def columns(targets: Iterable[str]) -> list[str]:
+    return [*LEADING, *(target_column(t) for t in targets), *TRAILING, *EXTRA]
+
+
+def ranked(results: Iterable[Result], targets: list[str] | None = None) -> pd.DataFrame:
+    """One row per result; within each assignment graded rows are ranked by test accuracy, then
+    smaller gap, fewer parameters and student id; failed rows follow with no rank.
+
+    `targets` orders the target columns (the specs' names); targets only the results name (from
+    specs no longer at hand) follow in alphabetical order.
+    """
+    results = list(results)
+    named = sorted({name for r in results for name in r.targets} - set(targets or []))
+    targets = [*(targets or []), *named]
+    rows = [_row(r, targets) for r in results]
+    frame = pd.DataFrame(rows, columns=[*columns(targets), "_ok"])
+    if frame.empty:
+        return frame.drop(columns="_ok")
+    frame = frame.sort_values(
+        ["assignment", "_ok", "test_accuracy", "gap", "params", "student"],
+        ascending=[True, False, False, True, True, True],
+        na_position="last",
+        kind="mergesort",
+    )
+    ok = frame["_ok"]
+    frame["rank"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    frame.loc[ok, "rank"] = frame[ok].groupby("assignment").cumcount() + 1
+    for column in ("params", "epochs", "seed", "threads"):
+        frame[column] = frame[column].astype("Int64")
+    return frame.drop(columns="_ok").reset_index(drop=True)
+
+
+def _row(result: Result, targets: list[str]) -> dict[str, object]:
+    met = {target_column(name): result.targets.get(name) for name in targets}
+    return {
+        "rank": None,
+        "student": result.student,
+        "assignment": result.assignment,
+        "status": str(result.status),
+        "test_accuracy": _round(result.test_accuracy, 6),
+        "train_accuracy": _round(result.train_accuracy, 6),
+        "gap": _round(result.gap, 6),
+        **{column: value if result.ok else None for column, value in met.items()},
+        "params": result.params,
+        "epochs": result.epochs,
+        "train_seconds": _round(result.train_seconds, 2),
+        "mode": str(result.mode),
+        "seed": result.seed,
+        "message": result.message,
+        "threads": result.threads,
+        "weights_sha256": result.weights_sha256,
+        "finished_at": result.finished_at,
+        "_ok": result.ok,
+    }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

@@ -1,0 +1,17 @@
+"""The leaderboard as a terminal table: the columns a TA scans, messages cut short."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+MESSAGE_CHARS = 60
+
+
+def table_text(board: pd.DataFrame) -> str:
+    if board.empty:
+        return "no results"
+    targets = [c for c in board.columns if c.startswith("target_")]
+    shown = ["rank", "student", "assignment", "status", "test_accuracy", "gap", *targets, "message"]
+    table = board[shown].copy()
+    table["message"] = table["message"].fillna("").str.slice(0, MESSAGE_CHARS)
+    return str(table.to_string(index=False, na_rep=""))

@@ -1,0 +1,182 @@
+"""Command lines that wrap a job in its layers. Pure functions of their arguments: what a job
+will see is decided here and unit-tested without starting anything.
+
+A job's command is built from the outside in:
+
+    sh (enters the job's cgroup) -> bwrap or unshare (namespaces, the filesystem view)
+        -> setpriv (the job's own uid, no capabilities) -> python -m grader.child ...
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import grader
+
+# What a job's bubblewrap view holds beyond the interpreter: libraries, users, time zone.
+SYSTEM_PATHS = (
+    "/usr",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/alternatives",
+)
+MERGED_USR_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
+
+
+def python_paths() -> list[str]:
+    """The interpreter, its libraries and this package: all a job needs beyond /usr.
+
+    Not the rest of sys.path: it holds the working directory, which may be /tmp or the repo.
+    """
+    package = Path(grader.__file__).resolve().parent
+    candidates = {
+        sys.prefix,
+        sys.base_prefix,
+        str(package),
+        str(Path(sys.executable).resolve().parent),
+        *site.getsitepackages(),
+    }
+    return outermost(p for p in candidates if not os.path.realpath(p).startswith("/usr/"))
+
+
+def outermost(paths: Iterable[str]) -> list[str]:
+    """Real paths with those inside another one dropped (a bind of the parent covers them)."""
+    real = sorted({os.path.realpath(p) for p in paths})
+    return [p for p in real if not any(p != q and p.startswith(q + os.sep) for q in real)]
+
+
+def bwrap(
+    program: str,
+    *,
+    root: bool,
+    tmp_bytes: int,
+    env: dict[str, str],
+    visible: list[str],
+    binds: list[tuple[str, str, bool]],
+) -> list[str]:
+    """bubblewrap: no network, its own pid/ipc/uts, a size-capped private /tmp, and a read-only
+    view of /usr, a few files of /etc, the `visible` paths and `binds` (source, target, writable).
+    """
+    argv = [
+        program,
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--size",
+        str(tmp_bytes),
+        "--tmpfs",
+        "/tmp",
+        "--chdir",
+        "/tmp",
+    ]
+    if not root:
+        argv.append("--unshare-user")
+    system = [p for p in SYSTEM_PATHS if os.path.lexists(p)]
+    targets = [*system, *visible, *(target for _, target, _ in binds)]
+    # Folders bwrap creates on the way are root-only unless made otherwise, and a job uid must
+    # traverse them all: /etc to reach the loader cache, a venv's parents to import anything.
+    for parent in sorted({str(a) for t in targets for a in Path(t).parents} - {"/"}):
+        argv += ["--perms", "0755", "--dir", parent]
+    for path in system:
+        argv += ["--ro-bind", path, path]
+    for link in MERGED_USR_LINKS:
+        if os.path.islink(link):
+            argv += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            argv += ["--ro-bind", link, link]
+    for path in visible:
+        argv += ["--ro-bind", path, path]
+    for source, target, writable in binds:
+        argv += ["--bind" if writable else "--ro-bind", source, target]
+    for device in sorted(Path("/dev").glob("nvidia*")):
+        argv += ["--dev-bind-try", str(device), str(device)]
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+    if root:
+        # bwrap drops every capability by default; keep just what setpriv needs to switch uid.
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+    return argv
+
+
+def unshare(program: str) -> list[str]:
+    """The fallback without bubblewrap (root only): new namespaces, the host's filesystem."""
+    return [
+        program,
+        "--net",
+        "--pid",
+        "--ipc",
+        "--uts",
+        "--mount",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+    ]
+
+
+def private_view(
+    python: str, tmp_bytes: int, hide: list[str], keep: list[str], writable: list[str]
+) -> list[str]:
+    """Inside unshare's mount namespace: a fresh /tmp, the `hide` folders emptied, and `keep`
+    (read-only) and `writable` bound back into them: a venv under /tmp, an interpreter under
+    /root, the job's own folders stay reachable, and nothing else there does."""
+    argv = [python, "-s", "-B", "-P", "-m", "grader.sandbox.private_view", str(tmp_bytes)]
+    for flag, paths in (("--hide", hide), ("--keep", keep), ("--writable", writable)):
+        for path in paths:
+            argv += [flag, path]
+    return [*argv, "--"]
+
+
+def untraversable(paths: Iterable[str]) -> list[str]:
+    """For each path, its outermost folder other users may not pass through (outside /tmp,
+    which the fallback replaces anyway). Reads the filesystem; builds nothing."""
+    found = set()
+    for path in paths:
+        for parent in reversed(Path(path).parents[:-1]):  # from the top down, without "/"
+            if str(parent) == "/tmp":
+                break
+            if not parent.stat().st_mode & 0o001:
+                found.add(str(parent))
+                break
+    return outermost(found)
+
+
+def setpriv(program: str, uid: int) -> list[str]:
+    """Become uid (and gid uid), no groups, no capabilities, no way to gain privileges."""
+    return [
+        program,
+        "--reuid",
+        str(uid),
+        "--regid",
+        str(uid),
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+    ]
+
+
+def enter_cgroup(procs_files: list[Path]) -> list[str]:
+    """A shell that moves itself into the job's cgroup, then becomes the job: no process of the
+    job ever runs outside it."""
+    script = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+    return ["/bin/sh", "-c", script, "sh", *map(str, procs_files), "--"]

@@ -1,0 +1,192 @@
+"""What this machine offers for isolation, looked up once: tools, privileges, cgroups, seccomp.
+
+Finding a tool is not proof that a job gets its layer; the Sandbox proves each layer with a real
+probe job before it promises it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass, replace
+
+from grader.jobs.protocol import NAMESPACES
+from grader.sandbox.cgroups import Cgroups
+from grader.sandbox.leases import JOB_UIDS
+
+LAYERS = ("namespaces", "identity", "limits", "cgroups", "seccomp")
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    on: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'on' if self.on else 'OFF'} ({self.detail})"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The layers one sandbox promises its jobs."""
+
+    mode: str  # how namespaces are made: "bwrap", "unshare" or "none"
+    identity: bool
+    cgroups: Cgroups | None
+    seccomp_library: str | None
+
+    def without(self, layer: str) -> Setup:
+        if layer == "identity":
+            return replace(self, identity=False)
+        if layer == "cgroups":
+            return replace(self, cgroups=None)
+        if layer == "seccomp":
+            return replace(self, seccomp_library=None)
+        raise ValueError(f"layer {layer} cannot be left out")
+
+
+@dataclass(frozen=True)
+class Machine:
+    enabled: bool
+    root: bool
+    bwrap: str | None
+    unshare: str | None
+    setpriv: str | None
+    cgroups: Cgroups | None
+    seccomp_library: str | None
+
+    @classmethod
+    def detect(cls, enabled: bool) -> Machine:
+        root = os.geteuid() == 0
+        return cls(
+            enabled=enabled,
+            root=root,
+            bwrap=_tool("bwrap") if enabled else None,
+            unshare=_tool("unshare") if enabled and root else None,
+            setpriv=_tool("setpriv") if enabled and root else None,
+            cgroups=usable_cgroups() if enabled else None,
+            seccomp_library=seccomp_library(),
+        )
+
+    def setups(self) -> list[Setup]:
+        """What to try, strongest first: bubblewrap, then unshare (root only), then nothing."""
+        modes = ["bwrap"] if self.bwrap else []
+        if self.unshare and self.setpriv:
+            modes.append("unshare")
+        modes.append("none")
+        return [
+            Setup(mode, self._identity(mode), self.cgroups, self.seccomp_library) for mode in modes
+        ]
+
+    def _identity(self, mode: str) -> bool:
+        # Both views make the interpreter reachable for a job uid, wherever it is installed.
+        return self.root and self.setpriv is not None and mode != "none"
+
+    def describe(self, setup: Setup, notes: dict[str, str]) -> list[Layer]:
+        """The layers as reported to the user: on, or off with the reason."""
+        modes = {
+            "bwrap": "bubblewrap: no network, own pid/ipc/uts, read-only job view, private /tmp",
+            "unshare": "unshare fallback: no network, own pid/ipc/uts/mount, private /tmp; "
+            "the whole filesystem stays visible",
+            "none": notes.get("namespaces", self._no_namespaces()),
+        }
+        return [
+            Layer("namespaces", setup.mode != "none", modes[setup.mode]),
+            Layer(
+                "identity",
+                setup.identity,
+                f"a free uid from {JOB_UIDS.start}-{JOB_UIDS.stop - 1} per job, no capabilities"
+                if setup.identity
+                else notes.get("identity", self._no_identity(setup.mode)),
+            ),
+            Layer(
+                "limits",
+                True,
+                "rlimits (memory, cpu, files, open files"
+                + (", processes" if setup.identity else "")
+                + "), timeout, output watchdog",
+            ),
+            Layer(
+                "cgroups",
+                setup.cgroups is not None,
+                f"cgroup v{setup.cgroups.version} per job: memory of all its processes, "
+                "CPU quota, process count"
+                if setup.cgroups
+                else notes.get(
+                    "cgroups",
+                    "not root or no writable memory/pids/cpu controllers: "
+                    "memory is limited per process only and jobs share the CPU",
+                ),
+            ),
+            Layer(
+                "seccomp",
+                setup.seccomp_library is not None,
+                f"filter on sockets, ptrace, mount, namespaces, bpf ({setup.seccomp_library})"
+                if setup.seccomp_library
+                else notes.get("seccomp", "libseccomp or pyseccomp not available"),
+            ),
+        ]
+
+    def _no_namespaces(self) -> str:
+        if not self.enabled:
+            return "disabled by --no-sandbox"
+        return (
+            "no bubblewrap here, and unshare needs root"
+            if not self.root
+            else "no bubblewrap or unshare here"
+        )
+
+    def _no_identity(self, mode: str) -> str:
+        if not self.enabled:
+            return "disabled by --no-sandbox: children run as the grader's user"
+        if not self.root:
+            return "not root: children run as the grader's user"
+        if self.setpriv is None:
+            return "setpriv (util-linux) not found: children run as root"
+        return "no namespaces to give the job a view of the interpreter: children run as root"
+
+
+def seccomp_library() -> str | None:
+    """libseccomp's file, found with the grader's full view of the system, where the loader
+    cache is readable. Jobs load exactly this file, whatever their own view lets them search."""
+    if importlib.util.find_spec("pyseccomp") is None:
+        return None
+    name = ctypes.util.find_library("seccomp")
+    if name is None:
+        return None
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return None
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split(maxsplit=5)[-1].strip()
+            if os.path.basename(path).startswith("libseccomp.so"):
+                return os.path.realpath(path)
+    return None
+
+
+def own_namespaces() -> dict[str, str]:
+    return {name: os.readlink(f"/proc/self/ns/{name}") for name in NAMESPACES}
+
+
+def usable_cgroups() -> Cgroups | None:
+    """Cgroups where a job cgroup can really be made (a probe is created and removed)."""
+    cgroups = Cgroups.detect()
+    if cgroups is None:
+        return None
+    try:
+        cgroups.create(f"probe-{os.getpid()}", 64 << 20, 8, 1).kill_all_and_remove()
+    except OSError:
+        return None
+    return cgroups
+
+
+def _tool(name: str) -> str | None:
+    """A program's real path: a link on PATH may live in a folder a job's view hides."""
+    found = shutil.which(name)
+    return os.path.realpath(found) if found else None

@@ -1,0 +1,125 @@
+"""The results store's schema, as named migrations applied in order.
+
+A store's version is the number of migrations applied to it. A new store gets them all; an older
+one gets those it lacks, each in its own transaction, recorded in the `migrations` table. Never
+edit a migration that has shipped: add the next one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Migration = tuple[str, Callable[[sqlite3.Connection], None]]
+
+
+def create_v1_schema(db: sqlite3.Connection) -> None:
+    """The schema course-grader 0.1 created (its version 1, before migrations existed)."""
+    for statement in (
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS attempts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            student, assignment, status, message, test_accuracy, train_accuracy, gap, targets,
+            params, epochs, train_seconds, mode, seed, threads, weights_sha256, log_tail,
+            content_hash, spec_digest, data_checksum, grader_version, started_at, finished_at,
+            torch_version TEXT NOT NULL,
+            device TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS attempts_by_submission ON attempts (assignment, student, id)",
+        """CREATE TABLE IF NOT EXISTS runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            grader_version TEXT NOT NULL,
+            torch_version TEXT NOT NULL,
+            device TEXT NOT NULL,
+            sandbox TEXT NOT NULL,
+            graded INTEGER NOT NULL,
+            reused INTEGER NOT NULL
+        )""",
+    ):
+        db.execute(statement)
+
+
+def attempts_know_their_run(db: sqlite3.Connection) -> None:
+    """A run is recorded when it starts, not only if it finishes, and each attempt names the
+    run that graded it (and so the sandbox layers it had). Old attempts' run is unknown."""
+    db.execute(
+        """CREATE TABLE runs_v2 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            grader_version TEXT NOT NULL,
+            torch_version TEXT NOT NULL,
+            device TEXT NOT NULL,
+            sandbox TEXT NOT NULL,
+            graded INTEGER,
+            reused INTEGER
+        )"""
+    )
+    db.execute("INSERT INTO runs_v2 SELECT * FROM runs")
+    db.execute("DROP TABLE runs")
+    db.execute("ALTER TABLE runs_v2 RENAME TO runs")
+    db.execute("ALTER TABLE attempts ADD COLUMN run_id INTEGER REFERENCES runs (id)")
+
+
+MIGRATIONS: list[Migration] = [
+    ("create_v1_schema", create_v1_schema),
+    ("attempts_know_their_run", attempts_know_their_run),
+]
+LATEST = len(MIGRATIONS)
+
+
+class NewerStoreError(Exception):
+    """The store was written by a newer grader: its schema is past the last migration here."""
+
+
+def version(db: sqlite3.Connection) -> int:
+    """How many migrations this store has had (0 for a new, empty file)."""
+    has_meta = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if not has_meta:
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def upgrade(db: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this store lacks; return their names. db must be in autocommit mode
+    (isolation_level None): each migration commits on its own, so a crash loses at most one."""
+    applied: list[str] = []
+    while True:
+        db.execute("BEGIN IMMEDIATE")  # another grader may be upgrading the same store
+        try:
+            current = version(db)
+            if current > LATEST:
+                raise NewerStoreError(f"schema version {current}; this grader knows up to {LATEST}")
+            if current == LATEST:
+                db.execute("COMMIT")
+                return applied
+            name, migrate = MIGRATIONS[current]
+            migrate(db)
+            _record(db, current + 1, name)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+
+
+def _record(db: sqlite3.Connection, new_version: int, name: str) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO migrations VALUES (?, ?, ?)",
+        (new_version, name, datetime.now(UTC).isoformat(timespec="seconds")),
+    )
+    db.execute(
+        "INSERT INTO meta VALUES ('schema_version', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(new_version),),
+    )

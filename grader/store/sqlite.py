@@ -1,0 +1,164 @@
+"""The results store: every grading attempt, in one SQLite file. The only code that writes it.
+
+Each attempt is committed in its own transaction (WAL, synchronous=FULL), so a run killed at any
+moment keeps everything graded before it, and concurrent workers can write side by side. Opening
+a store written by an older grader upgrades it in place (see migrations.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+from grader import __version__
+from grader.core.results import CacheKey, Environment, Result
+from grader.store import migrations
+
+DB_NAME = "grades.sqlite"  # the store's name in a results folder
+CREATE_SECONDS = 60
+_FIELDS = [f.name for f in dataclasses.fields(Result)]
+_JSON_FIELDS = {"targets"}
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; the message says which file and why."""
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy  # another grader holds the file: worth waiting for
+
+
+class Store:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open (or, with create, make) the store at path, upgrading an older one."""
+        self.path = path
+        if not create and not path.exists():
+            raise StoreError(f"no results store at {path}; run `grader run` first")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Fail with the OS's reason (read-only, immutable, full) before SQLite hides it.
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+            self._open()
+        except OSError as exc:
+            raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
+
+    def _open(self) -> None:
+        """WAL mode once per file, then the schema. Switching to WAL needs the file to itself and
+        SQLite does not wait for that, so graders opening a new store together take turns."""
+        deadline = time.monotonic() + CREATE_SECONDS
+        while True:
+            try:
+                with self._connect(autocommit=True) as db:
+                    db.execute("PRAGMA journal_mode = WAL")
+                    migrations.upgrade(db)
+                return
+            except StoreError as exc:
+                if time.monotonic() > deadline or not exc.busy:
+                    raise
+                time.sleep(0.05)
+
+    def begin_run(self, started_at: str, layers: list[str], environment: Environment) -> int:
+        """Log a run as it starts: when, which isolation layers, where. Returns its id."""
+        with self._connect() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (started_at, grader_version, torch_version, device, sandbox) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    started_at,
+                    __version__,
+                    environment.torch_version,
+                    environment.device,
+                    json.dumps(layers),
+                ),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def finish_run(self, run_id: int, finished_at: str, graded: int, reused: int) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE runs SET finished_at = ?, graded = ?, reused = ? WHERE id = ?",
+                (finished_at, graded, reused, run_id),
+            )
+
+    def record(self, result: Result, run_id: int | None = None) -> None:
+        row = {name: _to_column(name, getattr(result, name)) for name in _FIELDS}
+        row["run_id"] = run_id
+        columns = ", ".join(row)
+        with self._connect() as db:
+            db.execute(
+                f"INSERT INTO attempts ({columns}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+
+    def cached(self, student: str, assignment: str, key: CacheKey) -> Result | None:
+        """The latest attempt graded under exactly these conditions, if any."""
+        values = {name: str(value) for name, value in dataclasses.asdict(key).items()}
+        conditions = " AND ".join(f"{name} = ?" for name in values)
+        with self._connect() as db:
+            row = db.execute(
+                f"SELECT * FROM attempts WHERE student = ? AND assignment = ? AND "
+                f"{conditions} ORDER BY id DESC LIMIT 1",
+                [student, assignment, *values.values()],
+            ).fetchone()
+        return _to_result(row) if row else None
+
+    def latest(self) -> list[Result]:
+        """The newest attempt of every (assignment, student) ever graded into this store."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT a.* FROM attempts a JOIN (SELECT MAX(id) AS id FROM attempts "
+                "GROUP BY assignment, student) m ON a.id = m.id "
+                "ORDER BY a.assignment, a.student"
+            ).fetchall()
+        return [_to_result(row) for row in rows]
+
+    def attempts(self) -> int:
+        with self._connect() as db:
+            count: int = db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+        return count
+
+    @contextmanager
+    def _connect(self, *, autocommit: bool = False) -> Iterator[sqlite3.Connection]:
+        try:
+            with closing(sqlite3.connect(self.path, timeout=60)) as db:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA synchronous = FULL")  # per connection; WAL is per file
+                if autocommit:
+                    db.isolation_level = None
+                    yield db
+                else:
+                    with db:
+                        yield db
+        except migrations.NewerStoreError as exc:
+            raise StoreError(
+                f"{self.path} was written by a newer course-grader ({exc}); upgrade the grader "
+                "to read it"
+            ) from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path} is not a usable results store ({exc}); move it aside "
+                "and run again to start a new one",
+                busy=isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc),
+            ) from None
+
+
+def _to_column(name: str, value: Any) -> Any:
+    if name in _JSON_FIELDS:
+        return json.dumps(value, sort_keys=True)
+    return str(value) if isinstance(value, str) else value  # StrEnums are stored as text
+
+
+def _to_result(row: sqlite3.Row) -> Result:
+    values = {name: row[name] for name in _FIELDS}
+    for name in _JSON_FIELDS:
+        values[name] = json.loads(values[name])
+    return Result(**values)
