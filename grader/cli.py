@@ -20,7 +20,7 @@ from click.core import ParameterSource
 from grader import __version__
 from grader.core.results import Mode, Result
 from grader.core.spec import DATASETS, SpecError, SpecsFound, Target, load_specs, locate_specs
-from grader.core.submission import SubmissionsError
+from grader.core.submission import SubmissionsError, assignment_of
 from grader.data.fetch import FetchError
 from grader.data.registry import DataError, default_cache_dir, default_data_dir
 from grader.sandbox.box import Sandbox, SandboxError
@@ -172,7 +172,9 @@ def run_command(
 
 @main.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--assignment", default=None, help="Assignment name; default: the file's name.")
+@click.option(
+    "--assignment", default=None, help="Assignment name; default: the one the file's name names."
+)
 @assignments_option
 @data_dir_option
 @cache_dir_option
@@ -199,6 +201,7 @@ def check_command(
 ) -> None:
     """Grade one FILE exactly as `grader run` would, and say which targets it meets.
 
+    The assignment is --assignment, else the one FILE's name is or names (my_har.py: har).
     Exits 0 when the file was graded, 1 when grading failed (the message says why).
     """
     from grader import api
@@ -208,7 +211,7 @@ def check_command(
     _refuse_contradiction(require_sandbox, no_sandbox)
     with user_errors():
         specs = load_specs(_specs(assignments, file.parent).folder)
-        name = assignment or file.stem
+        name = assignment or assignment_of(file, specs)
         if name not in specs:
             raise click.ClickException(
                 f"unknown assignment {name!r} (known: {', '.join(sorted(specs))}); use --assignment"
@@ -285,9 +288,10 @@ def data_command(names: tuple[str, ...], data_dir: Path, cache_dir: Path, offlin
             click.echo(f"{name}: {prepared.description}, checksum {prepared.checksum[:16]}")
 
 
-def check_main(path: str) -> None:
-    """`python my_har.py` runs `grader check` on itself, passing any extra arguments."""
-    main(args=["check", path, *sys.argv[1:]], prog_name="grader")
+def check_main(path: str, assignment: str) -> None:
+    """`python my_har.py` runs `grader check` on itself as the named assignment, whatever the
+    copy is called, passing on any extra arguments."""
+    main(args=["check", path, "--assignment", assignment, *sys.argv[1:]], prog_name="grader")
 
 
 @contextmanager

@@ -11,7 +11,8 @@ The grader imports this file and uses exactly two things from it:
 Optionally you may also define ``train(model, train_set, hparams)`` to replace the grader's
 training loop; see the handout (course/handouts/har.md).
 
-Check your work locally with ``python starter/har.py`` (or ``grader check starter/har.py``).
+Check your work locally with ``python starter/har.py`` (or ``grader check starter/har.py``),
+from any folder and under any file name.
 """
 
 from torch import nn
@@ -53,4 +54,4 @@ def build_model(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 if __name__ == "__main__":
     from grader.cli import check_main
 
-    check_main(__file__)
+    check_main(__file__, "har")

@@ -11,7 +11,8 @@ The grader imports this file and uses exactly two things from it:
 Optionally you may also define ``train(model, train_set, hparams)`` to replace the grader's
 training loop; see the handout (course/handouts/mnist.md).
 
-Check your work locally with ``python starter/mnist.py`` (or ``grader check starter/mnist.py``).
+Check your work locally with ``python starter/mnist.py`` (or ``grader check starter/mnist.py``),
+from any folder and under any file name.
 """
 
 import torch
@@ -62,4 +63,4 @@ def build_model(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 if __name__ == "__main__":
     from grader.cli import check_main
 
-    check_main(__file__)
+    check_main(__file__, "mnist")

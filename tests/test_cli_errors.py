@@ -217,6 +217,20 @@ def test_check_finds_the_course_folder_from_the_file(
     assert_error(result, "unknown assignment 'nope' (known: har, mnist); use --assignment")
 
 
+def test_check_infers_the_assignment_from_a_copy_of_the_starter(tmp_path: Path) -> None:
+    source = tmp_path / "my_har.py"
+    source.write_text((STARTER / "har.py").read_text())
+    har = tmp_path / "no-data" / "UCI_HAR"
+    (har / "UCI HAR Dataset").mkdir(parents=True)  # present but empty: nothing is downloaded
+    result = invoke("check", source, "--no-sandbox")
+    missing = har / "UCI HAR Dataset" / "train" / "X_train.txt"
+    assert_error(
+        result,
+        f"{missing} is missing; put the 'UCI HAR Dataset' folder or 'UCI HAR Dataset.zip' "
+        f"in {har}/",
+    )
+
+
 def test_check_require_and_no_sandbox_contradict(tmp_path: Path) -> None:
     source = tmp_path / "har.py"
     source.write_text((STARTER / "har.py").read_text())

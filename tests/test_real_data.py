@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +65,23 @@ def test_har_starter_through_grader_check(real_data_dir: Path, cache_dir: Path) 
     assert lines[0] == "starter/har: ok"
     assert lines[1].strip().startswith("train accuracy 0.9")
     assert "target A (test accuracy > 96% with a train-test gap < 2 points): " in output
+
+
+def test_a_students_copy_of_the_starter_checks_itself_from_its_own_folder(
+    real_data_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    homework = tmp_path / "homework"
+    homework.mkdir()
+    (homework / "my_har.py").write_text((REPO / "starter" / "har.py").read_text())
+    done = subprocess.run(
+        [sys.executable, "my_har.py", "--data-dir", str(real_data_dir), "--cache-dir",
+         str(cache_dir), "--no-sandbox"],
+        cwd=homework, capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "GRADER_REQUIRE_SANDBOX": "", "GRADER_ASSIGNMENTS": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == "homework/har: ok"
+    assert "(packaged with course-grader" in done.stderr.splitlines()[0]
 
 
 def test_mnist_batch_run_is_ranked_and_reproducible(

@@ -13,6 +13,7 @@ from grader.core.submission import (
     MAX_SOURCE_BYTES,
     Submission,
     SubmissionsError,
+    assignment_of,
     discover,
     from_file,
     mark_duplicates,
@@ -358,3 +359,19 @@ def test_mark_duplicates_keeps_an_existing_problem(tmp_path: Path) -> None:
     first, second = mark_duplicates(discover(root, ASSIGNMENTS, CAP))
     assert first.problem == "mnist.py is not valid Python: '(' was never closed (line 1)"
     assert second.problem == "duplicate student id: folders Alice, alice differ only in case"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("har.py", "har"),
+        ("my_har.py", "har"),
+        ("HAR-v2.py", "har"),
+        ("alice_mnist_final.py", "mnist"),
+        ("harmony.py", "harmony"),  # a word, not a substring
+        ("har_vs_mnist.py", "har_vs_mnist"),  # names both: the caller asks for --assignment
+        ("homework.py", "homework"),
+    ],
+)
+def test_a_lone_file_names_its_assignment(name: str, expected: str) -> None:
+    assert assignment_of(Path(name), ASSIGNMENTS) == expected

@@ -67,4 +67,4 @@ def train(model: nn.Module, train_set: TensorDataset, hparams: dict) -> None:
 if __name__ == "__main__":
     from grader.cli import check_main
 
-    check_main(__file__)
+    check_main(__file__, "har")

@@ -43,4 +43,4 @@ def build_model(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 if __name__ == "__main__":
     from grader.cli import check_main
 
-    check_main(__file__)
+    check_main(__file__, "mnist")

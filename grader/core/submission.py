@@ -71,6 +71,14 @@ def from_file(source: Path, assignment: str, max_weights_bytes: int) -> Submissi
     )
 
 
+def assignment_of(source: Path, known: Iterable[str]) -> str:
+    """The assignment a lone file is for: its name (har.py), else the one known assignment its
+    name contains as a word (my_har.py, har_v2.py); else its name, which the caller rejects."""
+    words = set(re.split(r"[^a-z0-9]+", source.stem.lower()))
+    named = [name for name in known if name == source.stem or name in words]
+    return named[0] if len(named) == 1 else source.stem
+
+
 def mark_duplicates(submissions: list[Submission]) -> list[Submission]:
     """Folders whose names differ only in case would overwrite each other's rows."""
     seen: dict[tuple[str, str], list[str]] = {}
