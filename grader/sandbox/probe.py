@@ -91,7 +91,7 @@ class Machine:
         modes = {
             "bwrap": "bubblewrap: no network, own pid/ipc/uts, read-only job view, private /tmp",
             "unshare": "unshare fallback: no network, own pid/ipc/uts/mount, private /tmp; "
-            "the whole filesystem stays visible",
+            "the rest of the filesystem stays visible",
             "none": notes.get("namespaces", self._no_namespaces()),
         }
         return [
