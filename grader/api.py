@@ -23,9 +23,9 @@ from grader.data.cache import PreparedData
 from grader.data.registry import prepare
 from grader.execute.local import LocalExecutor
 from grader.jobs.grade import GradingContext, grade, now, resolve_mode
-from grader.jobs.workspace import remove_stale_workspaces
 from grader.publish.board import CSV_NAME, write_leaderboard
 from grader.sandbox.box import Sandbox
+from grader.sandbox.workspace import remove_stale_workspaces
 from grader.store.sqlite import DB_NAME, Store
 
 Log = Callable[[str], None]

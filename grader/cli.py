@@ -21,8 +21,9 @@ from grader import __version__
 from grader.core.results import Mode, Result
 from grader.core.spec import DATASETS, SpecError, SpecsFound, Target, load_specs, locate_specs
 from grader.core.submission import SubmissionsError, assignment_of
+from grader.data.errors import DataError
 from grader.data.fetch import FetchError
-from grader.data.registry import DataError, default_cache_dir, default_data_dir
+from grader.data.registry import default_cache_dir, default_data_dir
 from grader.sandbox.box import Sandbox, SandboxError
 from grader.store.sqlite import StoreError
 

@@ -20,7 +20,8 @@ from data_factories import forbid_network, git_blob_id, write_tiny_har, write_ti
 
 from grader.data import cache, fetch, har, mnist, registry
 from grader.data.cache import PreparedData
-from grader.data.registry import DataError, prepare
+from grader.data.errors import DataError
+from grader.data.registry import prepare
 
 HAR_TRAIN, HAR_TEST = 30, 12
 MNIST_TRAIN, MNIST_TEST = 20, 10

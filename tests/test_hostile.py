@@ -55,7 +55,7 @@ N_TRAIN, N_TEST = 120, 60
 PWNED = "PWNED-" + TOKEN[:8]
 
 # The submission knows which phase it runs in: `python -m grader.child PHASE IN OUT ...`
-# (grader.jobs.protocol.child_argv).
+# (grader.protocol.child_argv).
 PRELUDE = '''
 # hostile-suite token: {{token}}
 import os as _os

@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO, GradeSource, require_sandbox
 
 from grader.core.results import Result, Status
-from grader.jobs.protocol import PROTOCOL_VERSION, Attestation
+from grader.protocol import PROTOCOL_VERSION, Attestation
 from grader.sandbox.box import Sandbox, SandboxError
 from grader.sandbox.leases import JOB_UIDS
 from grader.sandbox.probe import seccomp_library
@@ -122,7 +122,7 @@ CONFINE_PROBE = textwrap.dedent(
     """
     import ctypes, json, platform, socket, sys
     from grader.child.confine import attest, confine
-    from grader.jobs.protocol import Confinement
+    from grader.protocol import Confinement
 
     confine(Confinement(json.loads(sys.argv[1]), sys.argv[2]))
     out = {"attested": json.loads(attest().to_line()), "sockets": {}, "syscalls": {}}

@@ -18,7 +18,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from grader.core.results import Status
-from grader.jobs.protocol import ChildReport
 from grader.jobs.untrusted import (
     UntrustedFileError,
     Weights,
@@ -27,6 +26,7 @@ from grader.jobs.untrusted import (
     read_scores,
     sanitize_weights,
 )
+from grader.protocol import ChildReport
 
 # --- read_bytes -----------------------------------------------------------------------------
 

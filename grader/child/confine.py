@@ -13,7 +13,7 @@ import os
 import resource
 from types import ModuleType
 
-from grader.jobs.protocol import NAMESPACES, RLIMITS, Attestation, Confinement
+from grader.protocol import NAMESPACES, RLIMITS, Attestation, Confinement
 
 DENIED_SYSCALLS = (
     "ptrace",

@@ -1,7 +1,7 @@
 """One job phase inside the sandbox: confine, attest, wait for the go, then run the phase.
 
 `train` gets the training data, trains, and writes the model. `eval` gets weights and inputs
-only (never labels) and writes class scores. Both end with a report; see grader.jobs.protocol.
+only (never labels) and writes class scores. Both end with a report; see grader.protocol.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from grader import protocol
 from grader.child.confine import ConfinementError, attest, confine
 from grader.core.results import Status
 from grader.core.text import one_line
-from grader.jobs import protocol
-from grader.jobs.protocol import MESSAGE_CHARS, ChildReport, JobConfig, Phase, Task
+from grader.protocol import MESSAGE_CHARS, ChildReport, JobConfig, Phase, Task
 
 
 class WeightsError(Exception):

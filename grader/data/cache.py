@@ -20,7 +20,7 @@ import numpy as np
 from filelock import FileLock
 
 from grader.core.files import atomic_copy
-from grader.data.registry import DataError
+from grader.data.errors import DataError
 
 PARTS = ("train_inputs", "train_labels", "test_inputs", "test_labels")
 PRIVATE_PARTS = frozenset({"test_labels"})

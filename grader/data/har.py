@@ -15,7 +15,7 @@ import numpy as np
 
 from grader.data import fetch
 from grader.data.cache import Parsed, PreparedData, cached, install
-from grader.data.registry import DataError
+from grader.data.errors import DataError
 
 URL = (
     "https://archive.ics.uci.edu/static/public/240/human+activity+recognition+using+smartphones.zip"

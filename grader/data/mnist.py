@@ -11,7 +11,7 @@ import numpy as np
 
 from grader.data import fetch
 from grader.data.cache import Parsed, PreparedData, cached, install
-from grader.data.registry import DataError
+from grader.data.errors import DataError
 
 FILES = (
     "train-images-idx3-ubyte.gz",

@@ -12,13 +12,10 @@ from typing import TYPE_CHECKING
 import platformdirs
 
 from grader.core.spec import DATASETS
+from grader.data.errors import DataError
 
 if TYPE_CHECKING:  # importing it for real pulls in numpy
     from grader.data.cache import PreparedData
-
-
-class DataError(Exception):
-    """Data is missing or unusable; the message is one line naming the file(s) and the fix."""
 
 
 def default_data_dir() -> Path:

@@ -15,13 +15,13 @@ from typing import TypeVar
 
 import numpy as np
 
+from grader import protocol
 from grader.core.files import MB, atomic_copy
 from grader.core.results import Environment, Mode, Result, Status
 from grader.core.spec import Spec
 from grader.core.submission import Submission
 from grader.data.cache import PreparedData
-from grader.jobs import protocol, scoring
-from grader.jobs.protocol import ChildReport, Phase, Task
+from grader.jobs import scoring
 from grader.jobs.untrusted import (
     UntrustedFileError,
     Weights,
@@ -29,9 +29,10 @@ from grader.jobs.untrusted import (
     read_scores,
     sanitize_weights,
 )
-from grader.jobs.workspace import job_folders, workspace
+from grader.protocol import ChildReport, Phase, Task
 from grader.sandbox.box import Sandbox, SandboxError
 from grader.sandbox.supervise import JobOutcome, Limits
+from grader.sandbox.workspace import job_folders, workspace
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save_file as save_safetensors
 
 from grader.core.files import megabytes
-from grader.jobs.protocol import REPORT_BYTES, ChildReport
+from grader.protocol import REPORT_BYTES, ChildReport
 
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 

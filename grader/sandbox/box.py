@@ -9,7 +9,7 @@
 - seccomp:    a filter that denies non-unix sockets, ptrace, mounts, new namespaces and the like.
 
 A layer found on this machine is promised only after a probe job has shown it from inside, and
-every job shows its layers again before student code runs (see grader.jobs.protocol). A layer
+every job shows its layers again before student code runs (see grader.protocol). A layer
 that silently fails to apply is worse than one known to be missing.
 """
 
@@ -25,15 +25,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import protocol
 from grader.core.files import MB
-from grader.jobs import protocol
-from grader.jobs.protocol import Attestation, Confinement, JobConfig, Phase, Task
-from grader.jobs.workspace import job_folders, workspace
+from grader.protocol import Attestation, Confinement, JobConfig, Phase, Task
 from grader.sandbox import argv, leases, reap, supervise
 from grader.sandbox.cgroups import JobCgroup
 from grader.sandbox.probe import Machine, Setup, own_namespaces
 from grader.sandbox.supervise import JobOutcome, Limits
 from grader.sandbox.verify import Promise, breaches
+from grader.sandbox.workspace import job_folders, workspace
 
 PROBE_LIMITS = Limits(
     timeout_seconds=60,

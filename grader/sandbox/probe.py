@@ -13,7 +13,7 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 
-from grader.jobs.protocol import NAMESPACES
+from grader.protocol import NAMESPACES
 from grader.sandbox.cgroups import Cgroups
 from grader.sandbox.leases import JOB_UIDS
 

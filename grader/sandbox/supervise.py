@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.core.text import printable
-from grader.jobs.protocol import ATTESTATION_BYTES, Attestation, ProtocolError
+from grader.protocol import ATTESTATION_BYTES, Attestation, ProtocolError
 from grader.sandbox.reap import kill_group
 
 LOG_TAIL_BYTES = 4000

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from grader.jobs.protocol import NAMESPACES, PROTOCOL_VERSION, Attestation
+from grader.protocol import NAMESPACES, PROTOCOL_VERSION, Attestation
 
 SECCOMP_FILTER = 2  # /proc/self/status "Seccomp" of a process under a BPF filter
 

@@ -1,0 +1,5 @@
+"""The one error every data module raises, for the command line to show as one line."""
+
+
+class DataError(Exception):
+    """Data is missing or unusable; the message is one line naming the file(s) and the fix."""
