@@ -20,6 +20,7 @@ Bump PROTOCOL_VERSION whenever any of this changes; the child refuses a config o
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -30,7 +31,8 @@ from grader.core.text import one_line
 PROTOCOL_VERSION = 2  # 1: course-grader 0.1's argv and environment, never versioned
 MESSAGE_CHARS = 300
 ATTESTATION_BYTES = 16_000
-REPORT_BYTES = 64_000
+REPORT_BYTES = 256_000
+MAX_HISTORY = 1000  # epochs a report may describe
 
 # Files in IN_DIR
 CONFIG = "job.json"
@@ -164,23 +166,43 @@ class Attestation:
 
 
 @dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of training as the child saw it: for the student's report, never for ranking."""
+
+    epoch: int
+    loss: float | None = None  # mean training loss over the epoch's batches
+    accuracy: float | None = None  # on the epoch's training batches, as they were trained on
+    val_accuracy: float | None = None  # on a validation split held out of the training set
+    lr: float | None = None  # the learning rate the epoch ended with
+
+    @classmethod
+    def parse(cls, raw: Any) -> EpochRecord | None:
+        if not isinstance(raw, dict) or _integer(raw.get("epoch")) is None:
+            return None
+        return cls(
+            epoch=raw["epoch"],
+            loss=_number(raw.get("loss")),
+            accuracy=_number(raw.get("accuracy")),
+            val_accuracy=_number(raw.get("val_accuracy")),
+            lr=_number(raw.get("lr")),
+        )
+
+
+@dataclass(frozen=True)
 class ChildReport:
     """The child's own account of a phase. Untrusted: student code could have written it."""
 
     status: Status
     message: str = ""
-    epochs: int | None = None
+    epochs: int | None = None  # epochs trained
     train_seconds: float | None = None
+    history: tuple[EpochRecord, ...] = ()
+    best_epoch: int | None = None  # the epoch whose weights were kept, when not the last
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "status": str(self.status),
-                "message": self.message,
-                "epochs": self.epochs,
-                "train_seconds": self.train_seconds,
-            }
-        )
+        report = asdict(self)
+        report["status"] = str(self.status)
+        return json.dumps(report)
 
     @classmethod
     def parse(cls, raw: Any) -> ChildReport | None:
@@ -188,17 +210,27 @@ class ChildReport:
         status = raw.get("status") if isinstance(raw, dict) else None
         if not isinstance(status, str) or status not in REPORTED:
             return None
-        epochs, seconds = raw.get("epochs"), raw.get("train_seconds")
+        history = raw.get("history")
+        records = history[:MAX_HISTORY] if isinstance(history, list) else []
         return cls(
             status=Status(status),
             message=one_line(str(raw.get("message", "")), MESSAGE_CHARS),
-            epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
-            train_seconds=(
-                float(seconds)
-                if isinstance(seconds, int | float) and not isinstance(seconds, bool)
-                else None
-            ),
+            epochs=_integer(raw.get("epochs")),
+            train_seconds=_number(raw.get("train_seconds")),
+            history=tuple(r for r in map(EpochRecord.parse, records) if r is not None),
+            best_epoch=_integer(raw.get("best_epoch")),
         )
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None: a child may write anything, NaN included."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def child_argv(

@@ -24,6 +24,15 @@ def test_good_submission_is_graded(grade_source: GradeSource) -> None:
     assert result.weights_sha256 and len(result.weights_sha256) == 64
 
 
+def test_the_standard_loop_records_each_epoch_for_the_report(grade_source: GradeSource) -> None:
+    result = grade_source(GOOD_HAR)
+    assert [record["epoch"] for record in result.history] == [1, 2]
+    for record in result.history:
+        assert record["loss"] > 0 and 0.0 <= record["accuracy"] <= 1.0
+        assert record["lr"] == 0.01 and record["val_accuracy"] is None
+    assert result.best_epoch is None
+
+
 def test_same_submission_twice_gives_identical_metrics_and_weights(
     grade_source: GradeSource,
 ) -> None:

@@ -164,7 +164,7 @@ def test_report_without_message_gets_an_empty_one(tmp_path: Path) -> None:
         b'{"status": "ok"',
         b"\xff\xfe{}",
         b"NaN",
-        json.dumps({"status": "ok", "message": "x" * 70_000}).encode(),  # over the 64 kB cap
+        json.dumps({"status": "ok", "message": "x" * 300_000}).encode(),  # over the 256 kB cap
     ],
     ids=lambda d: repr(d)[:30],
 )

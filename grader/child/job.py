@@ -65,14 +65,15 @@ def train(task: Task, in_dir: Path, out_dir: Path) -> ChildReport:
     model.to(training.pick_device())
     training.seed_everything(task.seed)
     started = time.perf_counter()
+    history = []
     if hasattr(module, "train"):
         dataset = torch.utils.data.TensorDataset(inputs, labels)
         module.train(model, dataset, dict(module.HPARAMS))
     else:
-        training.train_standard(model, inputs, labels, hp, task.seed)
+        history = training.train_standard(model, inputs, labels, hp, task.seed)
     seconds = time.perf_counter() - started
     _save_model(model, out_dir)
-    return ChildReport(Status.OK, epochs=hp.epochs, train_seconds=seconds)
+    return ChildReport(Status.OK, epochs=hp.epochs, train_seconds=seconds, history=tuple(history))
 
 
 def evaluate(task: Task, in_dir: Path, out_dir: Path) -> ChildReport:

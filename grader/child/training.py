@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from grader.child.contract import HParams
+from grader.protocol import EpochRecord
 
 PREDICT_BATCH = 1024
 
@@ -48,21 +49,41 @@ def make_optimizer(model: torch.nn.Module, hp: HParams) -> torch.optim.Optimizer
 
 def train_standard(
     model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, hp: HParams, seed: int
-) -> None:
+) -> list[EpochRecord]:
+    """The student's optimizer, loss and batch size, exactly as written; returns each epoch's
+    record. Shuffling once per epoch and slicing batches gives the same batches, bit for bit,
+    as gathering each batch, at less cost."""
     device = next(model.parameters()).device
+    inputs, labels = inputs.to(device), labels.to(device)
     optimizer = make_optimizer(model, hp)
     loss_fn = F.nll_loss if hp.loss == "nll" else F.cross_entropy
     order = torch.Generator().manual_seed(seed)
-    for _ in range(hp.epochs):
+    history = []
+    for epoch in range(1, hp.epochs + 1):
         model.train()
-        perm = torch.randperm(len(inputs), generator=order)
+        perm = torch.randperm(len(inputs), generator=order).to(device)
+        shuffled_x, shuffled_y = inputs[perm], labels[perm]
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
         for start in range(0, len(perm), hp.batch_size):
-            batch = perm[start : start + hp.batch_size]
-            x, y = inputs[batch].to(device), labels[batch].to(device)
-            loss = loss_fn(model(x), y)
+            x = shuffled_x[start : start + hp.batch_size]
+            y = shuffled_y[start : start + hp.batch_size]
+            scores = model(x)
+            loss = loss_fn(scores, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (scores.detach().argmax(dim=1) == y).sum()
+        history.append(
+            EpochRecord(
+                epoch,
+                loss=loss_sum.item() / len(perm),
+                accuracy=correct.item() / len(perm),
+                lr=optimizer.param_groups[0]["lr"],
+            )
+        )
+    return history
 
 
 def predict(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from grader import __version__
 
@@ -49,6 +50,10 @@ class Result:
     params: int | None = None
     epochs: int | None = None
     train_seconds: float | None = None
+    # Per epoch as the training child reported it (epoch, loss, accuracy, val_accuracy, lr):
+    # untrusted, for the student's report only.
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
     mode: Mode = Mode.RETRAIN
     seed: int = 0
     threads: int = 1

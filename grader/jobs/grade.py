@@ -6,6 +6,7 @@ children's files as untrusted, computes every metric, and turns every failure in
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -143,6 +144,8 @@ def _grade(sub: Submission, ctx: GradingContext, mode: Mode, base: Result) -> Re
         params=evaluated.params,
         epochs=report.epochs,
         train_seconds=report.train_seconds,
+        history=[dataclasses.asdict(record) for record in report.history],
+        best_epoch=report.best_epoch,
         weights_sha256=kept.sha256,
     )
 

@@ -64,9 +64,17 @@ def attempts_know_their_run(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN run_id INTEGER REFERENCES runs (id)")
 
 
+def attempts_keep_training_history(db: sqlite3.Connection) -> None:
+    """Each attempt keeps the per-epoch record its training child reported, and the epoch whose
+    weights were kept; older attempts have none."""
+    db.execute("ALTER TABLE attempts ADD COLUMN history TEXT NOT NULL DEFAULT '[]'")
+    db.execute("ALTER TABLE attempts ADD COLUMN best_epoch INTEGER")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
+    ("attempts_keep_training_history", attempts_keep_training_history),
 ]
 LATEST = len(MIGRATIONS)
 

@@ -24,7 +24,7 @@ from grader.store import migrations
 DB_NAME = "grades.sqlite"  # the store's name in a results folder
 CREATE_SECONDS = 60
 _FIELDS = [f.name for f in dataclasses.fields(Result)]
-_JSON_FIELDS = {"targets"}
+_JSON_FIELDS = {"targets", "history"}
 
 
 class StoreError(Exception):
