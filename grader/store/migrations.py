@@ -71,10 +71,42 @@ def attempts_keep_training_history(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN best_epoch INTEGER")
 
 
+def attempts_keep_class_results(db: sqlite3.Connection) -> None:
+    """Each attempt keeps its confusion matrices and per-class accuracies (train and test), so
+    reports render from the store; older attempts have none."""
+    db.execute("ALTER TABLE attempts ADD COLUMN confusion TEXT NOT NULL DEFAULT '{}'")
+    db.execute("ALTER TABLE attempts ADD COLUMN class_accuracy TEXT NOT NULL DEFAULT '{}'")
+
+
+def attempts_keep_contract_checks(db: sqlite3.Connection) -> None:
+    """Each attempt keeps the contract checks its child ran and which passed."""
+    db.execute("ALTER TABLE attempts ADD COLUMN checks TEXT NOT NULL DEFAULT '[]'")
+
+
+def attempts_have_a_kind(db: sqlite3.Connection) -> None:
+    """A row is a student's submission or a reference row (a baseline), never ranked."""
+    db.execute("ALTER TABLE attempts ADD COLUMN kind TEXT NOT NULL DEFAULT 'student'")
+
+
+def students_keep_their_metadata(db: sqlite3.Connection) -> None:
+    """What each student's student.toml said at the last run (pseudonym, lateness, ...)."""
+    db.execute(
+        """CREATE TABLE students (
+            student TEXT PRIMARY KEY,
+            meta TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
     ("attempts_keep_training_history", attempts_keep_training_history),
+    ("attempts_keep_class_results", attempts_keep_class_results),
+    ("attempts_keep_contract_checks", attempts_keep_contract_checks),
+    ("attempts_have_a_kind", attempts_have_a_kind),
+    ("students_keep_their_metadata", students_keep_their_metadata),
 ]
 LATEST = len(MIGRATIONS)
 

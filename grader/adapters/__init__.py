@@ -1,0 +1,1 @@
+"""Adapters to the platforms a course grades on (Gradescope)."""
