@@ -280,3 +280,63 @@ def test_failed_rows_show_their_status(tmp_path: Path) -> None:
     assert row is not None
     assert '<span class="badge failed">invalid</span>' in row.group(0)
     assert "check forward_output_shape failed" in row.group(0)
+
+
+def test_an_empty_board_still_draws(tmp_path: Path) -> None:
+    from grader.publish.board import write_leaderboard
+
+    write_leaderboard([], SPECS, tmp_path)
+    assert (tmp_path / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "leaderboard.csv").read_text().startswith("rank,student,")
+
+
+def test_the_command_line_knows_every_format() -> None:
+    from grader import cli
+    from grader.publish import board
+
+    assert tuple(board.FORMATS) == cli.FORMATS
+
+
+# --- the terminal ---------------------------------------------------------------------------------
+
+
+def test_a_log_gets_one_line_per_finished_submission() -> None:
+    import io
+
+    from grader.publish.progress import RunProgress, summary
+
+    stream = io.StringIO()
+    progress = RunProgress(stream, bar=False)
+    progress(replace(ok("ann", 0.9712, assignment="har"), train_seconds=3.21), 1, 12)
+    progress(failed("bob", "error", assignment="har", message="x\x1b[2J" + "y" * 200), 2, 12)
+    first, second = stream.getvalue().splitlines()
+    assert first == (
+        "[ 1/12] ann/har: ok, test 97.12%, gap +1.00 points, targets met: A, trained in 3.2 s"
+    )
+    assert second.startswith("[ 2/12] bob/har: error: x?[2Jyyy") and len(second) < 120
+    assert summary(["ok", "ok", "error", "invalid", "error"], 3, 2) == (
+        "5 rows: 2 ok, 3 failed (2 error, 1 invalid); 3 graded now, 2 reused"
+    )
+
+
+def test_a_terminal_gets_a_bar() -> None:
+    import io
+
+    from grader.publish.progress import RunProgress
+
+    stream = io.StringIO()
+    progress = RunProgress(stream, bar=True)
+    for done in (1, 2):
+        progress(ok(f"s{done}", 0.97, assignment="har"), done, 2)
+    text = stream.getvalue()
+    assert "grading" in text and "2/2" in text and "[2/2]" not in text
+
+
+def test_the_terminal_table_shows_student_text_without_escapes() -> None:
+    from grader.publish.ranking import ranked
+    from grader.publish.table import table_text
+
+    row = Result(student="a\x1b[2Jb", assignment="har", status="invalid", message="m\x07\nn")
+    text = table_text(ranked([row]))
+    assert "\x1b" not in text and "\x07" not in text
+    assert "a?[2Jb" in text and "m? n" in text

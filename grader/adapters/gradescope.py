@@ -114,12 +114,10 @@ def build_wheel(folder: Path) -> Path:
         )
     source = folder / "source"
     shutil.copytree(
-        project,
-        source,
-        ignore=shutil.ignore_patterns(
-            ".*", "__pycache__", "*.egg-info", "build", "dist", "tests", "submissions", "results"
-        ),
+        project / "grader", source / "grader", ignore=shutil.ignore_patterns("__pycache__")
     )
+    for name in ("pyproject.toml", "README.md"):  # all the build reads besides the package
+        shutil.copyfile(project / name, source / name)
     wheels = folder / "wheels"
     wheels.mkdir()
     from setuptools import build_meta

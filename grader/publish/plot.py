@@ -26,7 +26,7 @@ PNG_METADATA = {"Software": None}  # no version stamp: same board, same bytes
 
 def plot_leaderboard(board: pd.DataFrame, specs: Mapping[str, Spec], path: Path) -> None:
     """One panel per assignment: test accuracy against train-test gap, target regions shaded."""
-    names = sorted(set(board["assignment"]))
+    names = sorted(set(board["assignment"])) or [""]  # an empty board: one empty panel
     figure = new_figure(6 * len(names), 5.2, len(names))
     for axis, name in zip(figure.axes, names, strict=True):
         _panel(axis, board[board["assignment"] == name], name, specs.get(name))
@@ -92,7 +92,7 @@ def _panel(axis: Axes, rows: pd.DataFrame, name: str, spec: Spec | None) -> None
         )
     _limits(axis, graded)
     failed = int(((rows["status"] != Status.OK) & (rows["kind"] == STUDENT)).sum())
-    title = spec.assignment.title if spec else name
+    title = spec.assignment.title if spec else name or "no results yet"
     axis.set_title(f"{title}: {len(students)} graded, {failed} failed")
     axis.set_xlabel("train - test gap (points)")
     axis.set_ylabel("test accuracy (%)")

@@ -59,6 +59,11 @@ def points(value: Any, digits: int = 2) -> str:
     return f"{float(value) * 100:+.{digits}f} points"
 
 
+def signed(value: Any, digits: int = 2) -> str:
+    """A fraction as signed percentage points, the unit left to a column header."""
+    return f"{float(value) * 100:+.{digits}f}" if _finite(value) else DASH
+
+
 def magnitude(value: Any, digits: int = 2) -> str:
     """A fraction as unsigned percentage points (a bound on the gap)."""
     return f"{float(value) * 100:.{digits}f} points" if _finite(value) else DASH
@@ -93,6 +98,7 @@ def _finite(value: Any) -> bool:
 FILTERS = {
     "percent": percent,
     "points": points,
+    "signed": signed,
     "magnitude": magnitude,
     "count": count,
     "seconds": seconds,
