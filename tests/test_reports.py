@@ -265,3 +265,11 @@ def test_a_rejected_folder_name_cannot_steer_the_report_path(tmp_path: Path, stu
     assert folder.parent == tmp_path / "reports"
     assert re.fullmatch(r"rejected-[0-9a-f]{12}", folder.name)
     assert report_folder(tmp_path, "alice") == tmp_path / "reports" / "alice"
+
+
+def test_a_failed_attempt_leaves_no_stale_picture_beside_its_markdown(tmp_path: Path) -> None:
+    write_report(build_report(graded(), HAR), tmp_path)
+    assert (tmp_path / "har-training.png").exists()
+    failed = Result(student="alice", assignment="har", status="error", message="boom")
+    write_report(build_report(failed, HAR), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["har.html", "har.md"]

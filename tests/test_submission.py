@@ -204,7 +204,9 @@ def test_student_folder_symlinked_out_of_the_tree(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("student", ["bad name", "_alice", "-x", "a" * 65, "naïve", "a!"])
+@pytest.mark.parametrize(
+    "student", ["bad name", "_alice", "-x", "a" * 65, "naïve", "a!", "alice\n"]
+)
 def test_invalid_student_id(tmp_path: Path, student: str) -> None:
     root = tmp_path / "subs"
     put(root, f"{student}/mnist.py")

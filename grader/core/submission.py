@@ -145,7 +145,7 @@ def _from_folder(
             )
             for p in sources
         ]
-    if not STUDENT_ID.match(student):
+    if not STUDENT_ID.fullmatch(student):  # match() would let a trailing newline through
         return [
             _rejected(student, p.stem, p, f"folder name {student!r} is not a valid student id")
             for p in sources

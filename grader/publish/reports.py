@@ -109,7 +109,7 @@ def check_command(result: Result) -> str:
 def report_folder(out: Path, student: str) -> Path:
     """OUT/reports/<student>; a folder name that is not a valid id (a rejected submission's)
     gets a name derived from it, so it can never point elsewhere."""
-    safe = student if STUDENT_ID.match(student) else "rejected-" + _digest(student)
+    safe = student if STUDENT_ID.fullmatch(student) else "rejected-" + _digest(student)
     return out / REPORTS / safe
 
 
@@ -128,6 +128,9 @@ def write_report(report: Report, folder: Path) -> list[Path]:
         .get_template("report.md.j2")
         .render(r=report, pictures={key: f"{name}-{key}.png" for key in pictures})
     )
+    for key in ("training", "classes"):  # a picture an earlier attempt left, now unlinked
+        if key not in pictures:
+            (folder / f"{name}-{key}.png").unlink(missing_ok=True)
     written = []
     for file, data in [
         *files.items(),
