@@ -17,23 +17,28 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from grader import protocol
 from grader.core.files import MB
+from grader.core.machine import gpus
 from grader.protocol import Attestation, Confinement, JobConfig, Phase, Task
-from grader.sandbox import argv, leases, reap, supervise
+from grader.sandbox import argv, leases, reap, supervise, view
 from grader.sandbox.cgroups import JobCgroup
 from grader.sandbox.probe import Machine, Setup, own_namespaces
-from grader.sandbox.supervise import JobOutcome, Limits
+from grader.sandbox.supervise import JobOutcome, Limits, Running
 from grader.sandbox.verify import Promise, breaches
+from grader.sandbox.warm import WarmError, Zygote, ZygotePool
 from grader.sandbox.workspace import job_folders, workspace
+from grader.sandbox.zygote import Request
 
 PROBE_LIMITS = Limits(
     timeout_seconds=60,
@@ -59,6 +64,10 @@ class _Job:
     uid: int | None
     cgroup: JobCgroup | None
     promise: Promise
+    env: dict[str, str]  # the child's whole environment
+
+
+Starter = Callable[["_Job", int, int, int], Running]
 
 
 class SandboxError(Exception):
@@ -66,25 +75,48 @@ class SandboxError(Exception):
 
 
 class Sandbox:
-    """Runs `python -m grader.child` jobs with every isolation layer this machine can prove."""
+    """Runs grader.child jobs with every isolation layer this machine can prove: forked from a
+    warm process where it can (warm=True), else as a fresh process per job phase."""
 
-    def __init__(self, *, enabled: bool = True, require: bool = False) -> None:
+    def __init__(self, *, enabled: bool = True, require: bool = False, warm: bool = True) -> None:
         self._machine = Machine.detect(enabled)
         self._namespaces = own_namespaces()
         self._active: dict[int, int | None] = {}  # process group -> job uid, for kill_all
         self._lock = threading.Lock()
         self._job_numbers = itertools.count()
-        self._setup, notes = self._prove()
+        self._pool = ZygotePool()
+        self._gpus: queue.Queue[str] = queue.Queue()
+        for index in gpus():
+            self._gpus.put(index)
+        self._setup, notes = self._prove(warm)
         self.layers = self._machine.describe(self._setup, notes)
+        self.launch = _launch(self._setup, warm, notes)
         self.required = require
         weak = [layer.name for layer in self.layers if not layer.on]
         if require and weak:
+            self.close()
             raise SandboxError("--require-sandbox: isolation layers off: " + ", ".join(weak))
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the warm processes (they also stop when this process ends)."""
+        self._pool.close()
 
     @property
     def mode(self) -> str:
-        """How namespaces are made: "bwrap", "unshare" or "none"."""
+        """How namespaces are made: "bwrap", "unshare", "forked" (by a warm process's child for
+        itself) or "none"."""
         return self._setup.mode
+
+    @property
+    def warm(self) -> bool:
+        """Whether jobs are forked from warm processes."""
+        return self._setup.warm
 
     @property
     def identity(self) -> bool:
@@ -103,7 +135,10 @@ class Sandbox:
         self, task: Task, in_dir: Path, out_dir: Path, log_path: Path, limits: Limits
     ) -> JobOutcome:
         """Run one phase of one job to completion; never raises for anything the child does."""
-        return self._run(self._setup, task, in_dir, out_dir, log_path, limits)
+        try:
+            return self._run(self._setup, task, in_dir, out_dir, log_path, limits)
+        except WarmError as exc:
+            return JobOutcome(-1, False, False, 0.0, str(exc), breaches=(("start", str(exc)),))
 
     def kill_all(self) -> None:
         """Stop every running job at once (the grader was interrupted)."""
@@ -114,11 +149,11 @@ class Sandbox:
 
     # -- proving the layers ---------------------------------------------------------------
 
-    def _prove(self) -> tuple[Setup, dict[str, str]]:
+    def _prove(self, warm: bool) -> tuple[Setup, dict[str, str]]:
         """The strongest setup whose probe job shows every promised layer from inside."""
         notes: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
-        for setup in self._machine.setups():
+        for setup in self._machine.setups(warm):
             for _ in range(4):  # each round leaves out the layers the last probe lacked
                 problems = self._probe(setup)
                 droppable = [(layer, p) for layer, p in problems if layer in OPTIONAL_LAYERS]
@@ -129,16 +164,23 @@ class Sandbox:
                     setup = setup.without(layer)
             if not problems:
                 return setup, notes
-            notes["namespaces"] = f"{setup.mode} could not run a job: " + "; ".join(
-                problem for _, problem in problems
+            where = "warm" if setup.warm else "namespaces"
+            notes.setdefault(
+                where,
+                f"{setup.mode} could not run a job: "
+                + "; ".join(problem for _, problem in problems),
             )
         raise SandboxError("cannot start a job at all: " + "; ".join(p for _, p in problems))
 
     def _probe(self, setup: Setup) -> list[tuple[str, str]]:
-        with workspace() as folder:
+        with workspace() as folder, ZygotePool(preload=False) as pool:
             in_dir, out_dir = job_folders(folder)
             task = Task(Phase.PROBE)
-            outcome = self._run(setup, task, in_dir, out_dir, folder / "log", PROBE_LIMITS)
+            try:
+                outcome = self._run(setup, task, in_dir, out_dir, folder / "log", PROBE_LIMITS,
+                                    pool)  # fmt: skip
+            except WarmError as exc:
+                return [("start", str(exc))]
         why = (outcome.log_tail.strip().splitlines() or [""])[-1]
         return [
             (layer, f"{problem} ({why})" if layer == "start" and why else problem)
@@ -148,9 +190,20 @@ class Sandbox:
     # -- one job ----------------------------------------------------------------------------
 
     def _run(
-        self, setup: Setup, task: Task, in_dir: Path, out_dir: Path, log: Path, limits: Limits
+        self,
+        setup: Setup,
+        task: Task,
+        in_dir: Path,
+        out_dir: Path,
+        log: Path,
+        limits: Limits,
+        pool: ZygotePool | None = None,
     ) -> JobOutcome:
-        with self._job_uid(setup) as uid, self._job_cgroup(setup, limits) as cgroup:
+        with (
+            self._job_uid(setup) as uid,
+            self._job_cgroup(setup, limits) as cgroup,
+            self._job_gpu(task.device) as gpu,
+        ):
             promise = Promise(
                 rlimits=_rlimits(limits, uid is not None),
                 seccomp=setup.seccomp_library is not None,
@@ -163,20 +216,21 @@ class Sandbox:
                 path.chmod(0o644)
             if uid is not None:
                 os.chown(out_dir, uid, uid)
-            job = _Job(setup, task.phase, in_dir, out_dir, log, limits, uid, cgroup, promise)
-            return self._supervise(job)
+            env = protocol.child_env(limits.threads) | gpu
+            job = _Job(setup, task.phase, in_dir, out_dir, log, limits, uid, cgroup, promise, env)
+            if not setup.warm:
+                return self._supervise(job, self._start_cold)
+            with (pool or self._pool).lend(limits.threads) as zygote:
+                return self._supervise(job, partial(self._start_warm, zygote))
 
-    def _supervise(self, job: _Job) -> JobOutcome:
+    def _supervise(self, job: _Job, start: Starter) -> JobOutcome:
         attest_r, attest_w = os.pipe()
         go_r, go_w = os.pipe()
-        command = self._command(job, attest_w, go_r)
-        if job.cgroup is not None:
-            command = [*argv.enter_cgroup(job.cgroup.procs_files), *command]
         started = time.monotonic()
         deadline = started + job.limits.timeout_seconds
-        env = protocol.child_env(job.limits.threads)
         try:
-            process = supervise.start(command, env, job.log, (attest_w, go_r))
+            with job.log.open("wb") as log:
+                process = start(job, log.fileno(), attest_w, go_r)
         finally:
             os.close(attest_w)
             os.close(go_r)
@@ -197,6 +251,7 @@ class Sandbox:
             reap.sweep(process.pid, job.uid)
             with self._lock:
                 self._active.pop(process.pid, None)
+        assert process.returncode is not None
         return JobOutcome(
             process.returncode,
             timed_out,
@@ -207,6 +262,34 @@ class Sandbox:
             breaches=tuple(found),
         )
 
+    def _start_cold(self, job: _Job, log: int, attest_fd: int, go_fd: int) -> Running:
+        command = self._command(job, attest_fd, go_fd)
+        if job.cgroup is not None:
+            command = [*argv.enter_cgroup(job.cgroup.procs_files), *command]
+        return supervise.start(command, job.env, log, (attest_fd, go_fd))
+
+    def _start_warm(
+        self, zygote: Zygote, job: _Job, log: int, attest_fd: int, go_fd: int
+    ) -> Running:
+        forked = job.setup.mode == "forked"
+        in_dir, out_dir = (
+            (protocol.VIEW_IN, protocol.VIEW_OUT) if forked else (str(job.in_dir), str(job.out_dir))
+        )
+        root = job.in_dir.parent / "root"
+        if forked:
+            root.mkdir(mode=0o700, exist_ok=True)
+        request = Request(
+            phase=str(job.phase),
+            in_dir=in_dir,
+            out_dir=out_dir,
+            env=job.env,
+            cgroup_procs=[str(p) for p in job.cgroup.procs_files] if job.cgroup else [],
+            uid=job.uid,
+            mounts=view.to_data(_plan(job)) if forked else None,
+            root=str(root),
+        )
+        return zygote.start(request, log, attest_fd, go_fd)
+
     def _command(self, job: _Job, attest_fd: int, go_fd: int) -> list[str]:
         machine, setup = self._machine, job.setup
         in_dir, out_dir = str(job.in_dir), str(job.out_dir)
@@ -216,10 +299,8 @@ class Sandbox:
             prefix = argv.bwrap(
                 _need(machine.bwrap),
                 root=machine.root,
-                tmp_bytes=job.limits.tmp_bytes,
-                env=protocol.child_env(job.limits.threads),
-                visible=argv.outermost([*argv.python_paths(), *_library(setup)]),
-                binds=[(in_dir, protocol.VIEW_IN, False), (out_dir, protocol.VIEW_OUT, True)],
+                env=job.env,
+                mounts=_plan(job),
             )
             in_dir, out_dir = protocol.VIEW_IN, protocol.VIEW_OUT
         elif setup.mode == "unshare":
@@ -236,8 +317,8 @@ class Sandbox:
             ]
         else:
             prefix = []
-        child = protocol.child_argv(python, job.phase, in_dir, out_dir, attest_fd, go_fd)
-        return [*prefix, *drop, *child]
+        args = protocol.child_args(job.phase, in_dir, out_dir, attest_fd, go_fd)
+        return [*prefix, *drop, *protocol.child_argv(python, args)]
 
     @contextmanager
     def _job_cgroup(self, setup: Setup, limits: Limits) -> Iterator[JobCgroup | None]:
@@ -254,6 +335,18 @@ class Sandbox:
             cgroup.kill_all_and_remove()
 
     @contextmanager
+    def _job_gpu(self, device: str) -> Iterator[dict[str, str]]:
+        """One GPU per job: a CUDA job waits for a free one and sees only it."""
+        if device != "cuda":
+            yield {}
+            return
+        index = self._gpus.get()
+        try:
+            yield {"CUDA_VISIBLE_DEVICES": index}
+        finally:
+            self._gpus.put(index)
+
+    @contextmanager
     def _job_uid(self, setup: Setup) -> Iterator[int | None]:
         if not setup.identity:
             yield None
@@ -263,6 +356,14 @@ class Sandbox:
                 yield uid
         except leases.LeaseError as exc:
             raise SandboxError(str(exc)) from None
+
+
+def _launch(setup: Setup, warm: bool, notes: dict[str, str]) -> str:
+    """How jobs start, for the terminal: warm, or cold and why."""
+    if setup.warm:
+        return "warm: a warm process per worker (torch imported once) forks each job phase"
+    why = "--no-warm" if not warm else notes.get("warm", "no warm process could start here")
+    return f"cold: a fresh process per job phase ({why})"
 
 
 def _rlimits(limits: Limits, own_uid: bool) -> dict[str, int]:
@@ -277,6 +378,18 @@ def _rlimits(limits: Limits, own_uid: bool) -> dict[str, int]:
         # RLIMIT_NPROC counts every process of the uid, so it is only meaningful per job uid.
         rlimits["RLIMIT_NPROC"] = limits.max_processes
     return rlimits
+
+
+def _plan(job: _Job) -> list[view.Mount]:
+    """The job's view: the interpreter, this package and libseccomp, and its own folders."""
+    return view.plan(
+        visible=argv.outermost([*argv.python_paths(), *_library(job.setup)]),
+        binds=[
+            (str(job.in_dir), protocol.VIEW_IN, False),
+            (str(job.out_dir), protocol.VIEW_OUT, True),
+        ],
+        tmp_bytes=job.limits.tmp_bytes,
+    )
 
 
 def _library(setup: Setup) -> list[str]:

@@ -32,12 +32,13 @@ class Layer:
 
 @dataclass(frozen=True)
 class Setup:
-    """The layers one sandbox promises its jobs."""
+    """The layers one sandbox promises its jobs, and how jobs start."""
 
-    mode: str  # how namespaces are made: "bwrap", "unshare" or "none"
+    mode: str  # how namespaces are made: "bwrap", "unshare", "forked" or "none"
     identity: bool
     cgroups: Cgroups | None
     seccomp_library: str | None
+    warm: bool = False  # forked from a warm process, not started afresh
 
     def without(self, layer: str) -> Setup:
         if layer == "identity":
@@ -72,15 +73,21 @@ class Machine:
             seccomp_library=seccomp_library(),
         )
 
-    def setups(self) -> list[Setup]:
-        """What to try, strongest first: bubblewrap, then unshare (root only), then nothing."""
+    def setups(self, warm: bool) -> list[Setup]:
+        """What to try, best first: forked from a warm process (root gets every layer there),
+        then bubblewrap, then unshare (root only), then no namespaces."""
+        found = []
+        if warm:
+            mode = "forked" if self.root and self.enabled else "none"
+            found.append(Setup(mode, mode == "forked", self.cgroups, self.seccomp_library, True))
         modes = ["bwrap"] if self.bwrap else []
         if self.unshare and self.setpriv:
             modes.append("unshare")
         modes.append("none")
-        return [
+        found += [
             Setup(mode, self._identity(mode), self.cgroups, self.seccomp_library) for mode in modes
         ]
+        return found
 
     def _identity(self, mode: str) -> bool:
         # Both views make the interpreter reachable for a job uid, wherever it is installed.
@@ -89,6 +96,8 @@ class Machine:
     def describe(self, setup: Setup, notes: dict[str, str]) -> list[Layer]:
         """The layers as reported to the user: on, or off with the reason."""
         modes = {
+            "forked": "made by each forked job for itself: no network, own pid/ipc/uts/mount, "
+            "read-only job view, private /tmp",
             "bwrap": "bubblewrap: no network, own pid/ipc/uts, read-only job view, private /tmp",
             "unshare": "unshare fallback: no network, own pid/ipc/uts/mount, private /tmp; "
             "the rest of the filesystem stays visible",
