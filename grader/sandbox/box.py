@@ -33,7 +33,7 @@ from grader.core.machine import gpus
 from grader.protocol import Attestation, Confinement, JobConfig, Phase, Task
 from grader.sandbox import argv, leases, reap, supervise, view
 from grader.sandbox.cgroups import JobCgroup
-from grader.sandbox.probe import Machine, Setup, own_namespaces
+from grader.sandbox.probe import LAYERS, Machine, Setup, own_namespaces
 from grader.sandbox.supervise import JobOutcome, Limits, Running
 from grader.sandbox.verify import Promise, breaches
 from grader.sandbox.warm import WarmError, Zygote, ZygotePool
@@ -150,10 +150,31 @@ class Sandbox:
     # -- proving the layers ---------------------------------------------------------------
 
     def _prove(self, warm: bool) -> tuple[Setup, dict[str, str]]:
-        """The strongest setup whose probe job shows every promised layer from inside."""
+        """The setup whose probe job shows the most layers from inside: warm when it gives as
+        many as the strongest fresh-process setup (as root it gives them all)."""
+        forked: Setup | None = None
+        notes: dict[str, str] = {}
+        if warm:
+            try:
+                forked, notes = self._first_proven(self._machine.warm_setups())
+            except SandboxError as exc:
+                notes = {"warm": str(exc)}
+            if forked and forked.layers_on() == set(LAYERS):
+                return forked, notes
+        cold, cold_notes = self._first_proven(self._machine.cold_setups())
+        if forked and forked.layers_on() >= cold.layers_on():
+            return forked, notes
+        if forked:
+            lacking = ", ".join(sorted(cold.layers_on() - forked.layers_on()))
+            cold_notes["warm"] = f"the warm path would lack {lacking}"
+        return cold, {**notes, **cold_notes}
+
+    def _first_proven(self, setups: list[Setup]) -> tuple[Setup, dict[str, str]]:
+        """The first setup whose probe job shows every promised layer from inside, leaving out
+        the optional layers a probe lacked."""
         notes: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
-        for setup in self._machine.setups(warm):
+        for setup in setups:
             for _ in range(4):  # each round leaves out the layers the last probe lacked
                 problems = self._probe(setup)
                 droppable = [(layer, p) for layer, p in problems if layer in OPTIONAL_LAYERS]
