@@ -328,7 +328,7 @@ def collect_command(
     --replace is given. Exits 0 when the export was read; what could not be placed is listed.
     """
     from grader.adapters.archive import ExportError
-    from grader.adapters.collect import Format, collect
+    from grader.adapters.collect import Format, Options, collect
 
     with user_errors():
         specs = load_specs(_specs(assignments, to).folder)
@@ -337,15 +337,13 @@ def collect_command(
             f"unknown assignment {assignment!r} (known: {', '.join(sorted(specs))})"
         )
     try:
-        report = collect(
-            export,
-            to,
-            sorted(specs),
-            export_format=Format(export_format) if export_format else None,
+        options = Options(
+            known=tuple(sorted(specs)),
             assignment=assignment,
             replace=replace,
             max_weights_bytes=max(s.budgets.weights_bytes for s in specs.values()),
         )
+        report = collect(export, to, options, Format(export_format) if export_format else None)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     _log(f"{export}: a {report.format} export")

@@ -7,12 +7,13 @@ import os
 import tomllib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from grader.adapters.archive import ExportError, Member, TooBig
-from grader.adapters.collect import Format, Report, collect, detect_format, student_id
+from grader.adapters.collect import Format, Options, Report, collect, detect_format, student_id
 from grader.cli import main
 from grader.core.submission import discover
 
@@ -28,8 +29,8 @@ def write_zip(path: Path, files: dict[str, bytes]) -> Path:
     return path
 
 
-def run(export: Path, to: Path, **options: object) -> Report:
-    return collect(export, to, KNOWN, **options)  # type: ignore[arg-type]
+def run(export: Path, to: Path, **options: Any) -> Report:
+    return collect(export, to, Options(tuple(KNOWN), **options))
 
 
 def reasons(report: Report) -> dict[str, str]:

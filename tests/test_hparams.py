@@ -169,6 +169,23 @@ HPARAM_ERRORS = [
         "your own train() for it",
     ),
     ({"scheduler_args": {"gamma": 0.5}}, "HPARAMS['scheduler_args'] needs HPARAMS['scheduler']"),
+    ({"scheduler_args": []}, "HPARAMS['scheduler_args'] needs HPARAMS['scheduler']"),
+    (
+        {"loss": ["mse"]},
+        "HPARAMS['loss'] must be one of cross_entropy (on logits); nll (on log-probabilities, "
+        "from a forward ending in log_softmax); mse (between softmax(outputs) and one-hot "
+        "labels); not ['mse']",
+    ),
+    (
+        {"optimizer": ["adam"]},
+        f"HPARAMS['optimizer'] must name a class in torch.optim ({', '.join(sorted(optimizers()))})"
+        ", not ['adam']",
+    ),
+    (
+        {"scheduler": {"name": "steplr"}},
+        "HPARAMS['scheduler'] must name a class in torch.optim.lr_scheduler "
+        f"({', '.join(sorted(schedulers()))}), not {{'name': 'steplr'}}",
+    ),
     (
         {"scheduler": "steplr"},
         "HPARAMS['scheduler_args'] must give 'step_size' for torch.optim.lr_scheduler.StepLR",

@@ -77,6 +77,14 @@ class Owned:
 
 
 @dataclass(frozen=True)
+class Options:
+    known: tuple[str, ...]  # the course's assignment names
+    assignment: str | None = None  # every Python file is for this one; else its name says
+    replace: bool = False  # take the export's version of a file that differs
+    max_weights_bytes: int = 64 << 20
+
+
+@dataclass(frozen=True)
 class Placed:
     student: str
     assignment: str
@@ -93,17 +101,10 @@ class Report:
 
 
 def collect(
-    export: Path,
-    to: Path,
-    known: Collection[str],
-    *,
-    export_format: Format | None = None,
-    assignment: str | None = None,
-    replace: bool = False,
-    max_weights_bytes: int = 64 << 20,
+    export: Path, to: Path, options: Options, export_format: Format | None = None
 ) -> Report:
     """Place every submission of the export under `to`; report what could not be placed."""
-    if to.resolve().is_relative_to(export.resolve()) and export.is_dir():
+    if export.is_dir() and to.resolve().is_relative_to(export.resolve()):
         raise ExportError(f"{to} is inside the export {export}; collect into another folder")
     with open_export(export) as (members, skipped):
         fmt = export_format or detect_format(members, export)
@@ -111,8 +112,7 @@ def collect(
         owned = _attribute(members, fmt, report)
         to.mkdir(parents=True, exist_ok=True)
         for student, files in sorted(_by_student(owned, report).items()):
-            _collect_student(to, student, files, known, assignment, replace, max_weights_bytes,
-                             report)  # fmt: skip
+            _collect_student(to, student, files, options, report)
     report.problems.sort(key=lambda p: p.path)
     return report
 
@@ -226,14 +226,7 @@ def _by_student(owned: list[Owned], report: Report) -> dict[str, list[Owned]]:
 
 
 def _collect_student(
-    to: Path,
-    student: str,
-    files: list[Owned],
-    known: Collection[str],
-    assignment: str | None,
-    replace: bool,
-    max_weights_bytes: int,
-    report: Report,
+    to: Path, student: str, files: list[Owned], options: Options, report: Report
 ) -> None:
     folder = to / student
     clash = _case_clash(to, student)
@@ -243,12 +236,12 @@ def _collect_student(
             report.problems.append(Skipped(f.member.path, f"{to / student}: {why}"))
         return
     placed_any = False
-    for name, chosen in _choose(files, known, assignment, report).items():
-        contents = _read(chosen, name, max_weights_bytes, report)
+    for name, chosen in _choose(files, options, report).items():
+        contents = _read(chosen, name, options.max_weights_bytes, report)
         if contents is None:
             continue
         try:
-            action = _place(folder, name, contents, replace)
+            action = _place(folder, name, contents, options.replace)
         except Kept as kept:
             report.problems.extend(Skipped(f.member.path, str(kept)) for f in chosen)
             continue
@@ -267,10 +260,9 @@ def _case_clash(to: Path, student: str) -> str | None:
     return None
 
 
-def _choose(
-    files: list[Owned], known: Collection[str], assignment: str | None, report: Report
-) -> dict[str, list[Owned]]:
+def _choose(files: list[Owned], options: Options, report: Report) -> dict[str, list[Owned]]:
     """Per assignment: its Python file, then its weights if any."""
+    known, assignment = options.known, options.assignment
     sources: dict[str, list[Owned]] = defaultdict(list)
     weights: list[Owned] = []
     for f in files:

@@ -102,7 +102,7 @@ def parse_hparams(raw: Any, max_epochs: int) -> HParams:
     _require_int("batch_size", hp.batch_size, 1, 1_000_000)
     for key in OPTIMIZER_KEYS:
         _require_non_negative(key, getattr(hp, key))
-    if hp.loss not in LOSSES:
+    if not isinstance(hp.loss, str) or hp.loss not in LOSSES:
         choices = "; ".join(f"{name} ({meaning})" for name, meaning in LOSSES.items())
         raise ContractError(f"HPARAMS['loss'] must be one of {choices}; not {hp.loss!r}")
     optimizer = _class_name("optimizer", hp.optimizer, optimizers())
@@ -161,7 +161,7 @@ def _class_name(key: str, value: Any, offered: dict[str, type]) -> str:
 
 def _parse_scheduler(hp: HParams) -> tuple[str | None, dict[str, Any]]:
     if hp.scheduler is None:
-        if hp.scheduler_args:
+        if hp.scheduler_args != {}:
             raise ContractError("HPARAMS['scheduler_args'] needs HPARAMS['scheduler']")
         return None, {}
     name = _class_name("scheduler", hp.scheduler, schedulers())

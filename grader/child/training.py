@@ -70,14 +70,14 @@ def train_standard(
     inputs, labels = inputs.to(device), labels.to(device)
     held_out = None
     if hp.validation_split:
-        kept, held = split_validation(len(labels), hp.validation_split, seed)
+        kept, held = split_validation(len(labels), hp.validation_split, seed, device)
         held_out = inputs[held], labels[held]
         inputs, labels = inputs[kept], labels[kept]
     optimizer = make_optimizer(model, hp)
     schedule = make_scheduler(optimizer, hp, math.ceil(len(inputs) / hp.batch_size))
     per_batch = schedule if hp.scheduler in PER_BATCH else None
     loss_fn = make_loss(hp.loss)
-    order = torch.Generator().manual_seed(seed)
+    order = torch.Generator().manual_seed(seed)  # as before these options: the same batches
     best = BestWeights(hp.early_stopping) if hp.early_stopping else None
     history = []
     for epoch in range(1, hp.epochs + 1):
@@ -131,9 +131,11 @@ def _train_epoch(
     return loss_sum.item() / len(perm), correct.item() / len(perm), lr
 
 
-def split_validation(size: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices kept for training and held out for validation, drawn with the grading seed;
-    each in the data's own order."""
+def split_validation(
+    size: int, fraction: float, seed: int, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices kept for training and held out for validation, drawn with the grading seed on
+    the CPU (the same split on any device); each in the data's own order."""
     order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
     count = round(size * fraction)
     if not 0 < count < size:
@@ -141,7 +143,7 @@ def split_validation(size: int, fraction: float, seed: int) -> tuple[torch.Tenso
             f"HPARAMS['validation_split'] = {fraction} holds out {count} of {size} "
             "training examples; choose a larger fraction"
         )
-    return order[count:].sort().values, order[:count].sort().values
+    return order[count:].sort().values.to(device), order[:count].sort().values.to(device)
 
 
 def accuracy_on(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
