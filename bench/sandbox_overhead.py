@@ -37,7 +37,7 @@ def main() -> int:
     data = prepare(spec.assignment.dataset, args.data_dir, args.cache_dir)
     submission = from_file(args.file, name, spec.budgets.weights_bytes)
     env = environment()
-    ways = {"sandboxed": Sandbox(), "unsandboxed": Sandbox(enabled=False)}
+    ways = {"sandboxed": Sandbox(warm=False), "unsandboxed": Sandbox(enabled=False, warm=False)}
     for way, sandbox in ways.items():
         layers = ", ".join(
             f"{layer.name} {'on' if layer.on else 'off'}" for layer in sandbox.layers
@@ -48,8 +48,8 @@ def main() -> int:
     for round_number in range(args.rounds + 1):  # round 0 warms caches and is not counted
         for way, sandbox in ways.items():
             started = time.perf_counter()
-            ctx = GradingContext(spec=spec, data=data, sandbox=sandbox, environment=env)
-            result = grade(submission, ctx)
+            ctx = GradingContext(spec=spec, data=data, environment=env)
+            result = grade(submission, ctx, sandbox)
             seconds = time.perf_counter() - started
             if not result.ok:
                 print(f"{way}: grading failed: {result.message}", file=sys.stderr)

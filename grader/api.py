@@ -7,8 +7,12 @@ known, and regenerates the leaderboard from the store.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import re
 import sys
 from collections.abc import Callable
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +20,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from grader import __version__
+from grader.core.machine import DEVICES, DeviceError, cpu, gpus
 from grader.core.results import CacheKey, Environment, Mode, Result
 from grader.core.spec import Spec, load_specs
 from grader.core.submission import Submission, discover, from_file
 from grader.data.cache import PreparedData
 from grader.data.registry import prepare
-from grader.execute.local import LocalExecutor
+from grader.execute.local import Executor, GradeRequest, LocalExecutor
 from grader.jobs.grade import GradingContext, grade, now, resolve_mode
 from grader.publish.board import CSV_NAME, write_leaderboard
 from grader.sandbox.box import Sandbox
@@ -40,9 +45,10 @@ class RunOptions:
     cache_dir: Path
     mode: Mode = Mode.RETRAIN
     timeout_seconds: float | None = None
-    workers: int = 1
+    workers: int | None = None  # None: one per GPU on CUDA, else the CPU count (at most 4)
     force: bool = False
     verify_determinism: bool = False
+    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -53,36 +59,76 @@ class RunSummary:
     csv_path: Path
 
 
-def environment() -> Environment:
-    """Where jobs will run; part of every result's reuse key."""
-    import torch  # only a grading run pays for this import
+def environment(device: str = "auto") -> Environment:
+    """Where jobs will run; part of every result's reuse key. Torch is only imported where an
+    NVIDIA GPU is present, to ask it whether CUDA works."""
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    cuda = bool(gpus()) and device != "cpu" and _cuda_works()
+    if device == "cuda" and not cuda:
+        raise DeviceError("--device cuda: no CUDA device is usable here")
+    return Environment(_torch_version(), "cuda" if cuda else "cpu", cpu())
 
-    return Environment(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")
+
+def _cuda_works() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _torch_version() -> str:
+    """torch.__version__ (with its build tag, e.g. +cu132) without importing torch."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return "none"
+    text = (Path(spec.submodule_search_locations[0]) / "version.py").read_text()
+    found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+    return found.group(1) if found else "unknown"
 
 
 def run(options: RunOptions, sandbox: Sandbox, log: Log) -> RunSummary:
+    env = environment(options.device)
     specs = load_specs(options.assignments)
     max_weights = max(s.budgets.weights_bytes for s in specs.values())
     submissions = discover(options.submissions, specs, max_weights)
     store = Store(options.out / DB_NAME)
-    env = environment()
     remove_stale_workspaces()
-    contexts = _contexts(specs, {s.assignment for s in submissions}, options, sandbox, env)
+    contexts = _contexts(specs, {s.assignment for s in submissions}, options, env)
     pending = [s for s in submissions if options.force or not _reusable(store, s, contexts)]
     reused = len(submissions) - len(pending)
     log(f"{len(submissions)} submissions: {reused} unchanged and reused, {len(pending)} to grade")
     run_id = store.begin_run(now(), [str(layer) for layer in sandbox.layers], env)
-    executor = LocalExecutor(options.workers, sandbox.kill_all)
+    executor = LocalExecutor(sandbox, options.workers or default_workers(env))
     try:
-        with tqdm(total=len(pending), desc="grading", unit="sub", file=sys.stderr) as bar:
-            for result in executor.results(pending, lambda s: grade(s, contexts[s.assignment])):
-                store.record(result, run_id)
-                bar.set_postfix_str(f"{result.student}/{result.assignment}: {result.status}")
-                bar.update()
+        requests = [GradeRequest(s, contexts[s.assignment]) for s in pending]
+        _grade_all(executor, requests, store, run_id)
     finally:
+        executor.close()
         board = write_leaderboard(store.latest(), specs, options.out)
     store.finish_run(run_id, now(), len(pending), reused)
     return RunSummary(board, len(pending), reused, options.out / CSV_NAME)
+
+
+def _grade_all(executor: Executor, requests: list[GradeRequest], store: Store, run_id: int) -> None:
+    """Record each Result the moment it is known; an interruption stops every job."""
+    futures = [executor.submit(request) for request in requests]
+    try:
+        with tqdm(total=len(futures), desc="grading", unit="sub", file=sys.stderr) as bar:
+            for future in as_completed(futures):
+                result = future.result()
+                store.record(result, run_id)
+                bar.set_postfix_str(f"{result.student}/{result.assignment}: {result.status}")
+                bar.update()
+    except BaseException:
+        executor.stop()
+        raise
+
+
+def default_workers(env: Environment) -> int:
+    """One job per GPU; on the CPU, one per core (each job gets its own thread), up to 4."""
+    if env.device == "cuda":
+        return max(1, len(gpus()))
+    return min(4, os.cpu_count() or 1)
 
 
 def check(
@@ -94,18 +140,18 @@ def check(
     mode: Mode = Mode.RETRAIN,
     timeout_seconds: float | None = None,
     weights_dir: Path | None = None,
+    env: Environment | None = None,
 ) -> Result:
     """Grade one file exactly as a run would, without a store."""
     ctx = GradingContext(
         spec=spec,
         data=data,
-        sandbox=sandbox,
-        environment=environment(),
+        environment=env or environment(),
         mode=mode,
         timeout_seconds=timeout_seconds,
         weights_dir=weights_dir,
     )
-    return grade(from_file(file, spec.name, spec.budgets.weights_bytes), ctx)
+    return grade(from_file(file, spec.name, spec.budgets.weights_bytes), ctx, sandbox)
 
 
 def cache_key(sub: Submission, ctx: GradingContext) -> CacheKey:
@@ -126,11 +172,7 @@ def _reusable(store: Store, sub: Submission, contexts: dict[str, GradingContext]
 
 
 def _contexts(
-    specs: dict[str, Spec],
-    needed: set[str],
-    options: RunOptions,
-    sandbox: Sandbox,
-    env: Environment,
+    specs: dict[str, Spec], needed: set[str], options: RunOptions, env: Environment
 ) -> dict[str, GradingContext]:
     prepared: dict[str, PreparedData] = {}
     contexts = {}
@@ -142,7 +184,6 @@ def _contexts(
         contexts[name] = GradingContext(
             spec=spec,
             data=prepared[dataset],
-            sandbox=sandbox,
             environment=env,
             mode=options.mode,
             timeout_seconds=options.timeout_seconds,

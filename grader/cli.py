@@ -6,7 +6,6 @@ imports the heavy parts (torch, pandas, scikit-learn) it needs, when it runs.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import click
 from click.core import ParameterSource
 
 from grader import __version__
+from grader.core.machine import DEVICES, DeviceError
 from grader.core.results import Mode, Result
 from grader.core.spec import DATASETS, SpecError, SpecsFound, Target, load_specs, locate_specs
 from grader.core.submission import SubmissionsError, assignment_of
@@ -30,7 +30,15 @@ from grader.store.sqlite import StoreError
 if TYPE_CHECKING:
     import pandas as pd
 
-USER_ERRORS = (SpecError, SubmissionsError, DataError, FetchError, StoreError, SandboxError)
+USER_ERRORS = (
+    SpecError,
+    SubmissionsError,
+    DataError,
+    FetchError,
+    StoreError,
+    SandboxError,
+    DeviceError,
+)
 LOG_LINES = 12
 
 data_dir_option = click.option(
@@ -65,6 +73,13 @@ mode_option = click.option(
     help="retrain: train with the grader's seed; load: evaluate the submitted weights; "
     "auto: load when weights are present.",
 )
+device_option = click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    help="Where jobs train and predict: auto picks CUDA when a GPU is usable.",
+)
 timeout_option = click.option(
     "--timeout",
     "timeout_seconds",
@@ -84,6 +99,13 @@ sandbox_options = [
         "--no-sandbox",
         is_flag=True,
         help="Run children without isolation: only for trusted code (benchmarks).",
+    ),
+    click.option(
+        "--warm/--no-warm",
+        default=True,
+        show_default=True,
+        help="Fork each job phase from a warm process that imported torch once (every layer "
+        "still applies per job); --no-warm starts a fresh process per phase.",
     ),
 ]
 
@@ -114,11 +136,12 @@ def main() -> None:
 @cache_dir_option
 @mode_option
 @timeout_option
+@device_option
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=min(4, os.cpu_count() or 1),
-    show_default="CPU count, at most 4",
+    default=None,
+    show_default="one per GPU with CUDA, else the CPU count (at most 4)",
     help="Submissions graded at once.",
 )
 @click.option("--force", is_flag=True, help="Regrade even submissions already in the store.")
@@ -136,11 +159,13 @@ def run_command(
     cache_dir: Path,
     mode: str,
     timeout_seconds: float | None,
-    workers: int,
+    device: str,
+    workers: int | None,
     force: bool,
     verify_determinism: bool,
     require_sandbox: bool,
     no_sandbox: bool,
+    warm: bool,
 ) -> None:
     """Grade every SUBMISSIONS/<student>/<assignment>.py and write OUT/leaderboard.csv.
 
@@ -164,9 +189,10 @@ def run_command(
             workers=workers,
             force=force,
             verify_determinism=verify_determinism,
+            device=device,
         )
-        sandbox = _sandbox(require_sandbox, no_sandbox)
-        summary = api.run(options, sandbox, _log)
+        with _sandbox(require_sandbox, no_sandbox, warm) as sandbox:
+            summary = api.run(options, sandbox, _log)
     _print_table(summary.board)
     _log(f"wrote {summary.csv_path} ({summary.graded} graded, {summary.reused} reused)")
 
@@ -181,6 +207,7 @@ def run_command(
 @cache_dir_option
 @mode_option
 @timeout_option
+@device_option
 @click.option(
     "--save-weights",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -196,9 +223,11 @@ def check_command(
     cache_dir: Path,
     mode: str,
     timeout_seconds: float | None,
+    device: str,
     save_weights: Path | None,
     require_sandbox: bool,
     no_sandbox: bool,
+    warm: bool,
 ) -> None:
     """Grade one FILE exactly as `grader run` would, and say which targets it meets.
 
@@ -211,6 +240,7 @@ def check_command(
 
     _refuse_contradiction(require_sandbox, no_sandbox)
     with user_errors():
+        env = api.environment(device)
         specs = load_specs(_specs(assignments, file.parent).folder)
         name = assignment or assignment_of(file, specs)
         if name not in specs:
@@ -218,9 +248,11 @@ def check_command(
                 f"unknown assignment {name!r} (known: {', '.join(sorted(specs))}); use --assignment"
             )
         spec = specs[name]
-        sandbox = _sandbox(require_sandbox, no_sandbox)
         data = prepare(spec.assignment.dataset, data_dir, cache_dir)
-        with _kept_weights(save_weights) as weights_dir:
+        with (
+            _sandbox(require_sandbox, no_sandbox, warm) as sandbox,
+            _kept_weights(save_weights) as weights_dir,
+        ):
             _log(f"grading {file} as {name} ({data.description}) ...")
             result = api.check(
                 file,
@@ -230,6 +262,7 @@ def check_command(
                 mode=Mode(mode),
                 timeout_seconds=timeout_seconds,
                 weights_dir=weights_dir,
+                env=env,
             )
             if save_weights and weights_dir and result.ok:
                 atomic_copy(weights_dir / name / f"{result.student}.safetensors", save_weights)
@@ -268,10 +301,10 @@ def leaderboard_command(out: Path, assignments: Path | None) -> None:
 )
 def sandbox_command(require_sandbox: bool) -> None:
     """Show which isolation layers jobs on this machine really get (a probe job proves them)."""
-    with user_errors():
-        sandbox = Sandbox(require=require_sandbox)
-    for layer in sandbox.layers:
-        click.echo(str(layer))
+    with user_errors(), Sandbox(require=require_sandbox) as sandbox:
+        for layer in sandbox.layers:
+            click.echo(str(layer))
+        click.echo(f"jobs: {sandbox.launch}")
 
 
 @main.command("data")
@@ -391,10 +424,11 @@ def _refuse_contradiction(require: bool, disabled: bool) -> None:
         raise click.ClickException("--require-sandbox and --no-sandbox contradict each other")
 
 
-def _sandbox(require: bool, disabled: bool) -> Sandbox:
-    sandbox = Sandbox(enabled=not disabled, require=require)
+def _sandbox(require: bool, disabled: bool, warm: bool) -> Sandbox:
+    sandbox = Sandbox(enabled=not disabled, require=require, warm=warm)
     for layer in sandbox.layers:
         _log(f"sandbox {layer}")
+    _log(f"jobs: {sandbox.launch}")
     warning = sandbox.weak_warning()
     if warning:
         _log("warning: " + warning)

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from grader.core.machine import pinned_environment
 from grader.core.results import Status
 from grader.core.text import one_line
 
@@ -90,6 +91,7 @@ class Task:
     input_shape: tuple[int, ...] = ()
     num_classes: int = 2
     weights: str | None = None  # eval: the weights file's name in IN_DIR
+    device: str = "cpu"  # "cpu" or "cuda"
 
 
 @dataclass(frozen=True)
@@ -233,23 +235,14 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def child_argv(
-    python: str, phase: Phase, in_dir: str, out_dir: str, attest_fd: int, go_fd: int
-) -> list[str]:
+def child_argv(python: str, args: list[str]) -> list[str]:
+    """A cold child's command line; a warm one is forked with the same args (see child_args)."""
     # -s: no user site-packages; -B: no .pyc written; -P: the working folder is not importable.
-    return [
-        python,
-        "-s",
-        "-B",
-        "-P",
-        "-m",
-        "grader.child",
-        str(phase),
-        in_dir,
-        out_dir,
-        str(attest_fd),
-        str(go_fd),
-    ]
+    return [python, "-s", "-B", "-P", "-m", "grader.child", *args]
+
+
+def child_args(phase: Phase, in_dir: str, out_dir: str, attest_fd: int, go_fd: int) -> list[str]:
+    return [str(phase), in_dir, out_dir, str(attest_fd), str(go_fd)]
 
 
 @dataclass(frozen=True)
@@ -262,16 +255,18 @@ class ChildArgs:
 
 
 def parse_argv(argv: list[str]) -> ChildArgs:
-    """The child's side of child_argv (argv without the program name)."""
+    """The child's side of child_args."""
     if len(argv) != 5:
         raise ProtocolError(f"expected 5 arguments, got {len(argv)}")
     return ChildArgs(Phase(argv[0]), argv[1], argv[2], int(argv[3]), int(argv[4]))
 
 
 def child_env(threads: int) -> dict[str, str]:
-    """The child's whole environment: nothing of the grader's leaks through."""
+    """The child's whole environment: nothing of the grader's leaks through; the numeric
+    libraries pinned to this CPU's level (grader.core.machine)."""
     count = str(threads)
     return {
+        **pinned_environment(),
         "PATH": "/usr/bin:/bin",
         "HOME": "/tmp",
         "TMPDIR": "/tmp",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,9 +42,18 @@ def require_sandbox() -> bool:
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Sandbox:
-    """The real sandbox; in CI (GRADER_REQUIRE_SANDBOX=1) every layer must be on."""
-    return Sandbox(require=require_sandbox())
+def sandbox() -> Iterator[Sandbox]:
+    """The real sandbox, warm where this machine allows; in CI (GRADER_REQUIRE_SANDBOX=1)
+    every layer must be on."""
+    with Sandbox(require=require_sandbox()) as box:
+        yield box
+
+
+@pytest.fixture(scope="session")
+def cold_sandbox() -> Iterator[Sandbox]:
+    """The real sandbox starting a fresh process per job phase (--no-warm)."""
+    with Sandbox(require=require_sandbox(), warm=False) as box:
+        yield box
 
 
 @pytest.fixture(scope="session")
@@ -104,11 +113,10 @@ def grade_source(
         ctx = GradingContext(
             spec=used,
             data=tiny_har,
-            sandbox=sandbox,
             environment=TEST_ENVIRONMENT,
             mode=Mode(mode),
             **context,  # type: ignore[arg-type]
         )
-        return grade(from_file(path, "har", used.budgets.weights_bytes), ctx)
+        return grade(from_file(path, "har", used.budgets.weights_bytes), ctx, sandbox)
 
     return run

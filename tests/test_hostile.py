@@ -1156,8 +1156,24 @@ class LoopbackServer:
         self.sock.close()
 
 
+@pytest.fixture(scope="module", params=["warm", "cold"])
+def hostile_sandbox(
+    request: pytest.FixtureRequest, sandbox: Sandbox, cold_sandbox: Sandbox
+) -> Sandbox:
+    """The suite runs twice: jobs forked from warm processes, and fresh processes (--no-warm)."""
+    if request.param == "cold":
+        return cold_sandbox
+    if not sandbox.warm:
+        if require_sandbox():
+            pytest.fail(f"the warm path should work here: {sandbox.launch}")
+        pytest.skip(f"no warm path on this machine: {sandbox.launch}")
+    return sandbox
+
+
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterator[HostileRun]:
+def hostile(
+    tmp_path_factory: pytest.TempPathFactory, hostile_sandbox: Sandbox
+) -> Iterator[HostileRun]:
     """Grade every hostile case and the controls in one run; collect what the checks need."""
     from data_factories import write_tiny_har
 
@@ -1226,7 +1242,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Itera
             env.setenv("GRADER_DATA_DIR", str(data_dir))
             env.setenv("GRADER_CACHE_DIR", str(cache_dir))
             env.setenv("HOSTILE_SUITE_SECRET", TOKEN)
-            summary = run(options, sandbox, log=lambda _message: None)
+            summary = run(options, hostile_sandbox, log=lambda _message: None)
         leftover_processes = job_processes(TOKEN)
     private = data.private_dir / "test_labels.npy"
     yield HostileRun(
@@ -1265,9 +1281,9 @@ def _params() -> list[Any]:
 
 
 @pytest.mark.parametrize("name", _params())
-def test_hostile_case(hostile: HostileRun, sandbox: Sandbox, name: str) -> None:
+def test_hostile_case(hostile: HostileRun, hostile_sandbox: Sandbox, name: str) -> None:
     case = CASES_BY_NAME[name]
-    skip_if_layers_off(sandbox, case.layers)
+    skip_if_layers_off(hostile_sandbox, case.layers)
     case.check(hostile.row(name), hostile)
 
 

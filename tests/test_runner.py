@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,24 +144,38 @@ def _wait_for_attempts(out: Path, count: int, process: subprocess.Popen[bytes]) 
     pytest.fail(f"the grader did not record {count} attempt(s) in time")
 
 
-def _processes_mentioning(text: str) -> list[str]:
+def _leftovers(workspace: Path, token: str, before: set[int]) -> list[str]:
+    """Processes of the killed grader: cold jobs name its workspace, warm ones run a source
+    holding the token, and its warm processes are new ones of this interpreter."""
+    warm = f"{sys.executable} -s -B -P -m grader.sandbox.zygote"
     found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in args:
-            found.append(args)
+    for entry in Path("/proc").glob("[0-9]*"):
+        args = _read(entry / "cmdline").replace("\0", " ")
+        source = _read(entry / "root" / "job" / "in" / "submission.py")
+        new_warm = int(entry.name) not in before and args.startswith(warm)
+        if str(workspace) in args or token in source or new_warm:
+            found.append(f"{entry.name}: {args}")
     return found
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
 def test_a_killed_run_loses_nothing_and_the_next_run_finishes(
     course: dict[str, Path], sandbox: Sandbox, how: signal.Signals, tmp_path: Path
 ) -> None:
-    workspace = tmp_path / "workspace"  # the grader's temp folder: its jobs name it
+    workspace = tmp_path / "workspace"  # the grader's temp folder: its cold jobs name it
     workspace.mkdir()
+    token = uuid.uuid4().hex  # in every source: its warm jobs hold it at /job/in
+    for student in STUDENTS:
+        source = course["submissions"] / student / "har.py"
+        source.write_text(source.read_text() + f"\n# {token}\n")
+    before = {int(p.name) for p in Path("/proc").glob("[0-9]*")}
     env = {**os.environ, "TMPDIR": str(workspace)}
     process = subprocess.Popen(
         _cli(course), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -171,7 +186,7 @@ def test_a_killed_run_loses_nothing_and_the_next_run_finishes(
     graded_before = attempts(course["out"])
     assert 1 <= len(graded_before) < 3
     time.sleep(1)
-    assert _processes_mentioning(str(workspace)) == []  # its sandboxed jobs died with it
+    assert _leftovers(workspace, token, before) == []  # its jobs and warm processes died with it
 
     summary = run(options(course), sandbox, lambda _: None)
     assert (summary.reused, summary.graded) == (len(graded_before), 3 - len(graded_before))

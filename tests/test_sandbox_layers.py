@@ -53,12 +53,15 @@ def test_layers_are_reported_by_name(sandbox: Sandbox) -> None:
         assert layer.detail
 
 
-def test_every_layer_is_on_with_bubblewrap_as_root(sandbox: Sandbox) -> None:
+def test_every_layer_is_on_as_root_warm_and_cold(sandbox: Sandbox, cold_sandbox: Sandbox) -> None:
     _skip_unless(sandbox, *LAYER_NAMES)
-    assert _off_layers(sandbox) == []
-    assert sandbox.weak_warning() is None
-    assert sandbox.identity
-    assert sandbox.mode == "bwrap"
+    for box, mode in ((sandbox, "forked"), (cold_sandbox, "bwrap")):
+        assert _off_layers(box) == []
+        assert box.weak_warning() is None
+        assert box.identity
+        assert box.mode == mode
+    assert sandbox.warm and sandbox.launch.startswith("warm: ")
+    assert not cold_sandbox.warm and cold_sandbox.launch.startswith("cold: ")
 
 
 def test_a_disabled_sandbox_names_its_off_layers() -> None:
@@ -284,12 +287,13 @@ def build_model(input_shape, num_classes):
 """
 
 
-@pytest.fixture(params=["bwrap", "unshare", "none"])
+@pytest.fixture(params=["forked", "bwrap", "unshare", "none"])
 def any_mode_sandbox(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Sandbox]:
-    """A sandbox in each mode this machine has: bubblewrap; unshare with bwrap hidden from PATH;
-    none (--no-sandbox). CI runs as root with bubblewrap installed, so all three run there."""
+    """A sandbox in each mode this machine has: warm (forked jobs make their own namespaces);
+    bubblewrap; unshare with bwrap hidden from PATH; none (--no-sandbox). CI runs as root with
+    bubblewrap installed, so all four run there."""
     mode = request.param
     if mode == "unshare":
         hidden = tmp_path / "path-without-bwrap"
@@ -299,12 +303,12 @@ def any_mode_sandbox(
             if found:
                 (hidden / tool).symlink_to(found)
         monkeypatch.setenv("PATH", str(hidden))
-    sandbox = Sandbox(enabled=mode != "none")
-    if sandbox.mode != mode:
-        if require_sandbox() and os.geteuid() == 0:
-            pytest.fail(f"{mode} should be usable here, got {sandbox.mode}: {sandbox.layers}")
-        pytest.skip(f"{mode} is not usable on this machine")
-    yield sandbox
+    with Sandbox(enabled=mode != "none", warm=mode == "forked") as sandbox:
+        if sandbox.mode != mode:
+            if require_sandbox() and os.geteuid() == 0:
+                pytest.fail(f"{mode} should be usable here, got {sandbox.mode}: {sandbox.launch}")
+            pytest.skip(f"{mode} is not usable on this machine")
+        yield sandbox
 
 
 def _status_inside(result: Result) -> dict[str, str]:

@@ -62,7 +62,7 @@ def train(task: Task, in_dir: Path, out_dir: Path) -> ChildReport:
     hp = contract.parse_hparams(module.HPARAMS, task.max_epochs)
     inputs = training.as_model_input(_load(in_dir / protocol.inputs_file("train")))
     labels = torch.from_numpy(np.asarray(_load(in_dir / protocol.TRAIN_LABELS))).long()
-    model.to(training.pick_device())
+    model.to(training.pick_device(task.device))
     training.seed_everything(task.seed)
     started = time.perf_counter()
     if hasattr(module, "train"):
@@ -90,7 +90,7 @@ def evaluate(task: Task, in_dir: Path, out_dir: Path) -> ChildReport:
     assert task.weights is not None
     _, model = _prepare(task, in_dir)
     _load_weights(model, in_dir / task.weights)
-    model.to(training.pick_device())
+    model.to(training.pick_device(task.device))
     for part in ("train", "test"):
         inputs = training.as_model_input(_load(in_dir / protocol.inputs_file(part)))
         scores = training.predict(model, inputs).numpy()

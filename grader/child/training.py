@@ -50,8 +50,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(device: str) -> torch.device:
+    """The grader chose the device; a CUDA job also runs cuDNN deterministically."""
+    if device == "cuda":
+        torch.backends.cudnn.deterministic = True
+    return torch.device(device)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class Result:
     grader_version: str = __version__
     torch_version: str = ""
     device: str = "cpu"
+    cpu: str = ""  # model and instruction-set flags of the machine that graded it
     started_at: str = ""
     finished_at: str = ""
 
@@ -93,7 +94,9 @@ class CacheKey:
 
 @dataclass(frozen=True)
 class Environment:
-    """Where grading runs: recorded with every attempt and part of the reuse key."""
+    """Where grading runs: recorded with every attempt; torch and the device are part of the
+    reuse key (jobs are pinned to the CPU's instruction-set level, see core/machine.py)."""
 
     torch_version: str
     device: str
+    cpu: str = ""

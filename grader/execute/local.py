@@ -1,40 +1,51 @@
-"""The local executor: a thread pool on this machine. Each worker grades one submission at a
-time; the sandboxed children do the heavy work, so threads are enough here."""
+"""The executor seam: grading a batch is submitting requests and getting Results back.
+
+A GradeRequest is plain data (a submission and how to grade it), so an executor may grade it in
+this process's threads, in warm processes, or on another machine. `LocalExecutor` grades on this
+machine: a thread per worker slot, each job in the one sandbox (warm or cold, as it proved).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol
 
 from grader.core.results import Result
 from grader.core.submission import Submission
+from grader.jobs.grade import GradingContext, grade
+from grader.sandbox.box import Sandbox
 
-Grade = Callable[[Submission], Result]
+
+@dataclass(frozen=True)
+class GradeRequest:
+    submission: Submission
+    context: GradingContext
 
 
 class Executor(Protocol):
-    """Grades a batch: yields each submission's Result as soon as it is known."""
+    def submit(self, request: GradeRequest) -> Future[Result]:
+        """Start grading; the future holds the Result (grading never raises for the student)."""
+        ...
 
-    def results(self, pending: list[Submission], grade: Grade) -> Iterator[Result]: ...
+    def stop(self) -> None:
+        """Abandon the batch: cancel what has not started, end every running job now."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class LocalExecutor:
-    def __init__(self, workers: int, stop_all: Callable[[], None]) -> None:
-        """stop_all ends every running job at once, for when the batch is abandoned."""
-        self.workers = workers
-        self._stop_all = stop_all
+    def __init__(self, sandbox: Sandbox, workers: int) -> None:
+        self._sandbox = sandbox
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grader")
 
-    def results(self, pending: list[Submission], grade: Grade) -> Iterator[Result]:
-        if not pending:
-            return
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures = [pool.submit(grade, sub) for sub in pending]
-            try:
-                for future in as_completed(futures):
-                    yield future.result()
-            except BaseException:  # interrupted, or the consumer stopped listening
-                for future in futures:
-                    future.cancel()
-                self._stop_all()
-                raise
+    def submit(self, request: GradeRequest) -> Future[Result]:
+        return self._pool.submit(grade, request.submission, request.context, self._sandbox)
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._sandbox.kill_all()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -40,9 +40,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class GradingContext:
+    """How to grade: plain data, so a context can travel to another process or machine."""
+
     spec: Spec
     data: PreparedData
-    sandbox: Sandbox
     environment: Environment
     mode: Mode = Mode.RETRAIN
     timeout_seconds: float | None = None
@@ -56,8 +57,8 @@ class JobFailed(Exception):
         self.status, self.message, self.log_tail = status, message, log_tail
 
 
-def grade(submission: Submission, ctx: GradingContext) -> Result:
-    """Grade one submission; never raises for anything the submission does."""
+def grade(submission: Submission, ctx: GradingContext, sandbox: Sandbox) -> Result:
+    """Grade one submission in the sandbox; never raises for anything the submission does."""
     started = now()
     mode = resolve_mode(ctx.mode, submission)
     base = Result(
@@ -72,10 +73,11 @@ def grade(submission: Submission, ctx: GradingContext) -> Result:
         data_checksum=ctx.data.checksum,
         torch_version=ctx.environment.torch_version,
         device=ctx.environment.device,
+        cpu=ctx.environment.cpu,
         started_at=started,
     )
     try:
-        graded = _grade(submission, ctx, mode, base)
+        graded = _grade(submission, ctx, sandbox, mode, base)
     except JobFailed as failure:
         graded = replace(
             base, status=failure.status, message=failure.message, log_tail=failure.log_tail
@@ -106,7 +108,9 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _grade(sub: Submission, ctx: GradingContext, mode: Mode, base: Result) -> Result:
+def _grade(
+    sub: Submission, ctx: GradingContext, sandbox: Sandbox, mode: Mode, base: Result
+) -> Result:
     if sub.problem:
         raise JobFailed(Status.INVALID, sub.problem)
     with workspace() as work:
@@ -114,9 +118,9 @@ def _grade(sub: Submission, ctx: GradingContext, mode: Mode, base: Result) -> Re
         if mode is Mode.LOAD:
             weights = _submitted_weights(sub, work, ctx.spec.budgets.weights_bytes)
         else:
-            weights, report = _train(sub, ctx, work / "train")
+            weights, report = _train(sub, ctx, sandbox, work / "train")
             if ctx.verify_determinism or ctx.spec.grading.verify_determinism:
-                again, _ = _train(sub, ctx, work / "train-again")
+                again, _ = _train(sub, ctx, sandbox, work / "train-again")
                 if again.sha256 != weights.sha256:
                     raise JobFailed(
                         Status.NONDETERMINISTIC,
@@ -124,7 +128,7 @@ def _grade(sub: Submission, ctx: GradingContext, mode: Mode, base: Result) -> Re
                         "gave different weights; do not re-seed from the clock or "
                         "use nondeterministic operations",
                     )
-        train_pred, test_pred, evaluated = _evaluate(sub, ctx, work / "eval", weights)
+        train_pred, test_pred, evaluated = _evaluate(sub, ctx, sandbox, work / "eval", weights)
         kept = weights if mode is Mode.RETRAIN else evaluated
         _keep_weights(kept, ctx.weights_dir, sub)
     scores = scoring.score(
@@ -160,6 +164,7 @@ def _task(ctx: GradingContext, phase: Phase, weights: str | None = None) -> Task
         input_shape=spec.assignment.input_shape,
         num_classes=spec.assignment.num_classes,
         weights=weights,
+        device=ctx.environment.device,
     )
 
 
@@ -167,9 +172,11 @@ TRAIN_FILES = {protocol.inputs_file("train"): "train_inputs", protocol.TRAIN_LAB
 EVAL_FILES = {protocol.inputs_file(part): f"{part}_inputs" for part in ("train", "test")}
 
 
-def _train(sub: Submission, ctx: GradingContext, job: Path) -> tuple[Weights, ChildReport]:
+def _train(
+    sub: Submission, ctx: GradingContext, sandbox: Sandbox, job: Path
+) -> tuple[Weights, ChildReport]:
     in_dir, out_dir = _job_inputs(job, sub, ctx, TRAIN_FILES)
-    outcome, report = _run(ctx, _task(ctx, Phase.TRAIN), in_dir, out_dir, job)
+    outcome, report = _run(ctx, sandbox, _task(ctx, Phase.TRAIN), in_dir, out_dir, job)
     # The child times its own training; it may only ever claim less than the job took.
     claimed = report.train_seconds
     seconds = None if claimed is None else min(max(claimed, 0.0), outcome.seconds)
@@ -183,12 +190,12 @@ def _train(sub: Submission, ctx: GradingContext, job: Path) -> tuple[Weights, Ch
 
 
 def _evaluate(
-    sub: Submission, ctx: GradingContext, job: Path, weights: Weights
+    sub: Submission, ctx: GradingContext, sandbox: Sandbox, job: Path, weights: Weights
 ) -> tuple[np.ndarray, np.ndarray, Weights]:
     in_dir, out_dir = _job_inputs(job, sub, ctx, EVAL_FILES)
     name = protocol.WEIGHTS_STEM + weights.path.suffix
     shutil.copyfile(weights.path, in_dir / name)
-    outcome, _ = _run(ctx, _task(ctx, Phase.EVAL, name), in_dir, out_dir, job)
+    outcome, _ = _run(ctx, sandbox, _task(ctx, Phase.EVAL, name), in_dir, out_dir, job)
     classes = ctx.spec.assignment.num_classes
     train_pred = _accept(
         lambda: read_scores(out_dir / protocol.scores_file("train"), ctx.data.train_size, classes),
@@ -238,11 +245,12 @@ def _job_inputs(
 
 
 def _run(
-    ctx: GradingContext, task: Task, in_dir: Path, out_dir: Path, job: Path
+    ctx: GradingContext, sandbox: Sandbox, task: Task, in_dir: Path, out_dir: Path, job: Path
 ) -> tuple[JobOutcome, ChildReport]:
     limits = job_limits(ctx.spec, ctx.timeout_seconds)
-    outcome = ctx.sandbox.run(task, in_dir, out_dir, job / f"{task.phase}.log", limits)
+    outcome = sandbox.run(task, in_dir, out_dir, job / f"{task.phase}.log", limits)
     report = read_report(out_dir / protocol.REPORT)
+    _raise_for_breach(sandbox, outcome, task.phase)
     _raise_for_outcome(ctx, outcome, report, task.phase, limits)
     assert report is not None
     return outcome, report
@@ -256,7 +264,6 @@ def _raise_for_outcome(
     limits: Limits,
 ) -> None:
     tail, budgets = outcome.log_tail, ctx.spec.budgets
-    _raise_for_breach(ctx, outcome, phase)
     if outcome.out_of_memory:
         raise JobFailed(
             Status.MEMORY, f"{phase} used more than its {budgets.memory_mb} MB of memory", tail
@@ -283,13 +290,13 @@ def _raise_for_outcome(
         raise JobFailed(report.status, f"{phase}: {report.message}", tail)
 
 
-def _raise_for_breach(ctx: GradingContext, outcome: JobOutcome, phase: Phase) -> None:
+def _raise_for_breach(sandbox: Sandbox, outcome: JobOutcome, phase: Phase) -> None:
     """A job that lacked a promised layer was stopped before any student code ran."""
     problems = [f"{layer}: {p}" for layer, p in outcome.breaches if layer != "start"]
     if outcome.timed_out or not problems:
         return  # a child that never started is a crash (or a timeout), reported below
     message = f"{phase} was stopped before the submission ran: " + "; ".join(problems)
-    if ctx.sandbox.required:
+    if sandbox.required:
         raise SandboxError("--require-sandbox: " + message)
     raise JobFailed(Status.SANDBOX, message, outcome.log_tail)
 

@@ -1,5 +1,5 @@
-"""Command lines that wrap a job in its layers. Pure functions of their arguments: what a job
-will see is decided here and unit-tested without starting anything.
+"""Command lines that wrap a job in its layers. Pure functions of their arguments (what a job
+will see is planned in view.py), unit-tested without starting anything.
 
 A job's command is built from the outside in:
 
@@ -16,19 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import grader
-
-# What a job's bubblewrap view holds beyond the interpreter: libraries, users, time zone.
-SYSTEM_PATHS = (
-    "/usr",
-    "/etc/ld.so.cache",
-    "/etc/ld.so.conf",
-    "/etc/ld.so.conf.d",
-    "/etc/localtime",
-    "/etc/passwd",
-    "/etc/group",
-    "/etc/alternatives",
-)
-MERGED_USR_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
+from grader.sandbox import view
 
 
 def python_paths() -> list[str]:
@@ -53,18 +41,8 @@ def outermost(paths: Iterable[str]) -> list[str]:
     return [p for p in real if not any(p != q and p.startswith(q + os.sep) for q in real)]
 
 
-def bwrap(
-    program: str,
-    *,
-    root: bool,
-    tmp_bytes: int,
-    env: dict[str, str],
-    visible: list[str],
-    binds: list[tuple[str, str, bool]],
-) -> list[str]:
-    """bubblewrap: no network, its own pid/ipc/uts, a size-capped private /tmp, and a read-only
-    view of /usr, a few files of /etc, the `visible` paths and `binds` (source, target, writable).
-    """
+def bwrap(program: str, *, root: bool, env: dict[str, str], mounts: list[view.Mount]) -> list[str]:
+    """bubblewrap: no network, its own pid/ipc/uts, and the view `mounts` describe."""
     argv = [
         program,
         "--die-with-parent",
@@ -75,40 +53,12 @@ def bwrap(
         "--unshare-net",
         "--unshare-uts",
         "--unshare-cgroup-try",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--perms",
-        "1777",
-        "--size",
-        str(tmp_bytes),
-        "--tmpfs",
-        "/tmp",
+        *view.bwrap_options(mounts),
         "--chdir",
         "/tmp",
     ]
     if not root:
         argv.append("--unshare-user")
-    system = [p for p in SYSTEM_PATHS if os.path.lexists(p)]
-    targets = [*system, *visible, *(target for _, target, _ in binds)]
-    # Folders bwrap creates on the way are root-only unless made otherwise, and a job uid must
-    # traverse them all: /etc to reach the loader cache, a venv's parents to import anything.
-    for parent in sorted({str(a) for t in targets for a in Path(t).parents} - {"/"}):
-        argv += ["--perms", "0755", "--dir", parent]
-    for path in system:
-        argv += ["--ro-bind", path, path]
-    for link in MERGED_USR_LINKS:
-        if os.path.islink(link):
-            argv += ["--symlink", os.readlink(link), link]
-        elif os.path.isdir(link):
-            argv += ["--ro-bind", link, link]
-    for path in visible:
-        argv += ["--ro-bind", path, path]
-    for source, target, writable in binds:
-        argv += ["--bind" if writable else "--ro-bind", source, target]
-    for device in sorted(Path("/dev").glob("nvidia*")):
-        argv += ["--dev-bind-try", str(device), str(device)]
     for key, value in env.items():
         argv += ["--setenv", key, value]
     if root:

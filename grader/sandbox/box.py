@@ -17,22 +17,25 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
+import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from grader import protocol
 from grader.core.files import MB
+from grader.core.machine import gpus
 from grader.protocol import Attestation, Confinement, JobConfig, Phase, Task
-from grader.sandbox import argv, leases, reap, supervise
+from grader.sandbox import launch, leases, reap, supervise
 from grader.sandbox.cgroups import JobCgroup
-from grader.sandbox.probe import Machine, Setup, own_namespaces
-from grader.sandbox.supervise import JobOutcome, Limits
+from grader.sandbox.launch import Job
+from grader.sandbox.probe import LAYERS, Machine, Setup, own_namespaces
+from grader.sandbox.supervise import JobOutcome, Limits, Running
 from grader.sandbox.verify import Promise, breaches
+from grader.sandbox.warm import WarmError, ZygotePool
 from grader.sandbox.workspace import job_folders, workspace
 
 PROBE_LIMITS = Limits(
@@ -48,17 +51,7 @@ PROBE_LIMITS = Limits(
 OPTIONAL_LAYERS = ("identity", "cgroups", "seccomp")  # a setup can do without these
 
 
-@dataclass(frozen=True)
-class _Job:
-    setup: Setup
-    phase: Phase
-    in_dir: Path
-    out_dir: Path
-    log: Path
-    limits: Limits
-    uid: int | None
-    cgroup: JobCgroup | None
-    promise: Promise
+Starter = Callable[[Job, int, int, int], Running]
 
 
 class SandboxError(Exception):
@@ -66,25 +59,48 @@ class SandboxError(Exception):
 
 
 class Sandbox:
-    """Runs `python -m grader.child` jobs with every isolation layer this machine can prove."""
+    """Runs grader.child jobs with every isolation layer this machine can prove: forked from a
+    warm process where it can (warm=True), else as a fresh process per job phase."""
 
-    def __init__(self, *, enabled: bool = True, require: bool = False) -> None:
+    def __init__(self, *, enabled: bool = True, require: bool = False, warm: bool = True) -> None:
         self._machine = Machine.detect(enabled)
         self._namespaces = own_namespaces()
         self._active: dict[int, int | None] = {}  # process group -> job uid, for kill_all
         self._lock = threading.Lock()
         self._job_numbers = itertools.count()
-        self._setup, notes = self._prove()
+        self._pool = ZygotePool()
+        self._gpus: queue.Queue[str] = queue.Queue()
+        for index in gpus():
+            self._gpus.put(index)
+        self._setup, notes = self._prove(warm)
         self.layers = self._machine.describe(self._setup, notes)
+        self.launch = _launch_line(self._setup, warm, notes)
         self.required = require
         weak = [layer.name for layer in self.layers if not layer.on]
         if require and weak:
+            self.close()
             raise SandboxError("--require-sandbox: isolation layers off: " + ", ".join(weak))
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the warm processes (they also stop when this process ends)."""
+        self._pool.close()
 
     @property
     def mode(self) -> str:
-        """How namespaces are made: "bwrap", "unshare" or "none"."""
+        """How namespaces are made: "bwrap", "unshare", "forked" (by a warm process's child for
+        itself) or "none"."""
         return self._setup.mode
+
+    @property
+    def warm(self) -> bool:
+        """Whether jobs are forked from warm processes."""
+        return self._setup.warm
 
     @property
     def identity(self) -> bool:
@@ -103,7 +119,10 @@ class Sandbox:
         self, task: Task, in_dir: Path, out_dir: Path, log_path: Path, limits: Limits
     ) -> JobOutcome:
         """Run one phase of one job to completion; never raises for anything the child does."""
-        return self._run(self._setup, task, in_dir, out_dir, log_path, limits)
+        try:
+            return self._run(self._setup, task, in_dir, out_dir, log_path, limits)
+        except WarmError as exc:
+            return JobOutcome(-1, False, False, 0.0, str(exc), breaches=(("start", str(exc)),))
 
     def kill_all(self) -> None:
         """Stop every running job at once (the grader was interrupted)."""
@@ -114,11 +133,32 @@ class Sandbox:
 
     # -- proving the layers ---------------------------------------------------------------
 
-    def _prove(self) -> tuple[Setup, dict[str, str]]:
-        """The strongest setup whose probe job shows every promised layer from inside."""
+    def _prove(self, warm: bool) -> tuple[Setup, dict[str, str]]:
+        """The setup whose probe job shows the most layers from inside: warm when it gives as
+        many as the strongest fresh-process setup (as root it gives them all)."""
+        forked: Setup | None = None
+        notes: dict[str, str] = {}
+        if warm:
+            try:
+                forked, notes = self._first_proven(self._machine.warm_setups())
+            except SandboxError as exc:
+                notes = {"warm": str(exc)}
+            if forked and forked.layers_on() == set(LAYERS):
+                return forked, notes
+        cold, cold_notes = self._first_proven(self._machine.cold_setups())
+        if forked and forked.layers_on() >= cold.layers_on():
+            return forked, notes
+        if forked:
+            lacking = ", ".join(sorted(cold.layers_on() - forked.layers_on()))
+            cold_notes["warm"] = f"the warm path would lack {lacking}"
+        return cold, {**notes, **cold_notes}
+
+    def _first_proven(self, setups: list[Setup]) -> tuple[Setup, dict[str, str]]:
+        """The first setup whose probe job shows every promised layer from inside, leaving out
+        the optional layers a probe lacked."""
         notes: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
-        for setup in self._machine.setups():
+        for setup in setups:
             for _ in range(4):  # each round leaves out the layers the last probe lacked
                 problems = self._probe(setup)
                 droppable = [(layer, p) for layer, p in problems if layer in OPTIONAL_LAYERS]
@@ -129,16 +169,23 @@ class Sandbox:
                     setup = setup.without(layer)
             if not problems:
                 return setup, notes
-            notes["namespaces"] = f"{setup.mode} could not run a job: " + "; ".join(
-                problem for _, problem in problems
+            where = "warm" if setup.warm else "namespaces"
+            notes.setdefault(
+                where,
+                f"{setup.mode} could not run a job: "
+                + "; ".join(problem for _, problem in problems),
             )
         raise SandboxError("cannot start a job at all: " + "; ".join(p for _, p in problems))
 
     def _probe(self, setup: Setup) -> list[tuple[str, str]]:
-        with workspace() as folder:
+        with workspace() as folder, ZygotePool(preload=False) as pool:
             in_dir, out_dir = job_folders(folder)
             task = Task(Phase.PROBE)
-            outcome = self._run(setup, task, in_dir, out_dir, folder / "log", PROBE_LIMITS)
+            try:
+                outcome = self._run(setup, task, in_dir, out_dir, folder / "log", PROBE_LIMITS,
+                                    pool)  # fmt: skip
+            except WarmError as exc:
+                return [("start", str(exc))]
         why = (outcome.log_tail.strip().splitlines() or [""])[-1]
         return [
             (layer, f"{problem} ({why})" if layer == "start" and why else problem)
@@ -148,11 +195,22 @@ class Sandbox:
     # -- one job ----------------------------------------------------------------------------
 
     def _run(
-        self, setup: Setup, task: Task, in_dir: Path, out_dir: Path, log: Path, limits: Limits
+        self,
+        setup: Setup,
+        task: Task,
+        in_dir: Path,
+        out_dir: Path,
+        log: Path,
+        limits: Limits,
+        pool: ZygotePool | None = None,
     ) -> JobOutcome:
-        with self._job_uid(setup) as uid, self._job_cgroup(setup, limits) as cgroup:
+        with (
+            self._job_uid(setup) as uid,
+            self._job_cgroup(setup, limits) as cgroup,
+            self._job_gpu(task.device) as gpu,
+        ):
             promise = Promise(
-                rlimits=_rlimits(limits, uid is not None),
+                rlimits=launch.rlimits(limits, uid is not None),
                 seccomp=setup.seccomp_library is not None,
                 uid=uid,
                 separate_from=self._namespaces if setup.mode != "none" else None,
@@ -163,20 +221,21 @@ class Sandbox:
                 path.chmod(0o644)
             if uid is not None:
                 os.chown(out_dir, uid, uid)
-            job = _Job(setup, task.phase, in_dir, out_dir, log, limits, uid, cgroup, promise)
-            return self._supervise(job)
+            env = protocol.child_env(limits.threads) | gpu
+            job = Job(setup, task.phase, in_dir, out_dir, log, limits, uid, cgroup, promise, env)
+            if not setup.warm:
+                return self._supervise(job, partial(launch.start_cold, self._machine))
+            with (pool or self._pool).lend(limits.threads) as zygote:
+                return self._supervise(job, partial(launch.start_warm, zygote))
 
-    def _supervise(self, job: _Job) -> JobOutcome:
+    def _supervise(self, job: Job, start: Starter) -> JobOutcome:
         attest_r, attest_w = os.pipe()
         go_r, go_w = os.pipe()
-        command = self._command(job, attest_w, go_r)
-        if job.cgroup is not None:
-            command = [*argv.enter_cgroup(job.cgroup.procs_files), *command]
         started = time.monotonic()
         deadline = started + job.limits.timeout_seconds
-        env = protocol.child_env(job.limits.threads)
         try:
-            process = supervise.start(command, env, job.log, (attest_w, go_r))
+            with job.log.open("wb") as log:
+                process = start(job, log.fileno(), attest_w, go_r)
         finally:
             os.close(attest_w)
             os.close(go_r)
@@ -197,6 +256,7 @@ class Sandbox:
             reap.sweep(process.pid, job.uid)
             with self._lock:
                 self._active.pop(process.pid, None)
+        assert process.returncode is not None
         return JobOutcome(
             process.returncode,
             timed_out,
@@ -206,38 +266,6 @@ class Sandbox:
             out_of_memory=job.cgroup is not None and job.cgroup.oom_killed(),
             breaches=tuple(found),
         )
-
-    def _command(self, job: _Job, attest_fd: int, go_fd: int) -> list[str]:
-        machine, setup = self._machine, job.setup
-        in_dir, out_dir = str(job.in_dir), str(job.out_dir)
-        drop = [] if job.uid is None else argv.setpriv(_need(machine.setpriv), job.uid)
-        python = sys.executable
-        if setup.mode == "bwrap":
-            prefix = argv.bwrap(
-                _need(machine.bwrap),
-                root=machine.root,
-                tmp_bytes=job.limits.tmp_bytes,
-                env=protocol.child_env(job.limits.threads),
-                visible=argv.outermost([*argv.python_paths(), *_library(setup)]),
-                binds=[(in_dir, protocol.VIEW_IN, False), (out_dir, protocol.VIEW_OUT, True)],
-            )
-            in_dir, out_dir = protocol.VIEW_IN, protocol.VIEW_OUT
-        elif setup.mode == "unshare":
-            keep = argv.outermost([*argv.python_paths(), *_library(setup), in_dir])
-            prefix = [
-                *argv.unshare(_need(machine.unshare)),
-                *argv.private_view(
-                    python,
-                    job.limits.tmp_bytes,
-                    hide=argv.untraversable([*keep, out_dir]),
-                    keep=keep,
-                    writable=[out_dir],
-                ),
-            ]
-        else:
-            prefix = []
-        child = protocol.child_argv(python, job.phase, in_dir, out_dir, attest_fd, go_fd)
-        return [*prefix, *drop, *child]
 
     @contextmanager
     def _job_cgroup(self, setup: Setup, limits: Limits) -> Iterator[JobCgroup | None]:
@@ -254,6 +282,18 @@ class Sandbox:
             cgroup.kill_all_and_remove()
 
     @contextmanager
+    def _job_gpu(self, device: str) -> Iterator[dict[str, str]]:
+        """One GPU per job: a CUDA job waits for a free one and sees only it."""
+        if device != "cuda":
+            yield {}
+            return
+        index = self._gpus.get()
+        try:
+            yield {"CUDA_VISIBLE_DEVICES": index}
+        finally:
+            self._gpus.put(index)
+
+    @contextmanager
     def _job_uid(self, setup: Setup) -> Iterator[int | None]:
         if not setup.identity:
             yield None
@@ -265,24 +305,9 @@ class Sandbox:
             raise SandboxError(str(exc)) from None
 
 
-def _rlimits(limits: Limits, own_uid: bool) -> dict[str, int]:
-    rlimits = {
-        "RLIMIT_DATA": limits.memory_bytes,
-        "RLIMIT_CPU": int(limits.timeout_seconds * 2) + 10,
-        "RLIMIT_FSIZE": limits.max_file_bytes,
-        "RLIMIT_NOFILE": limits.max_open_files,
-        "RLIMIT_CORE": 0,
-    }
-    if own_uid:
-        # RLIMIT_NPROC counts every process of the uid, so it is only meaningful per job uid.
-        rlimits["RLIMIT_NPROC"] = limits.max_processes
-    return rlimits
-
-
-def _library(setup: Setup) -> list[str]:
-    return [setup.seccomp_library] if setup.seccomp_library else []
-
-
-def _need(program: str | None) -> str:
-    assert program is not None, "the setup names a tool this machine lacks"
-    return program
+def _launch_line(setup: Setup, warm: bool, notes: dict[str, str]) -> str:
+    """How jobs start, for the terminal: warm, or cold and why."""
+    if setup.warm:
+        return "warm: a warm process per worker (torch imported once) forks each job phase"
+    why = "--no-warm" if not warm else notes.get("warm", "no warm process could start here")
+    return f"cold: a fresh process per job phase ({why})"

@@ -12,18 +12,20 @@ process. Nothing here changes the host's own mounts.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 
-# mount(2) flags, from <sys/mount.h>
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
+from grader.sandbox.view import (
+    MS_BIND,
+    MS_NODEV,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+)
+from grader.sandbox.view import mount as _mount
+
 TMP = "/tmp"
 
 
@@ -59,14 +61,6 @@ def _bind_back(fd: int, path: str, writable: bool) -> None:
     _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
     if not writable:
         _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    encoded = [None if s is None else s.encode() for s in (source, target, fstype, data or None)]
-    if libc.mount(*encoded[:3], ctypes.c_ulong(flags), encoded[3]) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
 
 
 if __name__ == "__main__":

@@ -32,12 +32,21 @@ class Layer:
 
 @dataclass(frozen=True)
 class Setup:
-    """The layers one sandbox promises its jobs."""
+    """The layers one sandbox promises its jobs, and how jobs start."""
 
-    mode: str  # how namespaces are made: "bwrap", "unshare" or "none"
+    mode: str  # how namespaces are made: "bwrap", "unshare", "forked" or "none"
     identity: bool
     cgroups: Cgroups | None
     seccomp_library: str | None
+    warm: bool = False  # forked from a warm process, not started afresh
+
+    def layers_on(self) -> set[str]:
+        on = {"limits"}
+        on |= {"namespaces"} if self.mode != "none" else set()
+        on |= {"identity"} if self.identity else set()
+        on |= {"cgroups"} if self.cgroups else set()
+        on |= {"seccomp"} if self.seccomp_library else set()
+        return on
 
     def without(self, layer: str) -> Setup:
         if layer == "identity":
@@ -72,8 +81,13 @@ class Machine:
             seccomp_library=seccomp_library(),
         )
 
-    def setups(self) -> list[Setup]:
-        """What to try, strongest first: bubblewrap, then unshare (root only), then nothing."""
+    def warm_setups(self) -> list[Setup]:
+        """Forked from a warm process: as root, each job makes its own namespaces."""
+        mode = "forked" if self.root and self.enabled else "none"
+        return [Setup(mode, mode == "forked", self.cgroups, self.seccomp_library, warm=True)]
+
+    def cold_setups(self) -> list[Setup]:
+        """A fresh process per job, strongest first: bubblewrap, unshare (root), nothing."""
         modes = ["bwrap"] if self.bwrap else []
         if self.unshare and self.setpriv:
             modes.append("unshare")
@@ -89,6 +103,8 @@ class Machine:
     def describe(self, setup: Setup, notes: dict[str, str]) -> list[Layer]:
         """The layers as reported to the user: on, or off with the reason."""
         modes = {
+            "forked": "made by each forked job for itself: no network, own pid/ipc/uts/mount, "
+            "read-only job view, private /tmp",
             "bwrap": "bubblewrap: no network, own pid/ipc/uts, read-only job view, private /tmp",
             "unshare": "unshare fallback: no network, own pid/ipc/uts/mount, private /tmp; "
             "the rest of the filesystem stays visible",

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from grader.core.text import printable
 from grader.protocol import ATTESTATION_BYTES, Attestation, ProtocolError
@@ -69,20 +70,28 @@ class JobOutcome:
 Check = Callable[[Attestation | None], str | None]
 
 
+class Running(Protocol):
+    """A started job: a Popen, or a job forked by a warm process."""
+
+    pid: int
+    returncode: int | None
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 def start(
-    argv: list[str], env: dict[str, str], log_path: Path, pass_fds: tuple[int, ...]
+    argv: list[str], env: dict[str, str], log: int, pass_fds: tuple[int, ...]
 ) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd="/",
-            start_new_session=True,
-            pass_fds=pass_fds,
-        )
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd="/",
+        start_new_session=True,
+        pass_fds=pass_fds,
+    )
 
 
 def handshake(attest_fd: int, go_fd: int, deadline: float, check: Check) -> str | None:
@@ -102,9 +111,7 @@ def handshake(attest_fd: int, go_fd: int, deadline: float, check: Check) -> str 
         os.close(go_fd)
 
 
-def watch(
-    process: subprocess.Popen[bytes], out_dir: Path, limits: Limits, deadline: float
-) -> tuple[bool, bool]:
+def watch(process: Running, out_dir: Path, limits: Limits, deadline: float) -> tuple[bool, bool]:
     """Wait for the job, killing it at the deadline or when its output grows past the cap."""
     exceeded = threading.Event()
     stop = threading.Event()

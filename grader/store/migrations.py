@@ -71,10 +71,17 @@ def attempts_keep_training_history(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN best_epoch INTEGER")
 
 
+def attempts_record_the_cpu(db: sqlite3.Connection) -> None:
+    """Each attempt names the CPU model and the instruction-set flags of the machine that graded
+    it, so results from different machines can be told apart; older attempts say nothing."""
+    db.execute("ALTER TABLE attempts ADD COLUMN cpu TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
     ("attempts_keep_training_history", attempts_keep_training_history),
+    ("attempts_record_the_cpu", attempts_record_the_cpu),
 ]
 LATEST = len(MIGRATIONS)
 

@@ -1,0 +1,102 @@
+"""Per-submission time outside student training, warm and cold, against a bare `import torch`.
+
+Grades the HAR starter (or --file) one submission at a time through the library, as `grader run`
+does, alternating jobs forked from warm processes and fresh processes; each figure is the whole
+grading's wall time minus the training time the job measured. A bare `python -c "import torch"`
+is timed in the same rounds, as the yardstick.
+
+    python bench/overhead.py --data-dir ../shared/data [--rounds 5] [--epochs N] [--file F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from timing import interleaved, ratio, spread
+
+from grader.api import environment
+from grader.core.spec import PACKAGED, load_spec
+from grader.core.submission import from_file
+from grader.data.registry import default_cache_dir, default_data_dir, prepare
+from grader.jobs.grade import GradingContext, grade
+from grader.sandbox.box import Sandbox
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET = 0.25  # the warm path's overhead, as a share of a bare import of torch
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    parser.add_argument("--file", type=Path, default=REPO / "starter" / "har.py")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=None, help="override HPARAMS epochs")
+    args = parser.parse_args()
+
+    name = args.file.stem
+    spec = load_spec(PACKAGED / f"{name}.toml")
+    ctx = GradingContext(
+        spec=spec,
+        data=prepare(spec.assignment.dataset, args.data_dir, args.cache_dir),
+        environment=environment(),
+    )
+    with tempfile.TemporaryDirectory() as folder, Sandbox(warm=True) as warm:
+        source = _student_copy(args.file, Path(folder), args.epochs)
+        submission = from_file(source, name, spec.budgets.weights_bytes)
+        with Sandbox(warm=False) as cold:
+            print(f"warm sandbox: {warm.launch}\ncold sandbox: {cold.launch}")
+
+            def outside_training(sandbox: Sandbox) -> float:
+                started = time.perf_counter()
+                result = grade(submission, ctx, sandbox)
+                if not result.ok:
+                    raise SystemExit(f"grading failed: {result.message}")
+                return time.perf_counter() - started - (result.train_seconds or 0.0)
+
+            figures = interleaved(
+                {
+                    "warm": lambda: outside_training(warm),
+                    "cold": lambda: outside_training(cold),
+                    "import torch": _import_torch,
+                },
+                args.rounds,
+            )
+    print(f"per submission, outside training ({args.file.name}, {args.rounds} rounds):")
+    for way, values in figures.items():
+        print(f"  {way:13s} {spread(values)}")
+    for a, b in (("warm", "import torch"), ("cold", "import torch"), ("warm", "cold")):
+        print("  " + ratio(figures, a, b))
+    share = statistics.median(
+        w / t for w, t in zip(figures["warm"], figures["import torch"], strict=False)
+    )
+    verdict = "met" if share < TARGET else "NOT met"
+    print(f"target: warm overhead below {TARGET:.0%} of a bare import torch: {verdict}")
+    return 0
+
+
+def _student_copy(source: Path, folder: Path, epochs: int | None) -> Path:
+    """The file as a student would submit it, in a folder of its own."""
+    copy = folder / "student" / source.name
+    copy.parent.mkdir()
+    text = source.read_text()
+    if epochs is not None:
+        text += f"\nHPARAMS['epochs'] = {epochs}\n"
+    copy.write_text(text)
+    return copy
+
+
+def _import_torch() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Throughput of `grader run` on N copies of the HAR starter: 1 worker vs 2, warm vs cold.
+
+Each way is a whole `grader run` in a fresh results folder, as a TA would start it; the ways take
+turns each round. Every way must give the same leaderboard metrics.
+
+    python bench/throughput.py --data-dir ../shared/data [--n 8] [--rounds 1]
+        [--ways warm-1,warm-2,cold-1,cold-2] [--epochs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+from timing import interleaved, ratio, spread
+
+from grader.core.spec import PACKAGED
+from grader.data.registry import default_cache_dir, default_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGS = {"warm": "--warm", "cold": "--no-warm"}
+METRICS = ["student", "status", "test_accuracy", "train_accuracy", "gap", "weights_sha256"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    parser.add_argument("--n", type=int, default=8, help="submissions per run")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--ways", default="warm-1,warm-2,cold-1,cold-2")
+    parser.add_argument("--epochs", type=int, default=None, help="override HPARAMS epochs")
+    parser.add_argument("--no-warmup", action="store_true", help="count every round")
+    args = parser.parse_args()
+
+    boards: dict[str, pd.DataFrame] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        submissions = _copies(Path(folder) / "submissions", args.n, args.epochs)
+
+        def way(name: str) -> float:
+            launch, workers = name.split("-")
+            out = Path(tempfile.mkdtemp(dir=folder))
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "grader.cli", "run", str(submissions), "--out", str(out),
+                 "--workers", workers, "--assignments", str(PACKAGED), FLAGS[launch],
+                 "--data-dir", str(args.data_dir), "--cache-dir", str(args.cache_dir)],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**os.environ, "GRADER_REQUIRE_SANDBOX": ""},
+            )  # fmt: skip
+            seconds = time.perf_counter() - started
+            boards[name] = pd.read_csv(out / "leaderboard.csv")[METRICS]
+            return seconds
+
+        names = args.ways.split(",")
+        ways = {name: partial(way, name) for name in names}
+        figures = interleaved(ways, args.rounds, warmup=not args.no_warmup)
+    print(f"grader run on {args.n} copies of the HAR starter, {args.rounds} round(s):")
+    for name, values in figures.items():
+        per_minute = 60 * args.n / statistics.median(values)
+        print(f"  {name:7s} {spread(values)}  {per_minute:6.1f} submissions/min")
+    for slow, fast in (("warm-1", "warm-2"), ("cold-1", "cold-2"), ("cold-1", "warm-1"),
+                       ("cold-2", "warm-2")):  # fmt: skip
+        if slow in figures and fast in figures:
+            print(f"  throughput {fast} vs {slow}, {ratio(figures, slow, fast)}")
+    for name in names:
+        hundred = statistics.median(figures[name]) / args.n * 100
+        print(f"  {name}: 100 submissions would take {hundred / 60:.1f} min")
+    reference = boards[names[0]]
+    same = all(board.equals(reference) for board in boards.values())
+    ok = (reference["status"] == "ok").all()
+    print(f"metrics identical across ways: {same}; all rows ok: {ok}")
+    return 0 if same and ok else 1
+
+
+def _copies(folder: Path, n: int, epochs: int | None) -> Path:
+    source = (REPO / "starter" / "har.py").read_text()
+    if epochs is not None:
+        source += f"\nHPARAMS['epochs'] = {epochs}\n"
+    for i in range(n):
+        (folder / f"student{i:03d}").mkdir(parents=True)
+        (folder / f"student{i:03d}" / "har.py").write_text(source)
+    return folder
+
+
+if __name__ == "__main__":
+    sys.exit(main())
