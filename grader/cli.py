@@ -530,6 +530,79 @@ def data_command(names: tuple[str, ...], data_dir: Path, cache_dir: Path, offlin
             click.echo(f"{name}: {prepared.description}, checksum {prepared.checksum[:16]}")
 
 
+@main.command("collect")
+@click.argument("export", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--to",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("submissions"),
+    show_default=True,
+    help="The submissions folder to place them in.",
+)
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["canvas", "moodle", "folder"]),
+    default=None,
+    help="The export's layout; default: told from its file names.",
+)
+@click.option(
+    "--assignment",
+    default=None,
+    help="The assignment every Python file is for; default: the one each file's name names.",
+)
+@assignments_option
+@click.option("--replace", is_flag=True, help="Replace files that differ from the export's.")
+def collect_command(
+    export: Path,
+    to: Path,
+    export_format: str | None,
+    assignment: str | None,
+    assignments: Path | None,
+    replace: bool,
+) -> None:
+    """Place an LMS bulk download (EXPORT: a zip or a folder) as TO/<student>/<assignment>.py.
+
+    Reads Canvas's "Download Submissions" zip, Moodle's "Download all submissions" zip, or a
+    folder of <student>/ folders. Weights beside a file go with it; Canvas's late marker is
+    recorded in TO/<student>/student.toml. A file that differs from the export's is kept unless
+    --replace is given. Exits 0 when the export was read; what could not be placed is listed.
+    """
+    from grader.adapters.archive import ExportError
+    from grader.adapters.collect import Format, Options, collect
+
+    with user_errors():
+        specs = load_specs(_specs(assignments, to).folder)
+    if assignment is not None and assignment not in specs:
+        raise click.ClickException(
+            f"unknown assignment {assignment!r} (known: {', '.join(sorted(specs))})"
+        )
+    try:
+        options = Options(
+            known=tuple(sorted(specs)),
+            assignment=assignment,
+            replace=replace,
+            max_weights_bytes=max(s.budgets.weights_bytes for s in specs.values()),
+        )
+        report = collect(export, to, options, Format(export_format) if export_format else None)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    _log(f"{export}: a {report.format} export")
+    for placed in report.placed:
+        late = "  (late)" if placed.student in report.late else ""
+        files = ", ".join(placed.files)
+        click.echo(f"{placed.action:<10} {placed.student}/: {files}{late}")
+    if report.problems:
+        click.echo("not placed:")
+        for problem in report.problems:
+            click.echo(f"  {problem.path}: {problem.reason}")
+    counts = {a: sum(p.action == a for p in report.placed) for a in ("new", "replaced")}
+    click.echo(
+        f"{len(report.placed)} placed in {to} ({counts['new']} new, {counts['replaced']} "
+        f"replaced), {len(report.problems)} not placed, {len(set(report.late))} late"
+    )
+
+
 def check_main(path: str, assignment: str) -> None:
     """`python my_har.py` runs `grader check` on itself as the named assignment, whatever the
     copy is called, passing on any extra arguments."""

@@ -1,1 +1,1 @@
-"""Adapters to the platforms a course grades on (Gradescope)."""
+"""Adapters between the grader and the systems around a course: LMS exports in, Gradescope out."""

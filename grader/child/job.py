@@ -69,16 +69,23 @@ def train(task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord]) ->
     model.to(training.pick_device(task.device))
     training.seed_everything(task.seed)
     started = time.perf_counter()
-    history: list[protocol.EpochRecord] = []
     if hasattr(module, "train"):
         dataset = torch.utils.data.TensorDataset(inputs, labels)
+        history: list[protocol.EpochRecord] = []
         callback = epochs.callback_for(module.train, history)  # only if train() asks for it
         module.train(model, dataset, dict(module.HPARAMS), **callback)
+        trained = training.Trained(history=history)
     else:
-        history = training.train_standard(model, inputs, labels, hp, task.seed)
+        trained = training.train_standard(model, inputs, labels, hp, task.seed)
     seconds = time.perf_counter() - started
     _save_model(model, out_dir)
-    return ChildReport(Status.OK, epochs=hp.epochs, train_seconds=seconds, history=tuple(history))
+    return ChildReport(
+        Status.OK,
+        epochs=len(trained.history) or hp.epochs,  # early stopping may end before hp.epochs
+        train_seconds=seconds,
+        history=tuple(trained.history),
+        best_epoch=trained.best_epoch,
+    )
 
 
 def evaluate(task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord]) -> ChildReport:
