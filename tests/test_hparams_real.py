@@ -31,14 +31,12 @@ def test_a_lesson_experiment_grades_ok_and_deterministically(
     name: str, har_data: PreparedData, sandbox: Sandbox
 ) -> None:
     spec = load_spec(ASSIGNMENTS / "har.toml")
-    data = har_data
     context = GradingContext(
-        spec=spec, data=data, sandbox=sandbox, environment=TEST_ENVIRONMENT,
+        spec=spec, data=har_data, environment=TEST_ENVIRONMENT,
         verify_determinism=True,  # trains twice; differing weights fail the row
     )  # fmt: skip
-    result = grade(
-        from_file(EXPERIMENTS / f"{name}.py", "har", spec.budgets.weights_bytes), context
-    )
+    submission = from_file(EXPERIMENTS / f"{name}.py", "har", spec.budgets.weights_bytes)
+    result = grade(submission, context, sandbox)
     assert result.status is Status.OK, result.message
     assert result.test_accuracy is not None and result.test_accuracy > 0.9
     if name == "har_early_stopping":
