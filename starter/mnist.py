@@ -26,7 +26,7 @@ HPARAMS = {
     "epochs": 3,
     "batch_size": 10,
     "lr": 1e-3,
-    "optimizer": "adam",  # "sgd", "adam" or "adamw"
+    "optimizer": "adam",  # any torch.optim class by name: "sgd", "adamw", "radam", ...
     "weight_decay": 0.0,
     "loss": "nll",  # our forward ends in log_softmax, so the loss is the negative log-likelihood
 }

@@ -59,7 +59,7 @@ def test_the_standard_loop_gives_the_weights_of_the_original_loop(hp: HParams) -
         net = model()
         training.seed_everything(0)
         if train is None:
-            history = training.train_standard(net, x, y, hp, 0)
+            history = training.train_standard(net, x, y, hp, 0).history
             assert [record.epoch for record in history] == list(range(1, hp.epochs + 1))
         else:
             train(net, x, y, hp)

@@ -150,8 +150,8 @@ def _swinging(history: list[dict[str, Any]]) -> list[Finding]:
                 f"epoch (at epoch {epoch}). With a constant learning rate the weights keep "
                 "jumping around a good solution, so the final score depends on luck.",
                 (
-                    "decay the learning rate: a custom train() with "
-                    "torch.optim.lr_scheduler.CosineAnnealingLR or StepLR",
+                    "decay the learning rate: HPARAMS['scheduler'] = 'steplr' (or "
+                    "'cosineannealinglr') with HPARAMS['scheduler_args']",
                     "use a larger batch (HPARAMS['batch_size']) for less noisy steps",
                 ),
             )
@@ -176,8 +176,8 @@ def _on_track(result: Result, spec: Spec | None) -> Finding:
         f"Test accuracy {_pct(result.test_accuracy)}, train accuracy "
         f"{_pct(result.train_accuracy)}: neither a large gap nor low training accuracy.",
         (
-            "small changes may close the last points: a learning-rate schedule in a custom "
-            "train(), or a slightly larger model with dropout",
+            "small changes may close the last points: a learning-rate schedule "
+            "(HPARAMS['scheduler']), or a slightly larger model with dropout",
         ),
     )
 
