@@ -242,7 +242,8 @@ def test_a_crashing_submission(autograder: Path) -> None:
     (loads, *targets) = document["tests"]
     assert (loads["name"], loads["status"], loads["score"]) == (
         "contract: the submission loads", "failed", 0)  # fmt: skip
-    assert "crashed" in loads["output"] and "SIGABRT" in loads["output"]
+    # SIGABRT from a shell; under pytest, glibc's abort may end in SIGSEGV instead: any signal
+    assert "crashed" in loads["output"] and "was killed by SIG" in loads["output"]
     assert [t["status"] for t in targets] == ["failed", "failed"]
     assert document["score"] == 0 and "leaderboard" not in document
 
