@@ -7,22 +7,25 @@ known, and regenerates the leaderboard from the store.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
 from collections.abc import Callable
 from concurrent.futures import as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from grader import __version__
 from grader.core.machine import DEVICES, DeviceError, cpu, gpus
-from grader.core.results import CacheKey, Environment, Mode, Result
+from grader.core.results import CacheKey, Environment, Mode, Result, Status
+from grader.core.review import load_reviewed, reviewed_path
 from grader.core.spec import Spec, load_specs
 from grader.core.submission import StudentMeta, Submission, discover, from_file
 from grader.data.cache import PreparedData
+from grader.data.holdout import load_holdout
 from grader.data.registry import prepare
 from grader.execute.local import Executor, GradeRequest, LocalExecutor
 from grader.jobs.grade import GradingContext, grade, now, resolve_mode
@@ -200,6 +203,9 @@ def check(
         mode=mode,
         timeout_seconds=timeout_seconds,
         weights_dir=weights_dir,
+        holdout=load_holdout(spec.assignment.dataset, spec.holdout.path(spec.path))
+        if spec.holdout
+        else None,
     )
     return grade(from_file(file, spec.name, spec.budgets.weights_bytes), ctx, sandbox)
 
@@ -217,8 +223,12 @@ def cache_key(sub: Submission, ctx: GradingContext) -> CacheKey:
 
 
 def _reusable(store: Store, sub: Submission, contexts: dict[str, GradingContext]) -> bool:
-    cached = store.cached(sub.student, sub.assignment, cache_key(sub, contexts[sub.assignment]))
-    return cached is not None and not cached.status.regraded
+    ctx = contexts[sub.assignment]
+    cached = store.cached(sub.student, sub.assignment, cache_key(sub, ctx))
+    if cached is None or cached.status.regraded:
+        return False
+    # A flagged row reviewed since is graded again, to be ranked with its targets.
+    return not (cached.status is Status.FLAGGED and (sub.student, sub.content_hash) in ctx.reviewed)
 
 
 def _contexts(
@@ -226,14 +236,22 @@ def _contexts(
 ) -> dict[str, GradingContext]:
     prepared: dict[str, PreparedData] = {}
     contexts = {}
+    reviewed = load_reviewed(reviewed_path(options.assignments))
     for name in sorted(needed):
         spec = specs[name]
         dataset = spec.assignment.dataset
         if dataset not in prepared:
             prepared[dataset] = prepare(dataset, options.data_dir, options.cache_dir)
+        data, holdout = prepared[dataset], None
+        if spec.holdout is not None:
+            holdout = load_holdout(dataset, spec.holdout.path(spec.path))
+            # New hold-out files regrade every row, as new data would.
+            data = replace(data, checksum=_combined(data.checksum, holdout.checksum))
         contexts[name] = GradingContext(
             spec=spec,
-            data=prepared[dataset],
+            data=data,
+            holdout=holdout,
+            reviewed=reviewed,
             environment=env,
             mode=options.mode,
             timeout_seconds=options.timeout_seconds,
@@ -241,3 +259,7 @@ def _contexts(
             verify_determinism=options.verify_determinism,
         )
     return contexts
+
+
+def _combined(*checksums: str) -> str:
+    return hashlib.sha256("+".join(checksums).encode()).hexdigest()

@@ -19,6 +19,7 @@ from click.core import ParameterSource
 from grader import __version__
 from grader.core.machine import DEVICES, DeviceError
 from grader.core.results import Mode, Policy, Result
+from grader.core.review import ReviewError
 from grader.core.spec import DATASETS, Spec, SpecError, SpecsFound, load_specs, locate_specs
 from grader.core.submission import SubmissionsError, assignment_of
 from grader.data.errors import DataError
@@ -40,6 +41,7 @@ USER_ERRORS = (
     StoreError,
     SandboxError,
     DeviceError,
+    ReviewError,
 )
 LOG_LINES = 12
 FORMATS = ("csv", "md", "html", "json")  # grader.publish.board.FORMATS, without importing it

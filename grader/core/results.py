@@ -19,6 +19,9 @@ class Status(StrEnum):
     """A row's verdict. The display order of the leaderboard's failed rows follows this order."""
 
     OK = "ok"
+    # Scored, but the integrity audit saw answers that did not come from the model's learning
+    # (a signal fired): no rank and no targets until an instructor clears it after review.
+    FLAGGED = "flagged"
     INVALID = "invalid"  # breaks the contract: missing function, bad HPARAMS, bad outputs
     ERROR = "error"  # the student's code raised
     TIMEOUT = "timeout"
@@ -59,6 +62,12 @@ class Result:
     params: int | None = None
     epochs: int | None = None
     train_seconds: float | None = None
+    # The integrity audit, from the grader's labels: how often predictions on imperceptibly
+    # changed copies of the test inputs agree with those on the originals, the test accuracy
+    # lost on the copies, and the accuracy on the spec's private hold-out set (if it has one).
+    agreement: float | None = None
+    perturbed_drop: float | None = None
+    holdout_accuracy: float | None = None
     # Per epoch as the training child reported it (epoch, loss, accuracy, val_accuracy, lr):
     # untrusted, for the student's report only.
     history: list[dict[str, Any]] = field(default_factory=list)

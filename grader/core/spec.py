@@ -82,6 +82,33 @@ class Grading:
 
 
 @dataclass(frozen=True)
+class Audit:
+    """The integrity audit's perturbation and the thresholds past which a row is flagged.
+
+    Calibrated on the course's honest models (see the instructor handout); a row is flagged
+    when any one signal fires."""
+
+    changed_values: int = 3  # input values moved in each perturbed copy of a test input
+    # How far each moves on float data; stored images move one grey level, their own grid.
+    noise: float = 0.0
+    min_agreement: float = 0.99  # predictions on originals and copies must agree this often
+    max_perturbed_drop: float = 0.01  # test accuracy lost on the copies
+    max_negative_gap: float = 0.02  # test accuracy above train accuracy
+    max_holdout_drop: float = 0.03  # test accuracy above hold-out accuracy
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """A private test set in the dataset's original format: MNIST's two t10k IDX files, or
+    UCI HAR's test/X_test.txt and test/y_test.txt."""
+
+    folder: str  # relative to the spec's own folder, or absolute
+
+    def path(self, spec_path: Path) -> Path:
+        return spec_path.parent / Path(self.folder).expanduser()
+
+
+@dataclass(frozen=True)
 class Assignment:
     name: str
     title: str
@@ -109,6 +136,8 @@ class Spec:
     budgets: Budgets = field(default_factory=Budgets)
     grading: Grading = field(default_factory=Grading)
     gradescope: Gradescope = field(default_factory=Gradescope)
+    audit: Audit = field(default_factory=Audit)
+    holdout: Holdout | None = None
     targets: tuple[Target, ...] = ()
     path: Path = Path()
     digest: str = ""
@@ -143,6 +172,10 @@ def load_spec(path: Path) -> Spec:
         budgets=_build(Budgets, sections.get("budgets", {}), where, "budgets"),
         grading=_build(Grading, sections.get("grading", {}), where, "grading"),
         gradescope=_build(Gradescope, sections.get("gradescope", {}), where, "gradescope"),
+        audit=_build(Audit, sections.get("audit", {}), where, "audit"),
+        holdout=_build(Holdout, sections["holdout"], where, "holdout")
+        if "holdout" in sections
+        else None,
         targets=tuple(_build(Target, t, where, f"targets[{i}]") for i, t in enumerate(targets)),
         path=path,
         digest=hashlib.sha256(raw).hexdigest(),
@@ -281,6 +314,7 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
             raise where.fail(key, "must be positive")
     if not _points(spec.gradescope.check_points):
         raise where.fail("gradescope.check_points", "must be a finite number, 0 or more")
+    _check_audit(spec.audit, where)
     names = [t.name for t in spec.targets]
     if len(set(names)) != len(names):
         raise where.fail("targets", "has two targets with the same name")
@@ -289,6 +323,22 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
             raise where.fail(f"targets[{i}].min_test_accuracy", "must be a fraction in [0, 1]")
         if not _points(t.points):
             raise where.fail(f"targets[{i}].points", "must be a finite number, 0 or more")
+
+
+def _check_audit(audit: Audit, where: _Where) -> None:
+    if audit.changed_values <= 0:
+        raise where.fail("audit.changed_values", "must be positive")
+    if not (math.isfinite(audit.noise) and audit.noise >= 0):
+        raise where.fail("audit.noise", "must be a finite number, 0 or more")
+    fractions = {
+        "audit.min_agreement": audit.min_agreement,
+        "audit.max_perturbed_drop": audit.max_perturbed_drop,
+        "audit.max_negative_gap": audit.max_negative_gap,
+        "audit.max_holdout_drop": audit.max_holdout_drop,
+    }
+    for key, value in fractions.items():
+        if not 0.0 <= value <= 1.0:
+            raise where.fail(key, "must be a fraction in [0, 1]")
 
 
 def _points(value: float) -> bool:

@@ -105,6 +105,12 @@ def students_keep_their_metadata(db: sqlite3.Connection) -> None:
     )
 
 
+def attempts_keep_audit_figures(db: sqlite3.Connection) -> None:
+    """The integrity audit's figures; rows graded before it have none."""
+    for column in ("agreement", "perturbed_drop", "holdout_accuracy"):
+        db.execute(f"ALTER TABLE attempts ADD COLUMN {column} REAL")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -114,6 +120,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_keep_contract_checks", attempts_keep_contract_checks),
     ("attempts_have_a_kind", attempts_have_a_kind),
     ("students_keep_their_metadata", students_keep_their_metadata),
+    ("attempts_keep_audit_figures", attempts_keep_audit_figures),
 ]
 LATEST = len(MIGRATIONS)
 
