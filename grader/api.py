@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import re
 from collections.abc import Callable
-from concurrent.futures import as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from grader.data.cache import PreparedData
 from grader.data.holdout import load_holdout
 from grader.data.registry import prepare
 from grader.execute.local import Executor, GradeRequest, LocalExecutor
-from grader.jobs.grade import GradingContext, grade, now, resolve_mode
+from grader.jobs.grade import GradingContext, now, resolve_mode
+from grader.jobs.seeds import combine, grade_seeds, seeded
 from grader.publish.board import CSV_NAME, write_leaderboard
 from grader.publish.reports import REPORTS, build_report, report_folder, write_report
 from grader.sandbox.box import Sandbox
@@ -53,6 +55,7 @@ class RunOptions:
     force: bool = False
     verify_determinism: bool = False
     device: str = "auto"
+    seeds: tuple[int, ...] = ()  # overrides each spec's seeds (--seeds); empty: the specs'
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,8 @@ def run(
         written += _write_report(result, specs, options.out, meta, log)
 
     try:
-        requests = [GradeRequest(s, contexts[s.assignment]) for s in pending]
-        _grade_all(executor, requests, recorded)
+        work = [(s, contexts[s.assignment]) for s in pending]
+        _grade_all(executor, store, work, recorded, force=options.force)
     finally:
         executor.close()
         board = write_leaderboard(store.latest(), specs, options.out, meta)
@@ -165,13 +168,46 @@ def _write_report(
 
 
 def _grade_all(
-    executor: Executor, requests: list[GradeRequest], recorded: Callable[[Result, int], None]
+    executor: Executor,
+    store: Store,
+    pending: list[tuple[Submission, GradingContext]],
+    recorded: Callable[[Result, int], None],
+    *,
+    force: bool = False,
 ) -> None:
-    """Hand on each Result the moment it is known; an interruption stops every job."""
-    futures = [executor.submit(request) for request in requests]
+    """Grade every seed of every submission, reusing seeds already graded under the same
+    conditions (an interrupted run resumes), and hand on each submission's combined Result
+    the moment its last seed is known; an interruption stops every job."""
+    results: list[dict[int, Result]] = [{} for _ in pending]
+    futures: dict[Future[Result], tuple[int, int]] = {}
+    for index, (sub, ctx) in enumerate(pending):
+        key = cache_key(sub, ctx)
+        for seed in ctx.all_seeds:
+            kept = store.cached_seed(sub.student, sub.assignment, seed, key)
+            if kept is not None and not force and _keeps(kept, sub, ctx):
+                results[index][seed] = kept
+            else:
+                futures[executor.submit(GradeRequest(sub, seeded(ctx, seed)))] = (index, seed)
+    done = 0
+
+    def arrived(index: int) -> None:
+        nonlocal done
+        ctx = pending[index][1]
+        if len(results[index]) == len(ctx.all_seeds):
+            done += 1
+            recorded(combine([results[index][s] for s in ctx.all_seeds], ctx.spec), done)
+
+    for index in range(len(pending)):
+        if not any(i == index for i, _ in futures.values()):
+            arrived(index)  # every seed reused
     try:
-        for done, future in enumerate(as_completed(futures), 1):
-            recorded(future.result(), done)
+        for future in as_completed(futures):
+            index, seed = futures[future]
+            result = future.result()
+            sub, ctx = pending[index]
+            store.record_seed(result, cache_key(sub, ctx))
+            results[index][seed] = result
+            arrived(index)
     except BaseException:
         executor.stop()
         raise
@@ -207,7 +243,7 @@ def check(
         if spec.holdout
         else None,
     )
-    return grade(from_file(file, spec.name, spec.budgets.weights_bytes), ctx, sandbox)
+    return grade_seeds(from_file(file, spec.name, spec.budgets.weights_bytes), ctx, sandbox)
 
 
 def cache_key(sub: Submission, ctx: GradingContext) -> CacheKey:
@@ -219,15 +255,20 @@ def cache_key(sub: Submission, ctx: GradingContext) -> CacheKey:
         mode=resolve_mode(ctx.mode, sub),
         torch_version=ctx.environment.torch_version,
         device=ctx.environment.device,
+        seeds=json.dumps(list(ctx.all_seeds)),
     )
 
 
 def _reusable(store: Store, sub: Submission, contexts: dict[str, GradingContext]) -> bool:
     ctx = contexts[sub.assignment]
-    cached = store.cached(sub.student, sub.assignment, cache_key(sub, ctx))
+    return _keeps(store.cached(sub.student, sub.assignment, cache_key(sub, ctx)), sub, ctx)
+
+
+def _keeps(cached: Result | None, sub: Submission, ctx: GradingContext) -> bool:
+    """Whether a stored result stands: not a busy machine's, nor flagged and reviewed since
+    (graded again, to be ranked with its targets)."""
     if cached is None or cached.status.regraded:
         return False
-    # A flagged row reviewed since is graded again, to be ranked with its targets.
     return not (cached.status is Status.FLAGGED and (sub.student, sub.content_hash) in ctx.reviewed)
 
 
@@ -252,6 +293,7 @@ def _contexts(
             data=data,
             holdout=holdout,
             reviewed=reviewed,
+            seeds=options.seeds,
             environment=env,
             mode=options.mode,
             timeout_seconds=options.timeout_seconds,

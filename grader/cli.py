@@ -152,6 +152,13 @@ def main() -> None:
 )
 @click.option("--force", is_flag=True, help="Regrade even submissions already in the store.")
 @click.option(
+    "--seeds",
+    "seeds_text",
+    default=None,
+    metavar="0,1,2",
+    help="Grade on these seeds, overriding each spec's [grading] seeds.",
+)
+@click.option(
     "--verify-determinism",
     is_flag=True,
     help="Train twice and flag submissions whose weights differ.",
@@ -175,6 +182,7 @@ def run_command(
     device: str,
     workers: int | None,
     force: bool,
+    seeds_text: str | None,
     verify_determinism: bool,
     quiet: bool,
     as_json: bool,
@@ -195,6 +203,7 @@ def run_command(
 
     click.get_current_context().meta[QUIET] = quiet
     _refuse_contradiction(require_sandbox, no_sandbox)
+    seeds = _seeds(seeds_text)
     with user_errors():
         found = _specs(assignments, submissions)
         options = api.RunOptions(
@@ -209,6 +218,7 @@ def run_command(
             force=force,
             verify_determinism=verify_determinism,
             device=device,
+            seeds=seeds,
         )
         progress = None if quiet else RunProgress()
         try:
@@ -603,6 +613,18 @@ def collect_command(
         f"{len(report.placed)} placed in {to} ({counts['new']} new, {counts['replaced']} "
         f"replaced), {len(report.problems)} not placed, {len(set(report.late))} late"
     )
+
+
+def _seeds(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        return ()
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise click.ClickException(f"--seeds {text!r}: expected seeds 0 or more, as in 0,1,2")
+    seeds = tuple(int(part) for part in parts)
+    if len(set(seeds)) != len(seeds):
+        raise click.ClickException(f"--seeds {text!r}: a seed is named twice")
+    return seeds
 
 
 def check_main(path: str, assignment: str) -> None:

@@ -82,6 +82,10 @@ class Result:
     kind: str = STUDENT  # "student", or a reference row (a baseline) that is never ranked
     mode: Mode = Mode.RETRAIN
     seed: int = 0
+    # Graded on several seeds: all of them; the accuracies and gap are then their means, the
+    # spread is the test accuracies' standard deviation and train_seconds their total.
+    seeds: list[int] = field(default_factory=list)
+    test_accuracy_std: float | None = None
     threads: int = 1
     weights_sha256: str | None = None
     log_tail: str = ""
@@ -121,6 +125,7 @@ class CacheKey:
     mode: Mode
     torch_version: str
     device: str
+    seeds: str = "[]"  # the seeds graded, as the store writes the list (JSON)
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,15 @@ class Budgets:
 @dataclass(frozen=True)
 class Grading:
     seed: int = 0
+    # Several seeds: every one is graded, the board shows the mean and a target is met when
+    # the mean meets it. Empty: the one seed above.
+    seeds: tuple[int, ...] = ()
     threads: int = 1
     verify_determinism: bool = False
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        return self.seeds or (self.seed,)
 
 
 @dataclass(frozen=True)
@@ -315,6 +322,8 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
     if not _points(spec.gradescope.check_points):
         raise where.fail("gradescope.check_points", "must be a finite number, 0 or more")
     _check_audit(spec.audit, where)
+    if len(set(g.seeds)) != len(g.seeds) or any(seed < 0 for seed in g.seeds):
+        raise where.fail("grading.seeds", "must hold different seeds, 0 or more")
     names = [t.name for t in spec.targets]
     if len(set(names)) != len(names):
         raise where.fail("targets", "has two targets with the same name")

@@ -53,6 +53,11 @@ class GradingContext:
     holdout: HoldoutData | None = None  # the spec's private hold-out set, if it names one
     # (student, content hash) of rows an instructor reviewed: the audit flags them no more.
     reviewed: frozenset[tuple[str, str]] = frozenset()
+    seeds: tuple[int, ...] = ()  # the seeds to grade (--seeds); empty: the spec's
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        return self.seeds or self.spec.grading.all_seeds
 
 
 class JobFailed(Exception):

@@ -37,7 +37,7 @@ FORMATS = {
 JSON_COLUMNS = [
     "rank", "student", "kind", "status", "test_accuracy", "train_accuracy", "gap", "params",
     "epochs", "train_seconds", "mode", "seed", "late", "message", "finished_at", "agreement",
-    "perturbed_drop", "holdout_accuracy",
+    "perturbed_drop", "holdout_accuracy", "test_accuracy_std", "seeds",
 ]  # fmt: skip
 
 

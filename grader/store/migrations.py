@@ -111,6 +111,23 @@ def attempts_keep_audit_figures(db: sqlite3.Connection) -> None:
         db.execute(f"ALTER TABLE attempts ADD COLUMN {column} REAL")
 
 
+def attempts_grade_several_seeds(db: sqlite3.Connection) -> None:
+    """A row's seeds and spread; each seed's own result kept apart, to be reused and resumed."""
+    db.execute("ALTER TABLE attempts ADD COLUMN seeds TEXT NOT NULL DEFAULT '[]'")
+    db.execute("ALTER TABLE attempts ADD COLUMN test_accuracy_std REAL")
+    db.execute(
+        """CREATE TABLE seed_attempts (
+            id INTEGER PRIMARY KEY,
+            student TEXT NOT NULL,
+            assignment TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            reuse_key TEXT NOT NULL,
+            result TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX seed_attempts_lookup ON seed_attempts (student, assignment, seed)")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -121,6 +138,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_have_a_kind", attempts_have_a_kind),
     ("students_keep_their_metadata", students_keep_their_metadata),
     ("attempts_keep_audit_figures", attempts_keep_audit_figures),
+    ("attempts_grade_several_seeds", attempts_grade_several_seeds),
 ]
 LATEST = len(MIGRATIONS)
 
