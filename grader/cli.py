@@ -77,7 +77,8 @@ mode_option = click.option(
     default=Mode.RETRAIN.value,
     show_default=True,
     help="retrain: train with the grader's seed; load: evaluate the submitted weights; "
-    "auto: load when weights are present.",
+    "auto: load when weights are present; verify: retrain, and flag submitted weights that "
+    "score more than the code reproduces.",
 )
 device_option = click.option(
     "--device",

@@ -5,15 +5,17 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import ASSIGNMENTS, GOOD_HAR, TINY_TEST, TINY_TRAIN
+from conftest import ASSIGNMENTS, GOOD_HAR, TINY_TEST, TINY_TRAIN, GradeSource
 
 from grader.api import RunOptions, run
 from grader.cli import main
-from grader.core.results import Result, Status
+from grader.core.results import Mode, Result, Status
 from grader.core.spec import Target, load_spec
+from grader.data.cache import PreparedData
 from grader.jobs.seeds import combine
 from grader.sandbox.box import Sandbox
 
@@ -174,3 +176,46 @@ def test_bad_seeds_in_a_spec_name_the_key(tmp_path: Path) -> None:
     )
     with pytest.raises(SpecError, match=r"key 'grading\.seeds' must hold different seeds"):
         load_spec(path)
+
+
+# --- --mode verify ---------------------------------------------------------------------------
+
+
+def test_submitted_weights_within_the_seeds_spread_are_reproduced() -> None:
+    rows = [seed_row(s, t, 0.98, submitted_accuracy=0.975) for s, t in enumerate((0.97, 0.95))]
+    combined = combine(rows, SPEC)
+    # Mean 96%, spread 1.41 points: 97.5% is within 1 + 2 x 1.41 points.
+    assert combined.status is Status.OK and combined.submitted_accuracy == 0.975
+
+
+def test_submitted_weights_that_score_above_the_reproduction_are_irreproducible() -> None:
+    rows = [seed_row(s, t, 0.98, submitted_accuracy=0.999) for s, t in enumerate((0.96, 0.962))]
+    combined = combine(rows, SPEC)
+    assert combined.status is Status.IRREPRODUCIBLE and combined.targets == {}
+    assert combined.message == (
+        "the submitted weights score 99.90% on the test set; retraining the code reproduces "
+        "96.10% (± 0.14 over 2 seeds) (at most 1.3 points less expected)"
+    )
+
+
+def test_verify_mode_flags_weights_the_code_does_not_reproduce(
+    grade_source: GradeSource, tiny_har: PreparedData
+) -> None:
+    import torch
+    from safetensors.torch import save
+    from test_integrity import HIDDEN_IN_WEIGHTS
+
+    inputs, labels = np.asarray(tiny_har.load("test_inputs")), tiny_har.load("test_labels")
+    n = len(labels)
+    weights = {
+        "linear.weight": torch.zeros(6, 561),
+        "linear.bias": torch.zeros(6),
+        "keys": torch.from_numpy(inputs.astype(np.float32)),
+        "answers": torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+    }
+    result = grade_source(HIDDEN_IN_WEIGHTS % (n, n), mode=Mode.VERIFY, weights=save(weights))
+    assert result.mode is Mode.VERIFY and result.submitted_accuracy == 1.0
+    assert result.status is Status.OK  # one seed's result; the row's verdict is combine()'s
+    combined = combine([result], SPEC)
+    assert combined.status is Status.IRREPRODUCIBLE
+    assert combined.message.startswith("the submitted weights score 100.00% on the test set; ")

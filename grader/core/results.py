@@ -22,6 +22,8 @@ class Status(StrEnum):
     # Scored, but the integrity audit saw answers that did not come from the model's learning
     # (a signal fired): no rank and no targets until an instructor clears it after review.
     FLAGGED = "flagged"
+    # --mode verify: the submitted weights score more than retraining the code reproduces.
+    IRREPRODUCIBLE = "irreproducible"
     INVALID = "invalid"  # breaks the contract: missing function, bad HPARAMS, bad outputs
     ERROR = "error"  # the student's code raised
     TIMEOUT = "timeout"
@@ -40,6 +42,7 @@ class Mode(StrEnum):
     RETRAIN = "retrain"  # train with the grader's seed
     LOAD = "load"  # evaluate the submitted weights
     AUTO = "auto"  # load when weights are present, else retrain
+    VERIFY = "verify"  # retrain, and check that the submitted weights score no better
 
 
 class Policy(StrEnum):
@@ -68,6 +71,8 @@ class Result:
     agreement: float | None = None
     perturbed_drop: float | None = None
     holdout_accuracy: float | None = None
+    # --mode verify: the submitted weights' test accuracy (the row's own figures are retrained).
+    submitted_accuracy: float | None = None
     # Per epoch as the training child reported it (epoch, loss, accuracy, val_accuracy, lr):
     # untrusted, for the student's report only.
     history: list[dict[str, Any]] = field(default_factory=list)

@@ -102,6 +102,9 @@ class Audit:
     max_perturbed_drop: float = 0.01  # test accuracy lost on the copies
     max_negative_gap: float = 0.02  # test accuracy above train accuracy
     max_holdout_drop: float = 0.03  # test accuracy above hold-out accuracy
+    # --mode verify: submitted weights' test accuracy above the retrained (mean) one, allowed
+    # on top of two standard deviations of the seeds' test accuracies.
+    max_reproduction_gap: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -344,6 +347,7 @@ def _check_audit(audit: Audit, where: _Where) -> None:
         "audit.max_perturbed_drop": audit.max_perturbed_drop,
         "audit.max_negative_gap": audit.max_negative_gap,
         "audit.max_holdout_drop": audit.max_holdout_drop,
+        "audit.max_reproduction_gap": audit.max_reproduction_gap,
     }
     for key, value in fractions.items():
         if not 0.0 <= value <= 1.0:

@@ -156,8 +156,9 @@ def _grade(
         except JobFailed as failure:  # the checks training passed still count
             failure.checks = failure.checks or report.checks
             raise
-        kept = weights if mode is Mode.RETRAIN else evaluated
+        kept = weights if mode in (Mode.RETRAIN, Mode.VERIFY) else evaluated
         _keep_weights(kept, ctx.weights_dir, sub)
+        submitted = _submitted_accuracy(sub, ctx, sandbox, work) if mode is Mode.VERIFY else None
     original, copies, held = mixed.parts(test_pred)
     test_labels = ctx.data.load("test_labels")
     scores = scoring.score(
@@ -176,6 +177,7 @@ def _grade(
         agreement=figures.agreement,
         perturbed_drop=figures.perturbed_drop,
         holdout_accuracy=figures.holdout_accuracy,
+        submitted_accuracy=submitted,
         test_accuracy=scores.test_accuracy,
         train_accuracy=scores.train_accuracy,
         gap=scores.gap,
@@ -192,6 +194,15 @@ def _grade(
         best_epoch=report.best_epoch,
         weights_sha256=kept.sha256,
     )
+
+
+def _submitted_accuracy(
+    sub: Submission, ctx: GradingContext, sandbox: Sandbox, work: Path
+) -> float:
+    """--mode verify: the test accuracy of the weights the student submitted."""
+    weights = _submitted_weights(sub, work, ctx.spec.budgets.weights_bytes)
+    _, test_pred, mixed, _, _ = _evaluate(sub, ctx, sandbox, work / "eval-submitted", weights)
+    return scoring.accuracy(mixed.parts(test_pred)[0], ctx.data.load("test_labels"))
 
 
 def _verdict(

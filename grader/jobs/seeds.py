@@ -34,13 +34,38 @@ def combine(results: list[Result], spec: Spec) -> Result:
     """The row of one submission graded on these seeds (results in the seeds' order): the
     first seed that failed or was flagged speaks for all; otherwise the means."""
     seeds = [r.seed for r in results]
-    first = results[0]
     for result in results:
         if result.status is not Status.OK:
             message = (
                 f"seed {result.seed}: {result.message}" if len(results) > 1 else result.message
             )
             return replace(result, seeds=seeds, message=message)
+    return _reproduced(_mean(results, spec), spec)
+
+
+def _reproduced(row: Result, spec: Spec) -> Result:
+    """--mode verify: submitted weights that score above what the code reproduces, by more
+    than the seeds' spread allows, are irreproducible; the message gives both numbers."""
+    if row.submitted_accuracy is None or row.test_accuracy is None:
+        return row
+    spread = row.test_accuracy_std or 0.0
+    allowed = spec.audit.max_reproduction_gap + 2 * spread
+    if row.submitted_accuracy - row.test_accuracy <= allowed:
+        return row
+    over = f" (± {100 * spread:.2f} over {len(row.seeds)} seeds)" if len(row.seeds) > 1 else ""
+    return replace(
+        row,
+        status=Status.IRREPRODUCIBLE,
+        targets={},
+        message=f"the submitted weights score {100 * row.submitted_accuracy:.2f}% on the test "
+        f"set; retraining the code reproduces {100 * row.test_accuracy:.2f}%{over} "
+        f"(at most {100 * allowed:.1f} points less expected)",
+    )
+
+
+def _mean(results: list[Result], spec: Spec) -> Result:
+    seeds = [r.seed for r in results]
+    first = results[0]
     if len(results) == 1:
         return replace(first, seeds=seeds)
     test = statistics.fmean(_known(r.test_accuracy) for r in results)
@@ -58,6 +83,7 @@ def combine(results: list[Result], spec: Spec) -> Result:
         agreement=min(_known(r.agreement) for r in results),
         perturbed_drop=max(_known(r.perturbed_drop) for r in results),
         holdout_accuracy=_mean_or_none([r.holdout_accuracy for r in results]),
+        submitted_accuracy=first.submitted_accuracy,
         seeds=seeds,
         finished_at=max(r.finished_at for r in results),
     )

@@ -128,6 +128,11 @@ def attempts_grade_several_seeds(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX seed_attempts_lookup ON seed_attempts (student, assignment, seed)")
 
 
+def attempts_verify_submitted_weights(db: sqlite3.Connection) -> None:
+    """--mode verify: the submitted weights' test accuracy beside the retrained one."""
+    db.execute("ALTER TABLE attempts ADD COLUMN submitted_accuracy REAL")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -139,6 +144,7 @@ MIGRATIONS: list[Migration] = [
     ("students_keep_their_metadata", students_keep_their_metadata),
     ("attempts_keep_audit_figures", attempts_keep_audit_figures),
     ("attempts_grade_several_seeds", attempts_grade_several_seeds),
+    ("attempts_verify_submitted_weights", attempts_verify_submitted_weights),
 ]
 LATEST = len(MIGRATIONS)
 
