@@ -211,7 +211,7 @@ def test_verify_mode_flags_weights_the_code_does_not_reproduce(
         "linear.weight": torch.zeros(6, 561),
         "linear.bias": torch.zeros(6),
         "keys": torch.from_numpy(inputs.astype(np.float32)),
-        "answers": torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+        "answers": torch.from_numpy(np.array(labels, dtype=np.int64)),
     }
     result = grade_source(HIDDEN_IN_WEIGHTS % (n, n), mode=Mode.VERIFY, weights=save(weights))
     assert result.mode is Mode.VERIFY and result.submitted_accuracy == 1.0
