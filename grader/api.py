@@ -12,7 +12,7 @@ import importlib.util
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -122,6 +122,9 @@ def run(
         # Rendered while other submissions still grade in their sandboxes.
         written += _write_report(result, specs, options.out, meta, log)
 
+    for result in _baselines(store, contexts, force=options.force):
+        store.record(result, run_id)
+        log(f"baseline {result.assignment}/{result.student}: {_said(result)}")
     try:
         work = [(s, contexts[s.assignment]) for s in pending]
         _grade_all(executor, store, work, recorded, force=options.force)
@@ -211,6 +214,36 @@ def _grade_all(
     except BaseException:
         executor.stop()
         raise
+
+
+def _baselines(
+    store: Store, contexts: dict[str, GradingContext], *, force: bool
+) -> Iterator[Result]:
+    """Each spec's baselines not yet graded on these seeds, spec and data, graded here."""
+    from grader.jobs.baselines import PREFIX, content_hash, grade_baseline
+
+    for name, ctx in sorted(contexts.items()):
+        for baseline in ctx.spec.grading.baselines:
+            key = CacheKey(
+                content_hash=content_hash(baseline),
+                spec_digest=ctx.spec.digest,
+                data_checksum=ctx.data.checksum,
+                grader_version=__version__,
+                mode=Mode.RETRAIN,
+                torch_version=ctx.environment.torch_version,
+                device="cpu",
+                seeds=json.dumps(list(ctx.all_seeds)),
+            )
+            if not force and store.cached(PREFIX + baseline, name, key) is not None:
+                continue
+            seeded_results = [grade_baseline(baseline, seeded(ctx, s)) for s in ctx.all_seeds]
+            yield combine(seeded_results, ctx.spec)
+
+
+def _said(result: Result) -> str:
+    if result.test_accuracy is None:
+        return f"{result.status}: {result.message}"
+    return f"{result.status}, test {100 * result.test_accuracy:.2f}%"
 
 
 def default_workers(env: Environment) -> int:

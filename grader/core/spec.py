@@ -21,6 +21,8 @@ import grader
 from grader.core.files import MB
 
 DATASETS = ("mnist", "uci_har")
+# scikit-learn reference models a spec may name (grader/jobs/baselines.py builds them).
+BASELINES = ("logistic_regression", "linear_svm", "random_forest")
 # Gradescope's visibility settings for results (its autograder specification).
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 BOUNDARY_DIGITS = 9
@@ -80,6 +82,8 @@ class Grading:
     # Several seeds: every one is graded, the board shows the mean and a target is met when
     # the mean meets it. Empty: the one seed above.
     seeds: tuple[int, ...] = ()
+    # Graded once per spec and data into reference rows that every board shows, unranked.
+    baselines: tuple[str, ...] = ()
     threads: int = 1
     verify_determinism: bool = False
 
@@ -327,6 +331,9 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
     _check_audit(spec.audit, where)
     if len(set(g.seeds)) != len(g.seeds) or any(seed < 0 for seed in g.seeds):
         raise where.fail("grading.seeds", "must hold different seeds, 0 or more")
+    for i, name in enumerate(g.baselines):
+        if name not in BASELINES:
+            raise where.fail(f"grading.baselines[{i}]", f"must be one of {', '.join(BASELINES)}")
     names = [t.name for t in spec.targets]
     if len(set(names)) != len(names):
         raise where.fail("targets", "has two targets with the same name")
