@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ASSIGNMENTS, GOOD_HAR, TEST_ENVIRONMENT
+from conftest import ASSIGNMENTS, GOOD_HAR, TEST_ENVIRONMENT, without_baselines
 
 from grader.core.results import Status
 from grader.core.spec import BASELINES, Spec, SpecError, load_spec
@@ -36,7 +36,7 @@ def test_a_baseline_is_scored_and_audited_like_a_submission(
 
 def test_an_unknown_baseline_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "har.toml"
-    text = (ASSIGNMENTS / "har.toml").read_text()
+    text = without_baselines((ASSIGNMENTS / "har.toml").read_text())
     path.write_text(text.replace("seed = 0\n", "seed = 0\nbaselines = ['knn']\n"))
     with pytest.raises(SpecError) as caught:
         load_spec(path)
@@ -57,7 +57,8 @@ def test_a_run_grades_the_baselines_once_and_every_board_shows_them(
     write_tiny_har(tmp_path / "data", 120, 60)
     assignments = tmp_path / "course" / "assignments"
     assignments.mkdir(parents=True)
-    text = (ASSIGNMENTS / "har.toml").read_text().replace("max_epochs = 100", "max_epochs = 5")
+    text = without_baselines((ASSIGNMENTS / "har.toml").read_text())
+    text = text.replace("max_epochs = 100", "max_epochs = 5")
     text = text.replace("seed = 0\n", "seed = 0\nbaselines = ['logistic_regression']\n")
     (assignments / "har.toml").write_text(text)
     submissions = tmp_path / "submissions"
