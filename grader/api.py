@@ -7,25 +7,30 @@ known, and regenerates the leaderboard from the store.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import re
-from collections.abc import Callable
-from concurrent.futures import as_completed
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, as_completed
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from grader import __version__
 from grader.core.machine import DEVICES, DeviceError, cpu, gpus
-from grader.core.results import CacheKey, Environment, Mode, Result
+from grader.core.results import CacheKey, Environment, Mode, Result, Status
+from grader.core.review import load_reviewed, reviewed_path
 from grader.core.spec import Spec, load_specs
 from grader.core.submission import StudentMeta, Submission, discover, from_file
 from grader.data.cache import PreparedData
+from grader.data.holdout import load_holdout
 from grader.data.registry import prepare
 from grader.execute.local import Executor, GradeRequest, LocalExecutor
-from grader.jobs.grade import GradingContext, grade, now, resolve_mode
+from grader.jobs.grade import GradingContext, now, resolve_mode
+from grader.jobs.seeds import combine, grade_seeds, seeded
 from grader.publish.board import CSV_NAME, write_leaderboard
 from grader.publish.reports import REPORTS, build_report, report_folder, write_report
 from grader.sandbox.box import Sandbox
@@ -50,6 +55,7 @@ class RunOptions:
     force: bool = False
     verify_determinism: bool = False
     device: str = "auto"
+    seeds: tuple[int, ...] = ()  # overrides each spec's seeds (--seeds); empty: the specs'
 
 
 @dataclass(frozen=True)
@@ -116,9 +122,12 @@ def run(
         # Rendered while other submissions still grade in their sandboxes.
         written += _write_report(result, specs, options.out, meta, log)
 
+    for result in _baselines(store, contexts, force=options.force):
+        store.record(result, run_id)
+        log(f"baseline {result.assignment}/{result.student}: {_said(result)}")
     try:
-        requests = [GradeRequest(s, contexts[s.assignment]) for s in pending]
-        _grade_all(executor, requests, recorded)
+        work = [(s, contexts[s.assignment]) for s in pending]
+        _grade_all(executor, store, work, recorded, force=options.force)
     finally:
         executor.close()
         board = write_leaderboard(store.latest(), specs, options.out, meta)
@@ -162,16 +171,79 @@ def _write_report(
 
 
 def _grade_all(
-    executor: Executor, requests: list[GradeRequest], recorded: Callable[[Result, int], None]
+    executor: Executor,
+    store: Store,
+    pending: list[tuple[Submission, GradingContext]],
+    recorded: Callable[[Result, int], None],
+    *,
+    force: bool = False,
 ) -> None:
-    """Hand on each Result the moment it is known; an interruption stops every job."""
-    futures = [executor.submit(request) for request in requests]
+    """Grade every seed of every submission, reusing seeds already graded under the same
+    conditions (an interrupted run resumes), and hand on each submission's combined Result
+    the moment its last seed is known; an interruption stops every job."""
+    results: list[dict[int, Result]] = [{} for _ in pending]
+    futures: dict[Future[Result], tuple[int, int]] = {}
+    for index, (sub, ctx) in enumerate(pending):
+        key = cache_key(sub, ctx)
+        for seed in ctx.all_seeds:
+            kept = store.cached_seed(sub.student, sub.assignment, seed, key)
+            if kept is not None and not force and _keeps(kept, sub, ctx):
+                results[index][seed] = kept
+            else:
+                futures[executor.submit(GradeRequest(sub, seeded(ctx, seed)))] = (index, seed)
+    done = 0
+
+    def arrived(index: int) -> None:
+        nonlocal done
+        ctx = pending[index][1]
+        if len(results[index]) == len(ctx.all_seeds):
+            done += 1
+            recorded(combine([results[index][s] for s in ctx.all_seeds], ctx.spec), done)
+
+    for index in range(len(pending)):
+        if not any(i == index for i, _ in futures.values()):
+            arrived(index)  # every seed reused
     try:
-        for done, future in enumerate(as_completed(futures), 1):
-            recorded(future.result(), done)
+        for future in as_completed(futures):
+            index, seed = futures[future]
+            result = future.result()
+            sub, ctx = pending[index]
+            store.record_seed(result, cache_key(sub, ctx))
+            results[index][seed] = result
+            arrived(index)
     except BaseException:
         executor.stop()
         raise
+
+
+def _baselines(
+    store: Store, contexts: dict[str, GradingContext], *, force: bool
+) -> Iterator[Result]:
+    """Each spec's baselines not yet graded on these seeds, spec and data, graded here."""
+    from grader.jobs.baselines import PREFIX, content_hash, grade_baseline
+
+    for name, ctx in sorted(contexts.items()):
+        for baseline in ctx.spec.grading.baselines:
+            key = CacheKey(
+                content_hash=content_hash(baseline),
+                spec_digest=ctx.spec.digest,
+                data_checksum=ctx.data.checksum,
+                grader_version=__version__,
+                mode=Mode.RETRAIN,
+                torch_version=ctx.environment.torch_version,
+                device="cpu",
+                seeds=json.dumps(list(ctx.all_seeds)),
+            )
+            if not force and store.cached(PREFIX + baseline, name, key) is not None:
+                continue
+            seeded_results = [grade_baseline(baseline, seeded(ctx, s)) for s in ctx.all_seeds]
+            yield combine(seeded_results, ctx.spec)
+
+
+def _said(result: Result) -> str:
+    if result.test_accuracy is None:
+        return f"{result.status}: {result.message}"
+    return f"{result.status}, test {100 * result.test_accuracy:.2f}%"
 
 
 def default_workers(env: Environment) -> int:
@@ -200,8 +272,11 @@ def check(
         mode=mode,
         timeout_seconds=timeout_seconds,
         weights_dir=weights_dir,
+        holdout=load_holdout(spec.assignment.dataset, spec.holdout.path(spec.path))
+        if spec.holdout
+        else None,
     )
-    return grade(from_file(file, spec.name, spec.budgets.weights_bytes), ctx, sandbox)
+    return grade_seeds(from_file(file, spec.name, spec.budgets.weights_bytes), ctx, sandbox)
 
 
 def cache_key(sub: Submission, ctx: GradingContext) -> CacheKey:
@@ -213,12 +288,21 @@ def cache_key(sub: Submission, ctx: GradingContext) -> CacheKey:
         mode=resolve_mode(ctx.mode, sub),
         torch_version=ctx.environment.torch_version,
         device=ctx.environment.device,
+        seeds=json.dumps(list(ctx.all_seeds)),
     )
 
 
 def _reusable(store: Store, sub: Submission, contexts: dict[str, GradingContext]) -> bool:
-    cached = store.cached(sub.student, sub.assignment, cache_key(sub, contexts[sub.assignment]))
-    return cached is not None and not cached.status.regraded
+    ctx = contexts[sub.assignment]
+    return _keeps(store.cached(sub.student, sub.assignment, cache_key(sub, ctx)), sub, ctx)
+
+
+def _keeps(cached: Result | None, sub: Submission, ctx: GradingContext) -> bool:
+    """Whether a stored result stands: not a busy machine's, nor flagged and reviewed since
+    (graded again, to be ranked with its targets)."""
+    if cached is None or cached.status.regraded:
+        return False
+    return not (cached.status is Status.FLAGGED and (sub.student, sub.content_hash) in ctx.reviewed)
 
 
 def _contexts(
@@ -226,14 +310,23 @@ def _contexts(
 ) -> dict[str, GradingContext]:
     prepared: dict[str, PreparedData] = {}
     contexts = {}
+    reviewed = load_reviewed(reviewed_path(options.assignments))
     for name in sorted(needed):
         spec = specs[name]
         dataset = spec.assignment.dataset
         if dataset not in prepared:
             prepared[dataset] = prepare(dataset, options.data_dir, options.cache_dir)
+        data, holdout = prepared[dataset], None
+        if spec.holdout is not None:
+            holdout = load_holdout(dataset, spec.holdout.path(spec.path))
+            # New hold-out files regrade every row, as new data would.
+            data = replace(data, checksum=_combined(data.checksum, holdout.checksum))
         contexts[name] = GradingContext(
             spec=spec,
-            data=prepared[dataset],
+            data=data,
+            holdout=holdout,
+            reviewed=reviewed,
+            seeds=options.seeds,
             environment=env,
             mode=options.mode,
             timeout_seconds=options.timeout_seconds,
@@ -241,3 +334,7 @@ def _contexts(
             verify_determinism=options.verify_determinism,
         )
     return contexts
+
+
+def _combined(*checksums: str) -> str:
+    return hashlib.sha256("+".join(checksums).encode()).hexdigest()

@@ -19,6 +19,7 @@ from click.core import ParameterSource
 from grader import __version__
 from grader.core.machine import DEVICES, DeviceError
 from grader.core.results import Mode, Policy, Result
+from grader.core.review import ReviewError
 from grader.core.spec import DATASETS, Spec, SpecError, SpecsFound, load_specs, locate_specs
 from grader.core.submission import SubmissionsError, assignment_of
 from grader.data.errors import DataError
@@ -40,6 +41,7 @@ USER_ERRORS = (
     StoreError,
     SandboxError,
     DeviceError,
+    ReviewError,
 )
 LOG_LINES = 12
 FORMATS = ("csv", "md", "html", "json")  # grader.publish.board.FORMATS, without importing it
@@ -75,7 +77,8 @@ mode_option = click.option(
     default=Mode.RETRAIN.value,
     show_default=True,
     help="retrain: train with the grader's seed; load: evaluate the submitted weights; "
-    "auto: load when weights are present.",
+    "auto: load when weights are present; verify: retrain, and flag submitted weights that "
+    "score more than the code reproduces.",
 )
 device_option = click.option(
     "--device",
@@ -150,6 +153,13 @@ def main() -> None:
 )
 @click.option("--force", is_flag=True, help="Regrade even submissions already in the store.")
 @click.option(
+    "--seeds",
+    "seeds_text",
+    default=None,
+    metavar="0,1,2",
+    help="Grade on these seeds, overriding each spec's [grading] seeds.",
+)
+@click.option(
     "--verify-determinism",
     is_flag=True,
     help="Train twice and flag submissions whose weights differ.",
@@ -173,6 +183,7 @@ def run_command(
     device: str,
     workers: int | None,
     force: bool,
+    seeds_text: str | None,
     verify_determinism: bool,
     quiet: bool,
     as_json: bool,
@@ -193,6 +204,7 @@ def run_command(
 
     click.get_current_context().meta[QUIET] = quiet
     _refuse_contradiction(require_sandbox, no_sandbox)
+    seeds = _seeds(seeds_text)
     with user_errors():
         found = _specs(assignments, submissions)
         options = api.RunOptions(
@@ -207,6 +219,7 @@ def run_command(
             force=force,
             verify_determinism=verify_determinism,
             device=device,
+            seeds=seeds,
         )
         progress = None if quiet else RunProgress()
         try:
@@ -601,6 +614,18 @@ def collect_command(
         f"{len(report.placed)} placed in {to} ({counts['new']} new, {counts['replaced']} "
         f"replaced), {len(report.problems)} not placed, {len(set(report.late))} late"
     )
+
+
+def _seeds(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        return ()
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise click.ClickException(f"--seeds {text!r}: expected seeds 0 or more, as in 0,1,2")
+    seeds = tuple(int(part) for part in parts)
+    if len(set(seeds)) != len(seeds):
+        raise click.ClickException(f"--seeds {text!r}: a seed is named twice")
+    return seeds
 
 
 def check_main(path: str, assignment: str) -> None:

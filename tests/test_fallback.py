@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ASSIGNMENTS, GOOD_HAR, TINY_TEST, TINY_TRAIN, require_sandbox
+from conftest import (
+    ASSIGNMENTS,
+    GOOD_HAR,
+    TINY_TEST,
+    TINY_TRAIN,
+    require_sandbox,
+    without_baselines,
+)
 
 pytestmark = pytest.mark.slow
 METRICS = ["student", "status", "test_accuracy", "train_accuracy", "gap", "params"]
@@ -31,7 +38,8 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root.chmod(0o755)
     write_tiny_har(root / "data", TINY_TRAIN, TINY_TEST)
     (root / "assignments").mkdir()
-    spec = (ASSIGNMENTS / "har.toml").read_text().replace("max_epochs = 100", "max_epochs = 5")
+    spec = without_baselines((ASSIGNMENTS / "har.toml").read_text())
+    spec = spec.replace("max_epochs = 100", "max_epochs = 5")
     (root / "assignments" / "har.toml").write_text(spec)
     for student, lr in (("ana", "0.01"), ("ben", "0.02")):
         (root / "submissions" / student).mkdir(parents=True)

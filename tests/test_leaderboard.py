@@ -36,7 +36,8 @@ REQUIRED = [
 ]
 HEADER = (
     "rank,student,assignment,status,test_accuracy,train_accuracy,gap,target_a,target_b,"
-    "params,epochs,train_seconds,mode,seed,message,threads,weights_sha256,finished_at,kind,late"
+    "params,epochs,train_seconds,mode,seed,message,threads,weights_sha256,finished_at,kind,late,"
+    "agreement,perturbed_drop,holdout_accuracy,content_hash,test_accuracy_std,seeds"
 )
 
 
@@ -94,7 +95,9 @@ def test_columns_start_with_the_required_fifteen_in_order() -> None:
     frame = ranked([ok("alice", 0.97)])
     assert list(frame.columns)[:15] == REQUIRED
     assert list(frame.columns) == [
-        *REQUIRED, "threads", "weights_sha256", "finished_at", "kind", "late"]  # fmt: skip
+        *REQUIRED, "threads", "weights_sha256", "finished_at", "kind", "late",
+        "agreement", "perturbed_drop", "holdout_accuracy", "content_hash",
+        "test_accuracy_std", "seeds"]  # fmt: skip
     assert "_ok" not in frame.columns
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import ASSIGNMENTS, GOOD_HAR, TINY_TEST, TINY_TRAIN
+from conftest import ASSIGNMENTS, GOOD_HAR, TINY_TEST, TINY_TRAIN, without_baselines
 
 from grader.api import RunOptions, run
 from grader.cli import main
@@ -42,7 +42,7 @@ def course(tmp_path: Path, tiny_data_dir: Path) -> dict[str, Path]:
     """A submissions folder of three students and a HAR-only assignments folder."""
     assignments = tmp_path / "assignments"
     assignments.mkdir()
-    spec = (ASSIGNMENTS / "har.toml").read_text()
+    spec = without_baselines((ASSIGNMENTS / "har.toml").read_text())
     spec = spec.replace("max_epochs = 100", "max_epochs = 5").replace(
         "timeout_seconds = 600", "timeout_seconds = 60"
     )

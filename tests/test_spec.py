@@ -68,7 +68,11 @@ def test_course_specs_have_the_documented_shapes_and_budgets() -> None:
     assert isinstance(har.budgets.timeout_seconds, float)
     assert har.budgets.timeout_seconds == 600.0
     assert mnist.budgets.timeout_seconds == 900.0
-    assert har.grading == Grading(seed=0, threads=1, verify_determinism=False)
+    everything = ("logistic_regression", "linear_svm", "random_forest")
+    assert har.grading == Grading(
+        seed=0, seeds=(0, 1, 2), baselines=everything, threads=1, verify_determinism=False
+    )
+    assert mnist.grading.all_seeds == (0,) and mnist.grading.baselines == everything
 
 
 def test_digest_is_the_sha256_of_the_file_and_tracks_edits(tmp_path: Path) -> None:

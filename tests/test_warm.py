@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import GOOD_HAR, TINY_TEST, TINY_TRAIN, GradeSource, require_sandbox
+from conftest import (
+    GOOD_HAR,
+    TINY_TEST,
+    TINY_TRAIN,
+    GradeSource,
+    require_sandbox,
+    without_baselines,
+)
 
 from grader.api import RunOptions, run
 from grader.core.results import Result
@@ -176,7 +183,8 @@ def small_course(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("warm-course")
     write_tiny_har(root / "data", TINY_TRAIN, TINY_TEST)
     (root / "assignments").mkdir()
-    spec = (ASSIGNMENTS / "har.toml").read_text().replace("max_epochs = 100", "max_epochs = 5")
+    spec = without_baselines((ASSIGNMENTS / "har.toml").read_text())
+    spec = spec.replace("max_epochs = 100", "max_epochs = 5")
     (root / "assignments" / "har.toml").write_text(spec)
     for i, source in enumerate([GOOD_HAR, BATCHNORM_DROPOUT, CUSTOM_TRAIN, GOOD_HAR]):
         (root / "submissions" / f"s{i}").mkdir(parents=True)

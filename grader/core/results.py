@@ -19,6 +19,11 @@ class Status(StrEnum):
     """A row's verdict. The display order of the leaderboard's failed rows follows this order."""
 
     OK = "ok"
+    # Scored, but the integrity audit saw answers that did not come from the model's learning
+    # (a signal fired): no rank and no targets until an instructor clears it after review.
+    FLAGGED = "flagged"
+    # --mode verify: the submitted weights score more than retraining the code reproduces.
+    IRREPRODUCIBLE = "irreproducible"
     INVALID = "invalid"  # breaks the contract: missing function, bad HPARAMS, bad outputs
     ERROR = "error"  # the student's code raised
     TIMEOUT = "timeout"
@@ -37,6 +42,7 @@ class Mode(StrEnum):
     RETRAIN = "retrain"  # train with the grader's seed
     LOAD = "load"  # evaluate the submitted weights
     AUTO = "auto"  # load when weights are present, else retrain
+    VERIFY = "verify"  # retrain, and check that the submitted weights score no better
 
 
 class Policy(StrEnum):
@@ -59,6 +65,14 @@ class Result:
     params: int | None = None
     epochs: int | None = None
     train_seconds: float | None = None
+    # The integrity audit, from the grader's labels: how often predictions on imperceptibly
+    # changed copies of the test inputs agree with those on the originals, the test accuracy
+    # lost on the copies, and the accuracy on the spec's private hold-out set (if it has one).
+    agreement: float | None = None
+    perturbed_drop: float | None = None
+    holdout_accuracy: float | None = None
+    # --mode verify: the submitted weights' test accuracy (the row's own figures are retrained).
+    submitted_accuracy: float | None = None
     # Per epoch as the training child reported it (epoch, loss, accuracy, val_accuracy, lr):
     # untrusted, for the student's report only.
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -73,6 +87,10 @@ class Result:
     kind: str = STUDENT  # "student", or a reference row (a baseline) that is never ranked
     mode: Mode = Mode.RETRAIN
     seed: int = 0
+    # Graded on several seeds: all of them; the accuracies and gap are then their means, the
+    # spread is the test accuracies' standard deviation and train_seconds their total.
+    seeds: list[int] = field(default_factory=list)
+    test_accuracy_std: float | None = None
     threads: int = 1
     weights_sha256: str | None = None
     log_tail: str = ""
@@ -112,6 +130,7 @@ class CacheKey:
     mode: Mode
     torch_version: str
     device: str
+    seeds: str = "[]"  # the seeds graded, as the store writes the list (JSON)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ import grader
 from grader.core.files import MB
 
 DATASETS = ("mnist", "uci_har")
+# scikit-learn reference models a spec may name (grader/jobs/baselines.py builds them).
+BASELINES = ("logistic_regression", "linear_svm", "random_forest")
 # Gradescope's visibility settings for results (its autograder specification).
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 BOUNDARY_DIGITS = 9
@@ -77,8 +79,47 @@ class Budgets:
 @dataclass(frozen=True)
 class Grading:
     seed: int = 0
+    # Several seeds: every one is graded, the board shows the mean and a target is met when
+    # the mean meets it. Empty: the one seed above.
+    seeds: tuple[int, ...] = ()
+    # Graded once per spec and data into reference rows that every board shows, unranked.
+    baselines: tuple[str, ...] = ()
     threads: int = 1
     verify_determinism: bool = False
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        return self.seeds or (self.seed,)
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The integrity audit's perturbation and the thresholds past which a row is flagged.
+
+    Calibrated on the course's honest models (see the instructor handout); a row is flagged
+    when any one signal fires."""
+
+    changed_values: int = 3  # input values moved in each perturbed copy of a test input
+    # How far each moves on float data; stored images move one grey level, their own grid.
+    noise: float = 0.0
+    min_agreement: float = 0.99  # predictions on originals and copies must agree this often
+    max_perturbed_drop: float = 0.01  # test accuracy lost on the copies
+    max_negative_gap: float = 0.02  # test accuracy above train accuracy
+    max_holdout_drop: float = 0.03  # test accuracy above hold-out accuracy
+    # --mode verify: submitted weights' test accuracy above the retrained (mean) one, allowed
+    # on top of two standard deviations of the seeds' test accuracies.
+    max_reproduction_gap: float = 0.01
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """A private test set in the dataset's original format: MNIST's two t10k IDX files, or
+    UCI HAR's test/X_test.txt and test/y_test.txt."""
+
+    folder: str  # relative to the spec's own folder, or absolute
+
+    def path(self, spec_path: Path) -> Path:
+        return spec_path.parent / Path(self.folder).expanduser()
 
 
 @dataclass(frozen=True)
@@ -109,6 +150,8 @@ class Spec:
     budgets: Budgets = field(default_factory=Budgets)
     grading: Grading = field(default_factory=Grading)
     gradescope: Gradescope = field(default_factory=Gradescope)
+    audit: Audit = field(default_factory=Audit)
+    holdout: Holdout | None = None
     targets: tuple[Target, ...] = ()
     path: Path = Path()
     digest: str = ""
@@ -143,6 +186,10 @@ def load_spec(path: Path) -> Spec:
         budgets=_build(Budgets, sections.get("budgets", {}), where, "budgets"),
         grading=_build(Grading, sections.get("grading", {}), where, "grading"),
         gradescope=_build(Gradescope, sections.get("gradescope", {}), where, "gradescope"),
+        audit=_build(Audit, sections.get("audit", {}), where, "audit"),
+        holdout=_build(Holdout, sections["holdout"], where, "holdout")
+        if "holdout" in sections
+        else None,
         targets=tuple(_build(Target, t, where, f"targets[{i}]") for i, t in enumerate(targets)),
         path=path,
         digest=hashlib.sha256(raw).hexdigest(),
@@ -281,6 +328,12 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
             raise where.fail(key, "must be positive")
     if not _points(spec.gradescope.check_points):
         raise where.fail("gradescope.check_points", "must be a finite number, 0 or more")
+    _check_audit(spec.audit, where)
+    if len(set(g.seeds)) != len(g.seeds) or any(seed < 0 for seed in g.seeds):
+        raise where.fail("grading.seeds", "must hold different seeds, 0 or more")
+    for i, name in enumerate(g.baselines):
+        if name not in BASELINES:
+            raise where.fail(f"grading.baselines[{i}]", f"must be one of {', '.join(BASELINES)}")
     names = [t.name for t in spec.targets]
     if len(set(names)) != len(names):
         raise where.fail("targets", "has two targets with the same name")
@@ -289,6 +342,23 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
             raise where.fail(f"targets[{i}].min_test_accuracy", "must be a fraction in [0, 1]")
         if not _points(t.points):
             raise where.fail(f"targets[{i}].points", "must be a finite number, 0 or more")
+
+
+def _check_audit(audit: Audit, where: _Where) -> None:
+    if audit.changed_values <= 0:
+        raise where.fail("audit.changed_values", "must be positive")
+    if not (math.isfinite(audit.noise) and audit.noise >= 0):
+        raise where.fail("audit.noise", "must be a finite number, 0 or more")
+    fractions = {
+        "audit.min_agreement": audit.min_agreement,
+        "audit.max_perturbed_drop": audit.max_perturbed_drop,
+        "audit.max_negative_gap": audit.max_negative_gap,
+        "audit.max_holdout_drop": audit.max_holdout_drop,
+        "audit.max_reproduction_gap": audit.max_reproduction_gap,
+    }
+    for key, value in fractions.items():
+        if not 0.0 <= value <= 1.0:
+            raise where.fail(key, "must be a fraction in [0, 1]")
 
 
 def _points(value: float) -> bool:

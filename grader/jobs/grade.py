@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,7 +22,8 @@ from grader.core.results import Environment, Mode, Result, Status
 from grader.core.spec import Spec
 from grader.core.submission import Submission
 from grader.data.cache import PreparedData
-from grader.jobs import scoring
+from grader.data.holdout import HoldoutData
+from grader.jobs import audit, scoring
 from grader.jobs.untrusted import (
     UntrustedFileError,
     Weights,
@@ -49,6 +50,14 @@ class GradingContext:
     timeout_seconds: float | None = None
     weights_dir: Path | None = None
     verify_determinism: bool = False
+    holdout: HoldoutData | None = None  # the spec's private hold-out set, if it names one
+    # (student, content hash) of rows an instructor reviewed: the audit flags them no more.
+    reviewed: frozenset[tuple[str, str]] = frozenset()
+    seeds: tuple[int, ...] = ()  # the seeds to grade (--seeds); empty: the spec's
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        return self.seeds or self.spec.grading.all_seeds
 
 
 class JobFailed(Exception):
@@ -141,29 +150,37 @@ def _grade(
                         checks=report.checks,
                     )
         try:
-            train_pred, test_pred, evaluated, eval_report = _evaluate(
+            train_pred, test_pred, mixed, evaluated, eval_report = _evaluate(
                 sub, ctx, sandbox, work / "eval", weights
             )
         except JobFailed as failure:  # the checks training passed still count
             failure.checks = failure.checks or report.checks
             raise
-        kept = weights if mode is Mode.RETRAIN else evaluated
+        kept = weights if mode in (Mode.RETRAIN, Mode.VERIFY) else evaluated
         _keep_weights(kept, ctx.weights_dir, sub)
+        submitted = _submitted_accuracy(sub, ctx, sandbox, work) if mode is Mode.VERIFY else None
+    original, copies, held = mixed.parts(test_pred)
+    test_labels = ctx.data.load("test_labels")
     scores = scoring.score(
         train_pred,
-        test_pred,
+        original,
         ctx.data.load("train_labels"),
-        ctx.data.load("test_labels"),
+        test_labels,
         ctx.spec.targets,
         ctx.spec.assignment.num_classes,
     )
+    labels = None if ctx.holdout is None else ctx.holdout.labels
+    figures = scoring.audit_figures(original, copies, held, test_labels, labels)
     return replace(
         base,
-        status=Status.OK,
+        **_verdict(sub, ctx, scores, figures),
+        agreement=figures.agreement,
+        perturbed_drop=figures.perturbed_drop,
+        holdout_accuracy=figures.holdout_accuracy,
+        submitted_accuracy=submitted,
         test_accuracy=scores.test_accuracy,
         train_accuracy=scores.train_accuracy,
         gap=scores.gap,
-        targets=scores.targets,
         confusion={"train": scores.train.confusion, "test": scores.test.confusion},
         class_accuracy={
             "train": scores.train.class_accuracy,
@@ -177,6 +194,32 @@ def _grade(
         best_epoch=report.best_epoch,
         weights_sha256=kept.sha256,
     )
+
+
+def _submitted_accuracy(
+    sub: Submission, ctx: GradingContext, sandbox: Sandbox, work: Path
+) -> float:
+    """--mode verify: the test accuracy of the weights the student submitted."""
+    weights = _submitted_weights(sub, work, ctx.spec.budgets.weights_bytes)
+    _, test_pred, mixed, _, _ = _evaluate(sub, ctx, sandbox, work / "eval-submitted", weights)
+    return scoring.accuracy(mixed.parts(test_pred)[0], ctx.data.load("test_labels"))
+
+
+def _verdict(
+    sub: Submission, ctx: GradingContext, scores: scoring.Scores, figures: scoring.AuditFigures
+) -> dict[str, Any]:
+    """ok with the targets met, or flagged (no targets) naming every audit signal that fired;
+    a row an instructor reviewed is ok, and says what the audit saw."""
+    sizes = (ctx.data.test_size, 0 if ctx.holdout is None else len(ctx.holdout.labels))
+    fired = scoring.audit_signals(
+        figures, scores.test_accuracy, scores.train_accuracy, sizes, ctx.spec.audit
+    )
+    if not fired:
+        return {"status": Status.OK, "targets": scores.targets}
+    said = "integrity audit: " + "; ".join(fired)
+    if (sub.student, sub.content_hash) in ctx.reviewed:
+        return {"status": Status.OK, "targets": scores.targets, "message": said + " (reviewed)"}
+    return {"status": Status.FLAGGED, "targets": {}, "message": said}
 
 
 def _task(ctx: GradingContext, phase: Phase, weights: str | None = None) -> Task:
@@ -194,7 +237,8 @@ def _task(ctx: GradingContext, phase: Phase, weights: str | None = None) -> Task
 
 
 TRAIN_FILES = {protocol.inputs_file("train"): "train_inputs", protocol.TRAIN_LABELS: "train_labels"}
-EVAL_FILES = {protocol.inputs_file(part): f"{part}_inputs" for part in ("train", "test")}
+# The test inputs reach the evaluation job mixed with their audit copies (see audit.py).
+EVAL_FILES = {protocol.inputs_file("train"): "train_inputs"}
 
 
 def _train(
@@ -217,8 +261,11 @@ def _train(
 
 def _evaluate(
     sub: Submission, ctx: GradingContext, sandbox: Sandbox, job: Path, weights: Weights
-) -> tuple[np.ndarray, np.ndarray, Weights, ChildReport]:
+) -> tuple[np.ndarray, np.ndarray, audit.Mixed, Weights, ChildReport]:
     in_dir, out_dir = _job_inputs(job, sub, ctx, EVAL_FILES)
+    holdout = None if ctx.holdout is None else ctx.holdout.inputs
+    mixed = audit.mix(ctx.data.load("test_inputs"), holdout, ctx.spec.audit, ctx.spec.grading.seed)
+    np.save(in_dir / protocol.inputs_file("test"), mixed.inputs, allow_pickle=False)
     name = protocol.WEIGHTS_STEM + weights.path.suffix
     shutil.copyfile(weights.path, in_dir / name)
     outcome, report = _run(ctx, sandbox, _task(ctx, Phase.EVAL, name), in_dir, out_dir, job)
@@ -229,7 +276,7 @@ def _evaluate(
         report,
     )
     test_pred = _accept(
-        lambda: read_scores(out_dir / protocol.scores_file("test"), ctx.data.test_size, classes),
+        lambda: read_scores(out_dir / protocol.scores_file("test"), len(mixed.inputs), classes),
         outcome,
         report,
     )
@@ -240,7 +287,7 @@ def _evaluate(
         outcome,
         report,
     )
-    return train_pred, test_pred, evaluated, report
+    return train_pred, test_pred, mixed, evaluated, report
 
 
 def _checks(records: tuple[protocol.CheckRecord, ...]) -> list[dict[str, object]]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix
 
-from grader.core.spec import Target
+from grader.core.spec import Audit, Target
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,7 @@ def score(
 ) -> Scores:
     train = part_scores(train_predicted, train_labels, num_classes)
     test = part_scores(test_predicted, test_labels, num_classes)
-    met = {t.name: t.is_met(test.accuracy, train.accuracy - test.accuracy) for t in targets}
-    return Scores(train, test, met)
+    return Scores(train, test, targets_met(targets, test.accuracy, train.accuracy - test.accuracy))
 
 
 def part_scores(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> PartScores:
@@ -63,3 +63,77 @@ def part_scores(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> 
 
 def accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
     return float(accuracy_score(np.asarray(labels), predicted))
+
+
+@dataclass(frozen=True)
+class AuditFigures:
+    agreement: float  # predictions on copies equal to those on their originals
+    perturbed_drop: float  # accuracy on the originals minus accuracy on the copies
+    holdout_accuracy: float | None  # None: the spec names no hold-out set
+
+
+def audit_figures(
+    original: np.ndarray,
+    copies: np.ndarray,
+    holdout: np.ndarray,
+    test_labels: np.ndarray,
+    holdout_labels: np.ndarray | None,
+) -> AuditFigures:
+    agreement = float(np.mean(original == copies)) if len(original) else 1.0
+    drop = accuracy(original, test_labels) - accuracy(copies, test_labels)
+    held = None if holdout_labels is None else accuracy(holdout, holdout_labels)
+    return AuditFigures(agreement, drop, held)
+
+
+def audit_signals(
+    figures: AuditFigures, test: float, train: float, sizes: tuple[int, int], audit: Audit
+) -> list[str]:
+    """Every signal that fires, each with its numbers; an empty list passes the audit.
+
+    The accuracy comparisons allow two standard errors of sampling on top of their threshold
+    (sizes: the test and hold-out sets'), so a small set's chance swings flag no one."""
+    fired = []
+    if figures.agreement < audit.min_agreement:
+        fired.append(
+            f"predictions on imperceptibly changed test inputs agree {_pct(figures.agreement)} "
+            f"with those on the originals (at least {_pct(audit.min_agreement)} expected)"
+        )
+    if figures.perturbed_drop > audit.max_perturbed_drop:
+        fired.append(
+            f"test accuracy falls by {_points(figures.perturbed_drop)} on the changed inputs "
+            f"(at most {_points(audit.max_perturbed_drop)} expected)"
+        )
+    allowed = audit.max_negative_gap + 2 * _error(test, sizes[0])
+    if test - train > allowed:
+        fired.append(
+            f"test accuracy {_pct(test)} is {_points(test - train)} above train accuracy "
+            f"{_pct(train)} (at most {_points(allowed)} expected)"
+        )
+    held = figures.holdout_accuracy
+    if held is not None:
+        allowed = audit.max_holdout_drop + 2 * math.hypot(
+            _error(test, sizes[0]), _error(held, sizes[1])
+        )
+        if test - held > allowed:
+            fired.append(
+                f"hold-out accuracy {_pct(held)} is {_points(test - held)} below test accuracy "
+                f"(at most {_points(allowed)} expected)"
+            )
+    return fired
+
+
+def _error(accuracy: float, size: int) -> float:
+    """The standard error of an accuracy measured on `size` examples."""
+    return math.sqrt(accuracy * (1 - accuracy) / size) if size else 0.0
+
+
+def targets_met(targets: tuple[Target, ...], test: float, gap: float) -> dict[str, bool]:
+    return {t.name: t.is_met(test, gap) for t in targets}
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%"
+
+
+def _points(fraction: float) -> str:
+    return f"{100 * fraction:.1f} points"

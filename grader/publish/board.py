@@ -36,7 +36,8 @@ FORMATS = {
 }
 JSON_COLUMNS = [
     "rank", "student", "kind", "status", "test_accuracy", "train_accuracy", "gap", "params",
-    "epochs", "train_seconds", "mode", "seed", "late", "message", "finished_at",
+    "epochs", "train_seconds", "mode", "seed", "late", "message", "finished_at", "agreement",
+    "perturbed_drop", "holdout_accuracy", "test_accuracy_std", "seeds",
 ]  # fmt: skip
 
 

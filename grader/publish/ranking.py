@@ -17,6 +17,10 @@ from grader.core.submission import StudentMeta
 LEADING = ["rank", "student", "assignment", "status", "test_accuracy", "train_accuracy", "gap"]
 TRAILING = ["params", "epochs", "train_seconds", "mode", "seed", "message"]
 EXTRA = ["threads", "weights_sha256", "finished_at", "kind", "late"]
+# Graded on several seeds: the accuracies and gap above are means over these.
+SEEDS = ["test_accuracy_std", "seeds"]
+# The integrity audit's figures, and the hash an instructor names to clear a reviewed row.
+AUDIT = ["agreement", "perturbed_drop", "holdout_accuracy", "content_hash"]
 
 
 def target_names(specs: Mapping[str, Spec]) -> list[str]:
@@ -38,7 +42,7 @@ def target_column(name: str) -> str:
 
 
 def columns(targets: Iterable[str]) -> list[str]:
-    return [*LEADING, *(target_column(t) for t in targets), *TRAILING, *EXTRA]
+    return [*LEADING, *(target_column(t) for t in targets), *TRAILING, *EXTRA, *AUDIT, *SEEDS]
 
 
 def ranked(
@@ -97,6 +101,12 @@ def _row(result: Result, targets: list[str], meta: StudentMeta | None) -> dict[s
         "finished_at": result.finished_at,
         "kind": result.kind,
         "late": None if meta is None or result.reference else meta.late,
+        "agreement": _round(result.agreement, 6),
+        "perturbed_drop": _round(result.perturbed_drop, 6),
+        "holdout_accuracy": _round(result.holdout_accuracy, 6),
+        "content_hash": result.content_hash,
+        "test_accuracy_std": _round(result.test_accuracy_std, 6),
+        "seeds": ",".join(map(str, result.seeds)),
         "_ok": result.ok,
         "_reference": result.reference,
     }

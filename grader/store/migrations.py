@@ -105,6 +105,34 @@ def students_keep_their_metadata(db: sqlite3.Connection) -> None:
     )
 
 
+def attempts_keep_audit_figures(db: sqlite3.Connection) -> None:
+    """The integrity audit's figures; rows graded before it have none."""
+    for column in ("agreement", "perturbed_drop", "holdout_accuracy"):
+        db.execute(f"ALTER TABLE attempts ADD COLUMN {column} REAL")
+
+
+def attempts_grade_several_seeds(db: sqlite3.Connection) -> None:
+    """A row's seeds and spread; each seed's own result kept apart, to be reused and resumed."""
+    db.execute("ALTER TABLE attempts ADD COLUMN seeds TEXT NOT NULL DEFAULT '[]'")
+    db.execute("ALTER TABLE attempts ADD COLUMN test_accuracy_std REAL")
+    db.execute(
+        """CREATE TABLE seed_attempts (
+            id INTEGER PRIMARY KEY,
+            student TEXT NOT NULL,
+            assignment TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            reuse_key TEXT NOT NULL,
+            result TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX seed_attempts_lookup ON seed_attempts (student, assignment, seed)")
+
+
+def attempts_verify_submitted_weights(db: sqlite3.Connection) -> None:
+    """--mode verify: the submitted weights' test accuracy beside the retrained one."""
+    db.execute("ALTER TABLE attempts ADD COLUMN submitted_accuracy REAL")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -114,6 +142,9 @@ MIGRATIONS: list[Migration] = [
     ("attempts_keep_contract_checks", attempts_keep_contract_checks),
     ("attempts_have_a_kind", attempts_have_a_kind),
     ("students_keep_their_metadata", students_keep_their_metadata),
+    ("attempts_keep_audit_figures", attempts_keep_audit_figures),
+    ("attempts_grade_several_seeds", attempts_grade_several_seeds),
+    ("attempts_verify_submitted_weights", attempts_verify_submitted_weights),
 ]
 LATEST = len(MIGRATIONS)
 

@@ -25,7 +25,7 @@ from grader.store import migrations
 DB_NAME = "grades.sqlite"  # the store's name in a results folder
 CREATE_SECONDS = 60
 _FIELDS = [f.name for f in dataclasses.fields(Result)]
-_JSON_FIELDS = {"targets", "history", "confusion", "class_accuracy", "checks"}
+_JSON_FIELDS = {"targets", "history", "confusion", "class_accuracy", "checks", "seeds"}
 # One row per submission: a student's (or a reference row's) attempts at one assignment.
 _SUBMISSION = "assignment, kind, student"
 # Best first: graded, then as the board ranks (test accuracy, gap, parameters), newest first.
@@ -117,6 +117,31 @@ class Store:
             ).fetchone()
         return _to_result(row) if row else None
 
+    def record_seed(self, result: Result, key: CacheKey) -> None:
+        """One seed's result of a submission graded on several, reused by later runs."""
+        row = {name: _to_column(name, getattr(result, name)) for name in _FIELDS}
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO seed_attempts (student, assignment, seed, reuse_key, result) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (result.student, result.assignment, result.seed, _key_text(key), json.dumps(row)),
+            )
+
+    def cached_seed(self, student: str, assignment: str, seed: int, key: CacheKey) -> Result | None:
+        """The latest result of this seed graded under these conditions (the key's seeds aside)."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT result FROM seed_attempts WHERE student = ? AND assignment = ? AND "
+                "seed = ? AND reuse_key = ? ORDER BY id DESC LIMIT 1",
+                (student, assignment, seed, _key_text(key)),
+            ).fetchone()
+        if row is None:
+            return None
+        values = json.loads(row["result"])
+        for name in _JSON_FIELDS:
+            values[name] = json.loads(values[name])
+        return Result(**values)
+
     def latest(self) -> list[Result]:
         """The newest attempt of every (assignment, student) ever graded into this store."""
         return self.standing(Policy.LATEST)
@@ -206,6 +231,11 @@ class Store:
                 "and run again to start a new one",
                 busy=isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc),
             ) from None
+
+
+def _key_text(key: CacheKey) -> str:
+    values = dataclasses.asdict(dataclasses.replace(key, seeds=""))
+    return json.dumps({name: str(value) for name, value in values.items()}, sort_keys=True)
 
 
 def _to_column(name: str, value: Any) -> Any:

@@ -1,0 +1,133 @@
+"""scikit-learn baselines, graded by the grader itself into reference rows (kind "baseline").
+
+A baseline is the grader's own code, not a student's, so it runs in this process: fitted on the
+training set, predicting on the same mixed test inputs a submission's evaluation job gets, and
+scored and audited exactly as a submission is. Every board shows them, unranked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import sklearn
+
+from grader.core.results import Mode, Result, Status
+from grader.jobs import audit, scoring
+from grader.jobs.grade import GradingContext, now
+
+BASELINE = "baseline"  # the kind of their rows
+PREFIX = "sklearn:"  # their rows' names: no student id holds a colon
+
+
+def _logistic_regression(seed: int, threads: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=200, random_state=seed))
+
+
+def _linear_svm(seed: int, threads: int) -> Any:
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # Hinge loss by stochastic gradient descent: a linear SVM. A fixed 20 passes over the data
+    # bound its time (left to converge on MNIST it ran for minutes).
+    model = SGDClassifier(loss="hinge", max_iter=20, tol=None, random_state=seed)
+    return make_pipeline(StandardScaler(), model)
+
+
+def _random_forest(seed: int, threads: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    # 30 trees bound the time: a tree on MNIST's 60,000 images takes seconds on one thread.
+    return RandomForestClassifier(n_estimators=30, random_state=seed, n_jobs=threads)
+
+
+MODELS: dict[str, Callable[[int, int], Any]] = {
+    "logistic_regression": _logistic_regression,
+    "linear_svm": _linear_svm,
+    "random_forest": _random_forest,
+}
+
+
+def content_hash(name: str) -> str:
+    """What a baseline's reuse key holds in place of a file's hash: its name and sklearn's
+    version (models.py's settings change only with the grader version, also in the key)."""
+    return hashlib.sha256(f"{name}:{sklearn.__version__}".encode()).hexdigest()
+
+
+def grade_baseline(name: str, ctx: GradingContext) -> Result:
+    """Fit and score one baseline with the context's seed; never raises for the model."""
+    spec, data, seed = ctx.spec, ctx.data, ctx.spec.grading.seed
+    base = Result(
+        student=PREFIX + name,
+        assignment=spec.name,
+        status=Status.ERROR,
+        kind=BASELINE,
+        mode=Mode.RETRAIN,
+        seed=seed,
+        threads=spec.grading.threads,
+        content_hash=content_hash(name),
+        spec_digest=spec.digest,
+        data_checksum=data.checksum,
+        torch_version=ctx.environment.torch_version,
+        device="cpu",
+        cpu=ctx.environment.cpu,
+        started_at=now(),
+    )
+    holdout = None if ctx.holdout is None else ctx.holdout.inputs
+    mixed = audit.mix(data.load("test_inputs"), holdout, spec.audit, seed)
+    model = MODELS[name](seed, spec.grading.threads)
+    started = time.perf_counter()
+    try:
+        model.fit(_features(data.load("train_inputs")), np.asarray(data.load("train_labels")))
+    except Exception as exc:  # e.g. too little memory: the row says so
+        return replace(base, message=f"{type(exc).__name__}: {exc}", finished_at=now())
+    seconds = time.perf_counter() - started
+    train_pred = model.predict(_features(data.load("train_inputs")))
+    original, copies, held = mixed.parts(model.predict(_features(mixed.inputs)))
+    test_labels = data.load("test_labels")
+    scores = scoring.score(
+        train_pred,
+        original,
+        data.load("train_labels"),
+        test_labels,
+        spec.targets,
+        spec.assignment.num_classes,
+    )
+    labels = None if ctx.holdout is None else ctx.holdout.labels
+    figures = scoring.audit_figures(original, copies, held, test_labels, labels)
+    sizes = (data.test_size, 0 if labels is None else len(labels))
+    # Audited as a submission is: a baseline is the calibration's first honest model.
+    fired = scoring.audit_signals(
+        figures, scores.test_accuracy, scores.train_accuracy, sizes, spec.audit
+    )
+    return replace(
+        base,
+        status=Status.FLAGGED if fired else Status.OK,
+        message="integrity audit: " + "; ".join(fired) if fired else "",
+        test_accuracy=scores.test_accuracy,
+        train_accuracy=scores.train_accuracy,
+        gap=scores.gap,
+        targets={} if fired else scores.targets,
+        confusion={"train": scores.train.confusion, "test": scores.test.confusion},
+        class_accuracy={"train": scores.train.class_accuracy, "test": scores.test.class_accuracy},
+        train_seconds=seconds,
+        agreement=figures.agreement,
+        perturbed_drop=figures.perturbed_drop,
+        holdout_accuracy=figures.holdout_accuracy,
+        finished_at=now(),
+    )
+
+
+def _features(inputs: np.ndarray) -> np.ndarray:
+    """Rows of floats as the models see them: images as [0, 1] pixels, flattened."""
+    flat = np.asarray(inputs).reshape(len(inputs), -1)
+    return flat.astype(np.float32) / 255.0 if flat.dtype == np.uint8 else flat.astype(np.float32)
