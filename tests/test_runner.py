@@ -175,6 +175,9 @@ def test_a_killed_run_loses_nothing_and_the_next_run_finishes(
     for student in STUDENTS:
         source = course["submissions"] / student / "har.py"
         source.write_text(source.read_text() + f"\n# {token}\n")
+    last = course["submissions"] / STUDENTS[-1] / "har.py"
+    kept = last.read_text()
+    last.write_text(kept + "import time\ntime.sleep(60)\n")  # still grading when killed
     before = {int(p.name) for p in Path("/proc").glob("[0-9]*")}
     env = {**os.environ, "TMPDIR": str(workspace)}
     process = subprocess.Popen(
@@ -187,6 +190,7 @@ def test_a_killed_run_loses_nothing_and_the_next_run_finishes(
     assert 1 <= len(graded_before) < 3
     time.sleep(1)
     assert _leftovers(workspace, token, before) == []  # its jobs and warm processes died with it
+    last.write_text(kept)
 
     summary = run(options(course), sandbox, lambda _: None)
     assert (summary.reused, summary.graded) == (len(graded_before), 3 - len(graded_before))
