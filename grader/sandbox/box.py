@@ -67,6 +67,7 @@ class Sandbox:
         self._namespaces = own_namespaces()
         self._active: dict[int, int | None] = {}  # process group -> job uid, for kill_all
         self._lock = threading.Lock()
+        self._stopped = False  # after kill_all: a phase that starts late is ended at once
         self._job_numbers = itertools.count()
         self._pool = ZygotePool()
         self._gpus: queue.Queue[str] = queue.Queue()
@@ -125,8 +126,10 @@ class Sandbox:
             return JobOutcome(-1, False, False, 0.0, str(exc), breaches=(("start", str(exc)),))
 
     def kill_all(self) -> None:
-        """Stop every running job at once (the grader was interrupted)."""
+        """Stop every running job at once, and any a worker thread starts after (the grader was
+        interrupted: a thread may be between phases, or forking, right now)."""
         with self._lock:
+            self._stopped = True
             running = dict(self._active)
         for pid, uid in running.items():
             reap.sweep(pid, uid)
@@ -241,6 +244,9 @@ class Sandbox:
             os.close(go_r)
         with self._lock:
             self._active[process.pid] = job.uid
+            stopped = self._stopped
+        if stopped:
+            reap.sweep(process.pid, job.uid)
         found: list[tuple[str, str]] = []
 
         def check(attestation: Attestation | None) -> str | None:
