@@ -12,6 +12,7 @@ import base64
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -115,29 +116,25 @@ def html_text(value: Any) -> Any:
 
 @cache
 def html_env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("grader.publish", "templates"),
-        autoescape=True,
-        finalize=html_text,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    env = _environment(autoescape=True, finalize=html_text)
     env.filters.update(FILTERS, data_uri=png_data_uri)
     return env
 
 
 @cache
 def md_env() -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = _environment(autoescape=False, finalize=md_text)
+    env.filters.update(FILTERS, code=md_code)
+    return env
+
+
+def _environment(autoescape: bool, finalize: Callable[[Any], Any]) -> jinja2.Environment:
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("grader.publish", "templates"),
-        autoescape=False,
-        finalize=md_text,
+        autoescape=autoescape,
+        finalize=finalize,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(FILTERS, code=md_code)
-    return env
