@@ -181,7 +181,12 @@ def test_a_killed_run_loses_nothing_and_the_next_run_finishes(
     before = {int(p.name) for p in Path("/proc").glob("[0-9]*")}
     env = {**os.environ, "TMPDIR": str(workspace)}
     process = subprocess.Popen(
-        _cli(course), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _cli(course),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # as at a terminal: a shell's background job (CI's, perhaps) starts with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     _wait_for_attempts(course["out"], 1, process)
     process.send_signal(how)
