@@ -26,7 +26,7 @@ from grader.core.review import load_reviewed, reviewed_path
 from grader.core.spec import Spec, load_specs
 from grader.core.submission import StudentMeta, Submission, discover, from_file
 from grader.data.cache import PreparedData
-from grader.data.holdout import load_holdout
+from grader.data.holdout import HoldoutData, load_holdout
 from grader.data.registry import prepare
 from grader.execute.local import Executor, GradeRequest, LocalExecutor
 from grader.jobs.grade import GradingContext, now, resolve_mode
@@ -200,8 +200,9 @@ def _grade_all(
             done += 1
             recorded(combine([results[index][s] for s in ctx.all_seeds], ctx.spec), done)
 
+    waiting = {index for index, _ in futures.values()}
     for index in range(len(pending)):
-        if not any(i == index for i, _ in futures.values()):
+        if index not in waiting:
             arrived(index)  # every seed reused
     try:
         for future in as_completed(futures):
@@ -224,16 +225,7 @@ def _baselines(
 
     for name, ctx in sorted(contexts.items()):
         for baseline in ctx.spec.grading.baselines:
-            key = CacheKey(
-                content_hash=content_hash(baseline),
-                spec_digest=ctx.spec.digest,
-                data_checksum=ctx.data.checksum,
-                grader_version=__version__,
-                mode=Mode.RETRAIN,
-                torch_version=ctx.environment.torch_version,
-                device="cpu",
-                seeds=json.dumps(list(ctx.all_seeds)),
-            )
+            key = _key(ctx, content_hash(baseline), Mode.RETRAIN, device="cpu")
             if not force and store.cached(PREFIX + baseline, name, key) is not None:
                 continue
             seeded_results = [grade_baseline(baseline, seeded(ctx, s)) for s in ctx.all_seeds]
@@ -272,22 +264,25 @@ def check(
         mode=mode,
         timeout_seconds=timeout_seconds,
         weights_dir=weights_dir,
-        holdout=load_holdout(spec.assignment.dataset, spec.holdout.path(spec.path))
-        if spec.holdout
-        else None,
+        holdout=_holdout(spec),
     )
     return grade_seeds(from_file(file, spec.name, spec.budgets.weights_bytes), ctx, sandbox)
 
 
 def cache_key(sub: Submission, ctx: GradingContext) -> CacheKey:
+    return _key(ctx, sub.content_hash, resolve_mode(ctx.mode, sub), ctx.environment.device)
+
+
+def _key(ctx: GradingContext, content_hash: str, mode: Mode, device: str) -> CacheKey:
+    """What a stored result must match to stand for a new one (baselines run on the CPU)."""
     return CacheKey(
-        content_hash=sub.content_hash,
+        content_hash=content_hash,
         spec_digest=ctx.spec.digest,
         data_checksum=ctx.data.checksum,
         grader_version=__version__,
-        mode=resolve_mode(ctx.mode, sub),
+        mode=mode,
         torch_version=ctx.environment.torch_version,
-        device=ctx.environment.device,
+        device=device,
         seeds=json.dumps(list(ctx.all_seeds)),
     )
 
@@ -316,9 +311,8 @@ def _contexts(
         dataset = spec.assignment.dataset
         if dataset not in prepared:
             prepared[dataset] = prepare(dataset, options.data_dir, options.cache_dir)
-        data, holdout = prepared[dataset], None
-        if spec.holdout is not None:
-            holdout = load_holdout(dataset, spec.holdout.path(spec.path))
+        data, holdout = prepared[dataset], _holdout(spec)
+        if holdout is not None:
             # New hold-out files regrade every row, as new data would.
             data = replace(data, checksum=_combined(data.checksum, holdout.checksum))
         contexts[name] = GradingContext(
@@ -334,6 +328,13 @@ def _contexts(
             verify_determinism=options.verify_determinism,
         )
     return contexts
+
+
+def _holdout(spec: Spec) -> HoldoutData | None:
+    """The instructor's private hold-out set the spec names, if it names one."""
+    if spec.holdout is None:
+        return None
+    return load_holdout(spec.assignment.dataset, spec.holdout.path(spec.path))
 
 
 def _combined(*checksums: str) -> str:
