@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from tqdm import tqdm
@@ -33,6 +34,9 @@ from grader.sandbox.box import Sandbox
 from grader.sandbox.workspace import remove_stale_workspaces
 from grader.store.sqlite import DB_NAME, Store
 
+if TYPE_CHECKING:  # importing it for real pulls in submitit, needed only for Slurm runs
+    from grader.execute.slurm import SlurmOptions
+
 Log = Callable[[str], None]
 
 
@@ -49,6 +53,7 @@ class RunOptions:
     force: bool = False
     verify_determinism: bool = False
     device: str = "auto"
+    slurm: SlurmOptions | None = None  # None: grade on this machine (LocalExecutor)
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def _torch_version() -> str:
 
 
 def run(options: RunOptions, sandbox: Sandbox, log: Log) -> RunSummary:
-    env = environment(options.device)
+    env = _run_environment(options)
     specs = load_specs(options.assignments)
     max_weights = max(s.budgets.weights_bytes for s in specs.values())
     submissions = discover(options.submissions, specs, max_weights)
@@ -98,7 +103,7 @@ def run(options: RunOptions, sandbox: Sandbox, log: Log) -> RunSummary:
     reused = len(submissions) - len(pending)
     log(f"{len(submissions)} submissions: {reused} unchanged and reused, {len(pending)} to grade")
     run_id = store.begin_run(now(), [str(layer) for layer in sandbox.layers], env)
-    executor = LocalExecutor(sandbox, options.workers or default_workers(env))
+    executor = _executor(options, sandbox, store, run_id, env, log)
     try:
         requests = [GradeRequest(s, contexts[s.assignment]) for s in pending]
         _grade_all(executor, requests, store, run_id)
@@ -111,8 +116,8 @@ def run(options: RunOptions, sandbox: Sandbox, log: Log) -> RunSummary:
 
 def _grade_all(executor: Executor, requests: list[GradeRequest], store: Store, run_id: int) -> None:
     """Record each Result the moment it is known; an interruption stops every job."""
-    futures = [executor.submit(request) for request in requests]
     try:
+        futures = executor.submit_all(requests)
         with tqdm(total=len(futures), desc="grading", unit="sub", file=sys.stderr) as bar:
             for future in as_completed(futures):
                 result = future.result()
@@ -122,6 +127,38 @@ def _grade_all(executor: Executor, requests: list[GradeRequest], store: Store, r
     except BaseException:
         executor.stop()
         raise
+
+
+def _executor(
+    options: RunOptions, sandbox: Sandbox, store: Store, run_id: int, env: Environment, log: Log
+) -> Executor:
+    if options.slurm is None:
+        return LocalExecutor(sandbox, options.workers or default_workers(env))
+    from grader.execute.slurm import SlurmExecutor
+
+    def key_of(request: GradeRequest) -> CacheKey:
+        return cache_key(request.submission, request.context)
+
+    return SlurmExecutor(options.slurm, sandbox, store, run_id, key_of, log)
+
+
+def _run_environment(options: RunOptions) -> Environment:
+    """Where this run's jobs train. On Slurm the nodes run them, not this machine: CUDA exactly
+    when each task is given GPUs (each task checks its node has them, and the same torch)."""
+    if options.slurm is None:
+        return environment(options.device)
+    from grader.execute.slurm_queue import require_commands
+
+    require_commands()  # before any data is prepared for nodes that cannot be reached
+    if options.device not in DEVICES:
+        raise DeviceError(
+            f"unknown device {options.device!r}; expected one of {', '.join(DEVICES)}"
+        )
+    gpus = options.slurm.gpus_per_task > 0
+    if options.device == "cuda" and not gpus:
+        raise DeviceError("--device cuda with --executor slurm needs --gpus-per-task")
+    cuda = gpus and options.device != "cpu"
+    return Environment(_torch_version(), "cuda" if cuda else "cpu", cpu())
 
 
 def default_workers(env: Environment) -> int:
@@ -176,11 +213,12 @@ def _contexts(
 ) -> dict[str, GradingContext]:
     prepared: dict[str, PreparedData] = {}
     contexts = {}
+    cache_dir = _cache_dir(options) if needed else options.cache_dir
     for name in sorted(needed):
         spec = specs[name]
         dataset = spec.assignment.dataset
         if dataset not in prepared:
-            prepared[dataset] = prepare(dataset, options.data_dir, options.cache_dir)
+            prepared[dataset] = prepare(dataset, options.data_dir, cache_dir)
         contexts[name] = GradingContext(
             spec=spec,
             data=prepared[dataset],
@@ -191,3 +229,12 @@ def _contexts(
             verify_determinism=options.verify_determinism,
         )
     return contexts
+
+
+def _cache_dir(options: RunOptions) -> Path:
+    """Slurm tasks read the data from the shared folder, so the head prepares it there."""
+    if options.slurm is None:
+        return options.cache_dir
+    from grader.execute.slurm import prepare_shared_dir
+
+    return prepare_shared_dir(options.slurm.shared_dir)

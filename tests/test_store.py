@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader.core.results import CacheKey, Environment, Mode, Result, Status
-from grader.store.sqlite import Store, StoreError
+from grader.store.sqlite import Store, StoreError, SubmittedTask
 
 ENV = Environment(torch_version="2.3.0", device="cpu")
 KEY = CacheKey(
@@ -259,3 +259,47 @@ def test_out_under_a_regular_file(tmp_path: Path, parts: tuple[str, ...], reason
         Store(path)
     assert str(info.value).startswith("cannot create")
     assert str(info.value) == f"cannot create {path}: {reason}"
+
+
+# -- Slurm tasks --------------------------------------------------------------------------------
+
+
+def task(student: str = "alice", key: CacheKey = KEY, job_id: str = "7_0") -> SubmittedTask:
+    return SubmittedTask(student, "mnist", key, job_id, "/shared/jobs/%j")
+
+
+def test_a_task_stays_open_until_its_attempt_is_recorded(store: Store) -> None:
+    run_id = store.begin_run("2024-01-01T00:00:00+00:00", [], ENV)
+    ids = store.add_tasks([task(), task("bob", job_id="7_1")], run_id, "2024-01-01T00:00:01")
+    assert len(set(ids)) == 2
+    assert store.open_tasks() == [
+        dataclasses.replace(task(), id=ids[0]),
+        dataclasses.replace(task("bob", job_id="7_1"), id=ids[1]),
+    ]
+    assert store.open_tasks()[0].key.mode is Mode.RETRAIN
+    store.record(result(), run_id)  # alice's attempt answers alice's task, in one transaction
+    assert [t.student for t in store.open_tasks()] == ["bob"]
+    store.record(result(), run_id)  # a second attempt has no task left to close
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT student, closed_by FROM slurm_tasks ORDER BY id").fetchall()
+    assert rows == [("alice", "result"), ("bob", None)]
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(CacheKey)])
+def test_an_attempt_under_another_key_leaves_the_task_open(store: Store, field: str) -> None:
+    store.add_tasks([task()], 1, "2024-01-01T00:00:01")
+    other = dataclasses.replace(KEY, **{field: Mode.LOAD if field == "mode" else "different"})
+    store.record(result(key=other))
+    store.record(result("bob"))
+    assert [t.student for t in store.open_tasks()] == ["alice"]
+
+
+def test_abandoned_tasks_are_closed_without_an_attempt(store: Store) -> None:
+    ids = store.add_tasks([task(), task("bob")], 1, "2024-01-01T00:00:01")
+    store.abandon_tasks([ids[0]], "2024-01-01T00:00:02")
+    assert [t.id for t in store.open_tasks()] == [ids[1]]
+    store.record(result())  # closes nothing: alice's task was abandoned already
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT student, closed_by FROM slurm_tasks ORDER BY id").fetchall()
+    assert rows == [("alice", "abandoned"), ("bob", None)]
+    assert store.attempts() == 1

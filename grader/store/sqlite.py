@@ -14,17 +14,31 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.core.results import CacheKey, Environment, Result
+from grader.core.results import CacheKey, Environment, Mode, Result
 from grader.store import migrations
 
 DB_NAME = "grades.sqlite"  # the store's name in a results folder
 CREATE_SECONDS = 60
 _FIELDS = [f.name for f in dataclasses.fields(Result)]
 _JSON_FIELDS = {"targets", "history"}
+_KEY_FIELDS = [f.name for f in dataclasses.fields(CacheKey)]  # all of them are Result fields too
+
+
+@dataclass(frozen=True)
+class SubmittedTask:
+    """A submission handed to Slurm whose attempt is not recorded yet: where its result will be."""
+
+    student: str
+    assignment: str
+    key: CacheKey  # what it is graded under; its attempt will carry the same key
+    job_id: str  # submitit's: "<array job>_<index>", or "<job>" for a lone task
+    folder: str  # submitit's folder pattern (it holds %j)
+    id: int = 0  # the store's row id; 0 until added
 
 
 class StoreError(Exception):
@@ -90,13 +104,65 @@ class Store:
             )
 
     def record(self, result: Result, run_id: int | None = None) -> None:
+        """Add an attempt. It answers any open Slurm task for the same submission and key, which
+        is closed in the same transaction: a task's result is never recorded twice."""
         row = {name: _to_column(name, getattr(result, name)) for name in _FIELDS}
         row["run_id"] = run_id
         columns = ", ".join(row)
+        key = [str(getattr(result, name)) for name in _KEY_FIELDS]  # a Result holds its key
         with self._connect() as db:
             db.execute(
                 f"INSERT INTO attempts ({columns}) VALUES ({', '.join('?' * len(row))})",
                 list(row.values()),
+            )
+            db.execute(
+                "UPDATE slurm_tasks SET closed_at = ?, closed_by = 'result' "
+                "WHERE student = ? AND assignment = ? AND closed_at IS NULL AND "
+                + " AND ".join(f"{name} = ?" for name in _KEY_FIELDS),
+                [result.finished_at or result.started_at, result.student, result.assignment, *key],
+            )
+
+    def add_tasks(self, tasks: list[SubmittedTask], run_id: int, submitted_at: str) -> list[int]:
+        """Remember tasks just handed to Slurm, in one transaction; return their row ids."""
+        columns = ["run_id", "student", "assignment", *_KEY_FIELDS, "job_id", "folder"]
+        insert = (
+            f"INSERT INTO slurm_tasks ({', '.join(columns)}, submitted_at) "
+            f"VALUES ({', '.join('?' * (len(columns) + 1))})"
+        )
+        ids = []
+        with self._connect() as db:
+            for t in tasks:
+                row = [run_id, t.student, t.assignment, *_key_values(t.key), t.job_id, t.folder]
+                cursor = db.execute(insert, [*row, submitted_at])
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+        return ids
+
+    def open_tasks(self) -> list[SubmittedTask]:
+        """Tasks handed to Slurm whose attempt is not recorded and that were not abandoned."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM slurm_tasks WHERE closed_at IS NULL ORDER BY id"
+            ).fetchall()
+        return [
+            SubmittedTask(
+                student=row["student"],
+                assignment=row["assignment"],
+                key=_to_key(row),
+                job_id=row["job_id"],
+                folder=row["folder"],
+                id=row["id"],
+            )
+            for row in rows
+        ]
+
+    def abandon_tasks(self, ids: list[int], when: str) -> None:
+        """Close tasks that will never be recorded (cancelled, or graded under another key)."""
+        with self._connect() as db:
+            db.executemany(
+                "UPDATE slurm_tasks SET closed_at = ?, closed_by = 'abandoned' "
+                "WHERE id = ? AND closed_at IS NULL",
+                [(when, task_id) for task_id in ids],
             )
 
     def cached(self, student: str, assignment: str, key: CacheKey) -> Result | None:
@@ -149,6 +215,15 @@ class Store:
                 "and run again to start a new one",
                 busy=isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc),
             ) from None
+
+
+def _key_values(key: CacheKey) -> list[str]:
+    return [str(getattr(key, name)) for name in _KEY_FIELDS]
+
+
+def _to_key(row: sqlite3.Row) -> CacheKey:
+    values = {name: row[name] for name in _KEY_FIELDS}
+    return CacheKey(**{**values, "mode": Mode(values["mode"])})
 
 
 def _to_column(name: str, value: Any) -> Any:
