@@ -42,6 +42,7 @@ def main() -> int:
     args = parser.parse_args()
 
     boards: dict[str, pd.DataFrame] = {}
+    training: dict[str, float] = {}  # median seconds of training per submission, last round
     with tempfile.TemporaryDirectory() as folder:
         submissions = _copies(Path(folder) / "submissions", args.n, args.epochs)
 
@@ -57,7 +58,9 @@ def main() -> int:
                 env={**os.environ, "GRADER_REQUIRE_SANDBOX": ""},
             )  # fmt: skip
             seconds = time.perf_counter() - started
-            boards[name] = pd.read_csv(out / "leaderboard.csv")[METRICS]
+            board = pd.read_csv(out / "leaderboard.csv")
+            boards[name] = board[METRICS]
+            training[name] = float(board["train_seconds"].median())
             return seconds
 
         names = args.ways.split(",")
@@ -73,7 +76,12 @@ def main() -> int:
             print(f"  throughput {fast} vs {slow}, {ratio(figures, slow, fast)}")
     for name in names:
         hundred = statistics.median(figures[name]) / args.n * 100
-        print(f"  {name}: 100 submissions would take {hundred / 60:.1f} min")
+        workers = int(name.split("-")[1])
+        floor = training[name] * 100 / workers  # what the students' training alone takes
+        print(
+            f"  {name}: 100 submissions would take {hundred / 60:.1f} min; their training "
+            f"alone ({training[name]:.2f} s each, {workers} at once) {floor / 60:.1f} min"
+        )
     reference = boards[names[0]]
     same = all(board.equals(reference) for board in boards.values())
     ok = (reference["status"] == "ok").all()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import sys
 from collections.abc import Callable
 from concurrent.futures import as_completed
 from dataclasses import dataclass
@@ -18,18 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from tqdm import tqdm
 
 from grader import __version__
 from grader.core.machine import DEVICES, DeviceError, cpu, gpus
 from grader.core.results import CacheKey, Environment, Mode, Result
 from grader.core.spec import Spec, load_specs
-from grader.core.submission import Submission, discover, from_file
+from grader.core.submission import StudentMeta, Submission, discover, from_file
 from grader.data.cache import PreparedData
 from grader.data.registry import prepare
 from grader.execute.local import Executor, GradeRequest, LocalExecutor
 from grader.jobs.grade import GradingContext, grade, now, resolve_mode
 from grader.publish.board import CSV_NAME, write_leaderboard
+from grader.publish.reports import REPORTS, build_report, report_folder, write_report
 from grader.sandbox.box import Sandbox
 from grader.sandbox.workspace import remove_stale_workspaces
 from grader.store.sqlite import DB_NAME, Store
@@ -38,6 +37,8 @@ if TYPE_CHECKING:  # importing it for real pulls in submitit, needed only for Sl
     from grader.execute.slurm import SlurmOptions
 
 Log = Callable[[str], None]
+# Told of each graded submission as it finishes: (result, how many done, how many to grade).
+Progress = Callable[[Result, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class RunSummary:
     graded: int
     reused: int
     csv_path: Path
+    reports: Path  # OUT/reports: <student>/<assignment>.html and .md for every row
+    reports_written: int = 0
 
 
 def environment(device: str = "auto") -> Environment:
@@ -91,39 +94,86 @@ def _torch_version() -> str:
     return found.group(1) if found else "unknown"
 
 
-def run(options: RunOptions, sandbox: Sandbox, log: Log) -> RunSummary:
+def run(
+    options: RunOptions, sandbox: Sandbox, log: Log, progress: Progress | None = None
+) -> RunSummary:
     env = _run_environment(options)
     specs = load_specs(options.assignments)
     max_weights = max(s.budgets.weights_bytes for s in specs.values())
     submissions = discover(options.submissions, specs, max_weights)
     store = Store(options.out / DB_NAME)
     remove_stale_workspaces()
+    _record_students(store, submissions, log)
     contexts = _contexts(specs, {s.assignment for s in submissions}, options, env)
     pending = [s for s in submissions if options.force or not _reusable(store, s, contexts)]
     reused = len(submissions) - len(pending)
     log(f"{len(submissions)} submissions: {reused} unchanged and reused, {len(pending)} to grade")
     run_id = store.begin_run(now(), [str(layer) for layer in sandbox.layers], env)
     executor = _executor(options, sandbox, store, run_id, env, log)
+    meta = {student: StudentMeta.from_dict(m) for student, m in store.students().items()}
+    written = 0
+
+    def recorded(result: Result, done: int) -> None:
+        nonlocal written
+        store.record(result, run_id)
+        if progress:
+            progress(result, done, len(pending))
+        # Rendered while other submissions still grade in their sandboxes.
+        written += _write_report(result, specs, options.out, meta, log)
+
     try:
         requests = [GradeRequest(s, contexts[s.assignment]) for s in pending]
-        _grade_all(executor, requests, store, run_id)
+        _grade_all(executor, requests, recorded)
     finally:
         executor.close()
-        board = write_leaderboard(store.latest(), specs, options.out)
+        board = write_leaderboard(store.latest(), specs, options.out, meta)
+    for result in store.latest():  # rows reused from earlier runs whose reports are missing
+        if not _report_path(options.out, result).exists():
+            written += _write_report(result, specs, options.out, meta, log)
     store.finish_run(run_id, now(), len(pending), reused)
-    return RunSummary(board, len(pending), reused, options.out / CSV_NAME)
+    return RunSummary(
+        board, len(pending), reused, options.out / CSV_NAME, options.out / REPORTS, written
+    )
 
 
-def _grade_all(executor: Executor, requests: list[GradeRequest], store: Store, run_id: int) -> None:
-    """Record each Result the moment it is known; an interruption stops every job."""
+def _record_students(store: Store, submissions: list[Submission], log: Log) -> None:
+    """Keep what each student.toml says; say what in it was ignored (it never stops a run)."""
+    metadata = {}
+    for sub in submissions:
+        if sub.student in metadata or (sub.problem and not sub.content_hash):
+            continue  # one file per student; a rejected folder's is not read
+        metadata[sub.student] = sub.meta.to_dict()
+        for reason in sub.meta.ignored:
+            log(f"{sub.student}/student.toml: ignored: {reason}")
+    store.record_students(metadata, now())
+
+
+def _report_path(out: Path, result: Result) -> Path:
+    return report_folder(out, result.student) / f"{result.assignment}.html"
+
+
+def _write_report(
+    result: Result, specs: dict[str, Spec], out: Path, meta: dict[str, StudentMeta], log: Log
+) -> int:
+    """Write one row's report; a report that cannot be written is said, not fatal."""
+    try:
+        report = build_report(result, specs.get(result.assignment), meta.get(result.student))
+        write_report(report, report_folder(out, result.student))
+    except Exception as exc:  # a report is an extra: never lose the run over one
+        reason = exc.strerror if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        log(f"warning: no report for {result.student}/{result.assignment}: {reason}")
+        return 0
+    return 1
+
+
+def _grade_all(
+    executor: Executor, requests: list[GradeRequest], recorded: Callable[[Result, int], None]
+) -> None:
+    """Hand on each Result the moment it is known; an interruption stops every job."""
     try:
         futures = executor.submit_all(requests)
-        with tqdm(total=len(futures), desc="grading", unit="sub", file=sys.stderr) as bar:
-            for future in as_completed(futures):
-                result = future.result()
-                store.record(result, run_id)
-                bar.set_postfix_str(f"{result.student}/{result.assignment}: {result.status}")
-                bar.update()
+        for done, future in enumerate(as_completed(futures), 1):
+            recorded(future.result(), done)
     except BaseException:
         executor.stop()
         raise

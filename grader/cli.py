@@ -19,8 +19,8 @@ from click.core import ParameterSource
 
 from grader import __version__
 from grader.core.machine import DEVICES, DeviceError
-from grader.core.results import Mode, Result
-from grader.core.spec import DATASETS, SpecError, SpecsFound, Target, load_specs, locate_specs
+from grader.core.results import Mode, Policy, Result
+from grader.core.spec import DATASETS, Spec, SpecError, SpecsFound, load_specs, locate_specs
 from grader.core.submission import SubmissionsError, assignment_of
 from grader.data.errors import DataError
 from grader.data.fetch import FetchError
@@ -32,6 +32,7 @@ from grader.store.sqlite import StoreError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from grader.api import RunSummary
     from grader.execute.slurm import SlurmOptions
 
 USER_ERRORS = (
@@ -45,6 +46,8 @@ USER_ERRORS = (
     SlurmError,
 )
 LOG_LINES = 12
+FORMATS = ("csv", "md", "html", "json")  # grader.publish.board.FORMATS, without importing it
+QUIET = "grader.quiet"  # in the click context's meta: say nothing but warnings and errors
 EXECUTORS = ("local", "slurm")
 # Options of `run` that only Slurm uses, by parameter name, as the command line spells them.
 SLURM_ONLY = {
@@ -52,7 +55,7 @@ SLURM_ONLY = {
     "partition": "--partition",
     "account": "--account",
     "gpus_per_task": "--gpus-per-task",
-    "array_parallelism": "--array-parallelism",
+    "array_parallelism": "--slurm-array-parallelism",
     "slurm_options": "--slurm-option",
 }
 SBATCH_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -152,7 +155,8 @@ executor_options = [
         help="slurm: GPUs per task; with GPUs, jobs train on CUDA.",
     ),
     click.option(
-        "--array-parallelism",
+        "--slurm-array-parallelism",
+        "array_parallelism",
         type=click.IntRange(min=1),
         default=None,
         help="slurm: at most this many tasks run at once.",
@@ -214,6 +218,13 @@ def main() -> None:
     is_flag=True,
     help="Train twice and flag submissions whose weights differ.",
 )
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a machine-readable summary on stdout instead of the table.",
+)
 @with_sandbox_options
 @with_executor_options
 def run_command(
@@ -228,6 +239,8 @@ def run_command(
     workers: int | None,
     force: bool,
     verify_determinism: bool,
+    quiet: bool,
+    as_json: bool,
     require_sandbox: bool,
     no_sandbox: bool,
     warm: bool,
@@ -241,13 +254,17 @@ def run_command(
 ) -> None:
     """Grade every SUBMISSIONS/<student>/<assignment>.py and write OUT/leaderboard.csv.
 
-    Submissions already graded under the same code, spec, data and grader version are reused
-    from OUT/grades.sqlite (except timeouts and crashes, which are graded again). Exits 0 when
-    the batch finished, even if some rows failed. With --executor slurm, a run started again
-    after an interruption collects the tasks the first one left in Slurm.
+    Every row also gets a report, OUT/reports/<student>/<assignment>.html and .md. Submissions
+    already graded under the same code, spec, data and grader version are reused from
+    OUT/grades.sqlite (except timeouts and crashes, which are graded again). Progress goes to
+    stderr: a bar on a terminal, else one line per finished submission. Exits 0 when the batch
+    finished, even if some rows failed. With --executor slurm, a run started again after an
+    interruption collects the tasks the first one left in Slurm.
     """
     from grader import api
+    from grader.publish.progress import RunProgress, summary
 
+    click.get_current_context().meta[QUIET] = quiet
     _refuse_contradiction(require_sandbox, no_sandbox)
     slurm = _slurm(
         executor,
@@ -276,10 +293,19 @@ def run_command(
             device=device,
             slurm=slurm,
         )
-        with _sandbox(require_sandbox, no_sandbox, warm) as sandbox:
-            summary = api.run(options, sandbox, _log)
-    _print_table(summary.board)
-    _log(f"wrote {summary.csv_path} ({summary.graded} graded, {summary.reused} reused)")
+        progress = None if quiet else RunProgress()
+        try:
+            with _sandbox(require_sandbox, no_sandbox, warm) as sandbox:
+                done = api.run(options, sandbox, _log, progress)
+        finally:
+            if progress:
+                progress.close()
+    if as_json:
+        click.echo(_run_json(done))
+    elif not quiet:
+        _print_table(done.board)
+    _log(summary(list(done.board["status"]), done.graded, done.reused))
+    _log(f"wrote {done.csv_path}; reports in {done.reports}")
 
 
 @main.command("check")
@@ -299,6 +325,13 @@ def run_command(
     default=None,
     help="Also save the graded weights here (safetensors), ready to submit.",
 )
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write the report, as `grader run` does: DIR/<assignment>.html and .md.",
+)
 @with_sandbox_options
 def check_command(
     file: Path,
@@ -310,6 +343,7 @@ def check_command(
     timeout_seconds: float | None,
     device: str,
     save_weights: Path | None,
+    report_dir: Path | None,
     require_sandbox: bool,
     no_sandbox: bool,
     warm: bool,
@@ -351,7 +385,7 @@ def check_command(
             )
             if save_weights and weights_dir and result.ok:
                 atomic_copy(weights_dir / name / f"{result.student}.safetensors", save_weights)
-    _print_check(result, spec.targets, save_weights)
+    _print_check(result, spec, save_weights, report_dir)
     if not result.ok:
         sys.exit(1)
 
@@ -362,19 +396,193 @@ def check_command(
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("results"),
     show_default=True,
-    help="Folder holding grades.sqlite.",
+    help="Folder to write into; it holds grades.sqlite unless --store says otherwise.",
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The results store to render.  [default: OUT/grades.sqlite]",
+)
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    default=("csv",),
+    metavar="csv|md|html|json",
+    show_default=True,
+    help="What to write (repeatable): leaderboard.csv (with leaderboard.png), leaderboard.md, "
+    "leaderboard.html (one self-contained page) or leaderboard.json.",
+)
+@click.option(
+    "--policy",
+    default=Policy.LATEST.value,
+    metavar="best|latest",
+    show_default=True,
+    help="Which attempt stands for a student: their best graded one, or their latest.",
+)
+@click.option(
+    "--anonymize",
+    is_flag=True,
+    help="Show pseudonyms (student.toml's, else ids derived with this store's secret) instead "
+    "of student ids, everywhere in the files.",
 )
 @assignments_option
-def leaderboard_command(out: Path, assignments: Path | None) -> None:
-    """Regenerate OUT/leaderboard.csv and OUT/leaderboard.png from the results store."""
-    from grader.publish.board import write_leaderboard
+def leaderboard_command(
+    out: Path,
+    store_path: Path | None,
+    formats: tuple[str, ...],
+    policy: str,
+    anonymize: bool,
+    assignments: Path | None,
+) -> None:
+    """Render the leaderboard from the results store, as csv, md, html or json.
+
+    It never grades or retrains: every file comes from the attempts the store holds.
+    """
+    from grader.core.submission import StudentMeta
+    from grader.publish.board import build_board, write_board
     from grader.store.sqlite import DB_NAME, Store
 
+    for name in formats:
+        if name not in FORMATS:
+            raise click.ClickException(f"unknown format {name!r} (known: {', '.join(FORMATS)})")
+    if policy not in {p.value for p in Policy}:
+        raise click.ClickException(f"unknown policy {policy!r} (known: best, latest)")
+    path = store_path or out / DB_NAME
     with user_errors():
-        store = Store(out / DB_NAME, create=False)
-        specs = load_specs(_specs(assignments, out).folder)
-        board = write_leaderboard(store.latest(), specs, out)
-    _print_table(board)
+        store = Store(path, create=False)
+        results = store.standing(Policy(policy))
+        if not results:
+            raise click.ClickException(
+                f"{path} holds no graded submissions; run `grader run` first"
+            )
+        specs = load_specs(_specs(assignments, path.parent).folder)
+        meta = {s: StudentMeta.from_dict(m) for s, m in store.students().items()}
+        board = build_board(
+            results,
+            specs,
+            policy=Policy(policy),
+            meta=meta,
+            secret=store.secret() if anonymize else None,
+        )
+        try:
+            written = write_board(board, out, dict.fromkeys(formats))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write into {out}: {exc.strerror or exc}") from None
+    _print_table(board.frame)
+    _log("wrote " + ", ".join(str(p) for p in dict.fromkeys(written)))
+
+
+@main.group("gradescope")
+def gradescope_group() -> None:
+    """Package the grader as a Gradescope autograder, and grade inside one."""
+
+
+@gradescope_group.command("build")
+@click.option("--assignment", required=True, help="The assignment the autograder grades.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("autograder.zip"),
+    show_default=True,
+    help="The zip to upload to Gradescope.",
+)
+@click.option(
+    "--wheel",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Ship this course-grader wheel.  [default: build one from this checkout]",
+)
+@click.option(
+    "--install-line",
+    default=None,
+    help="pip arguments that install course-grader instead of a wheel "
+    "(e.g. 'course-grader==0.2.0').",
+)
+@assignments_option
+def gradescope_build_command(
+    assignment: str,
+    output: Path,
+    wheel: Path | None,
+    install_line: str | None,
+    assignments: Path | None,
+) -> None:
+    """Write the autograder zip: setup.sh, run_autograder, the spec and the grader's wheel."""
+    from grader.adapters import gradescope
+
+    if wheel and install_line:
+        raise click.ClickException("--wheel and --install-line contradict each other")
+    with user_errors(), gradescope_errors():
+        spec = _known_spec(_specs(assignments, Path.cwd()).folder, assignment)
+        names = gradescope.build_zip(spec, output, wheel=wheel, install=install_line)
+    _log(f"wrote {output}: {', '.join(names)}")
+
+
+@gradescope_group.command("run")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/autograder"),
+    show_default=True,
+    help="Gradescope's folder: ROOT/submission in, ROOT/results/results.json out.",
+)
+@click.option(
+    "--assignment",
+    default=None,
+    help="Assignment name; default: the spec in ROOT/source, else the submitted file's name.",
+)
+@data_dir_option
+@cache_dir_option
+@mode_option
+@timeout_option
+@with_sandbox_options
+def gradescope_run_command(
+    root: Path,
+    assignment: str | None,
+    data_dir: Path,
+    cache_dir: Path,
+    mode: str,
+    timeout_seconds: float | None,
+    require_sandbox: bool,
+    no_sandbox: bool,
+    warm: bool,
+) -> None:
+    """Grade ROOT/submission/<assignment>.py into ROOT/results/results.json.
+
+    A submission that fails still gets a valid results.json (exit 0); when the grader itself
+    cannot grade (missing data, a broken spec), results.json says so and the exit is 1.
+    """
+    import time
+
+    from grader import api
+    from grader.adapters import gradescope
+    from grader.data.registry import prepare
+
+    _refuse_contradiction(require_sandbox, no_sandbox)
+    started = time.monotonic()
+
+    def check(file: Path, spec: Spec) -> Result:
+        data = prepare(spec.assignment.dataset, data_dir, cache_dir)
+        with _sandbox(require_sandbox, no_sandbox, warm) as sandbox:
+            _log(f"grading {file} as {spec.name} ({data.description}) ...")
+            return api.check(
+                file, spec, sandbox, data, mode=Mode(mode), timeout_seconds=timeout_seconds
+            )
+
+    try:
+        with user_errors(), gradescope_errors():
+            result = gradescope.run(root, assignment, check)
+    except click.ClickException as exc:
+        gradescope.write_results(
+            root, gradescope.failed_json(exc.message, time.monotonic() - started)
+        )
+        raise
+    _log(
+        f"{result.student}/{result.assignment}: {result.status}; wrote {root / gradescope.RESULTS}"
+    )
 
 
 @main.command("sandbox")
@@ -407,6 +615,79 @@ def data_command(names: tuple[str, ...], data_dir: Path, cache_dir: Path, offlin
             click.echo(f"{name}: {prepared.description}, checksum {prepared.checksum[:16]}")
 
 
+@main.command("collect")
+@click.argument("export", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--to",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("submissions"),
+    show_default=True,
+    help="The submissions folder to place them in.",
+)
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["canvas", "moodle", "folder"]),
+    default=None,
+    help="The export's layout; default: told from its file names.",
+)
+@click.option(
+    "--assignment",
+    default=None,
+    help="The assignment every Python file is for; default: the one each file's name names.",
+)
+@assignments_option
+@click.option("--replace", is_flag=True, help="Replace files that differ from the export's.")
+def collect_command(
+    export: Path,
+    to: Path,
+    export_format: str | None,
+    assignment: str | None,
+    assignments: Path | None,
+    replace: bool,
+) -> None:
+    """Place an LMS bulk download (EXPORT: a zip or a folder) as TO/<student>/<assignment>.py.
+
+    Reads Canvas's "Download Submissions" zip, Moodle's "Download all submissions" zip, or a
+    folder of <student>/ folders. Weights beside a file go with it; Canvas's late marker is
+    recorded in TO/<student>/student.toml. A file that differs from the export's is kept unless
+    --replace is given. Exits 0 when the export was read; what could not be placed is listed.
+    """
+    from grader.adapters.archive import ExportError
+    from grader.adapters.collect import Format, Options, collect
+
+    with user_errors():
+        specs = load_specs(_specs(assignments, to).folder)
+    if assignment is not None and assignment not in specs:
+        raise click.ClickException(
+            f"unknown assignment {assignment!r} (known: {', '.join(sorted(specs))})"
+        )
+    try:
+        options = Options(
+            known=tuple(sorted(specs)),
+            assignment=assignment,
+            replace=replace,
+            max_weights_bytes=max(s.budgets.weights_bytes for s in specs.values()),
+        )
+        report = collect(export, to, options, Format(export_format) if export_format else None)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    _log(f"{export}: a {report.format} export")
+    for placed in report.placed:
+        late = "  (late)" if placed.student in report.late else ""
+        files = ", ".join(placed.files)
+        click.echo(f"{placed.action:<10} {placed.student}/: {files}{late}")
+    if report.problems:
+        click.echo("not placed:")
+        for problem in report.problems:
+            click.echo(f"  {problem.path}: {problem.reason}")
+    counts = {a: sum(p.action == a for p in report.placed) for a in ("new", "replaced")}
+    click.echo(
+        f"{len(report.placed)} placed in {to} ({counts['new']} new, {counts['replaced']} "
+        f"replaced), {len(report.problems)} not placed, {len(set(report.late))} late"
+    )
+
+
 def check_main(path: str, assignment: str) -> None:
     """`python my_har.py` runs `grader check` on itself as the named assignment, whatever the
     copy is called, passing on any extra arguments."""
@@ -419,6 +700,25 @@ def user_errors() -> Iterator[None]:
         yield
     except USER_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def gradescope_errors() -> Iterator[None]:
+    from grader.adapters.gradescope import GradescopeError
+
+    try:
+        yield
+    except GradescopeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _known_spec(folder: Path, name: str) -> Spec:
+    specs = load_specs(folder)
+    if name not in specs:
+        raise click.ClickException(
+            f"unknown assignment {name!r} (known: {', '.join(sorted(specs))}); use --assignment"
+        )
+    return specs[name]
 
 
 def _specs(assignments: Path | None, near: Path) -> SpecsFound:
@@ -455,7 +755,7 @@ def _slurm(
         return None
     if workers is not None:
         raise click.ClickException(
-            "--workers is for --executor local; with slurm, use --array-parallelism"
+            "--workers is for --executor local; with slurm, use --slurm-array-parallelism"
         )
     if shared_dir is None:
         raise click.ClickException(
@@ -515,7 +815,12 @@ def _print_table(board: pd.DataFrame) -> None:
     click.echo(table_text(board))
 
 
-def _print_check(result: Result, targets: tuple[Target, ...], save_weights: Path | None) -> None:
+def _print_check(
+    result: Result, spec: Spec, save_weights: Path | None, report_dir: Path | None
+) -> None:
+    from grader.publish.reports import build_report, write_report
+
+    report = build_report(result, spec, pictures=report_dir is not None)
     click.echo(f"{result.student}/{result.assignment}: {result.status}")
     if not result.ok:
         click.echo(f"  {result.message}")
@@ -523,29 +828,69 @@ def _print_check(result: Result, targets: tuple[Target, ...], save_weights: Path
             click.echo("  last lines of its output:")
             for line in result.log_tail.strip().splitlines()[-LOG_LINES:]:
                 click.echo(f"    {line}")
-        return
-    assert result.train_accuracy is not None and result.test_accuracy is not None
-    click.echo(
-        f"  train accuracy {result.train_accuracy:.4f}   test accuracy "
-        f"{result.test_accuracy:.4f}   gap {result.gap:+.4f}"
-    )
-    for target in targets:
-        met = "met" if result.targets.get(target.name) else "not met"
-        click.echo(f"  target {target.name} ({target.description}): {met}")
-    how = (
-        "evaluated the submitted weights"
-        if result.mode is Mode.LOAD
-        else f"{result.epochs} epochs, trained in {result.train_seconds or 0:.1f} s"
-    )
-    click.echo(
-        f"  {result.params} parameters, {how}, seed {result.seed}, {result.threads} thread(s)"
-    )
-    if save_weights:
+    else:
+        assert result.train_accuracy is not None and result.test_accuracy is not None
+        click.echo(
+            f"  train accuracy {result.train_accuracy:.4f}   test accuracy "
+            f"{result.test_accuracy:.4f}   gap {result.gap:+.4f}"
+        )
+        for target in report.targets:
+            met = "met" if target.met else "not met"
+            margins = ", ".join(
+                f"{b.what} margin {b.margin * 100:+.2f} points" for b in target.bounds
+            )
+            click.echo(f"  target {target.target.name} ({target.target.description}): {met}")
+            click.echo(f"    {margins}")
+        how = (
+            "evaluated the submitted weights"
+            if result.mode is Mode.LOAD
+            else f"{result.epochs} epochs, trained in {result.train_seconds or 0:.1f} s"
+        )
+        click.echo(
+            f"  {result.params} parameters, {how}, seed {result.seed}, {result.threads} thread(s)"
+        )
+    click.echo("diagnosis:")
+    for finding in report.findings:
+        click.echo(f"  {finding.title}. {finding.evidence}")
+        for advice in finding.advice:
+            click.echo(f"    - {advice}")
+    if save_weights and result.ok:
         click.echo(f"  weights saved to {save_weights}")
+    if report_dir is not None:
+        try:
+            written = write_report(report, report_dir)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot write the report into {report_dir}: {exc.strerror or exc}"
+            ) from None
+        click.echo(f"report: {written[-1]} and {written[-2]}")
+
+
+def _run_json(summary: RunSummary) -> str:
+    """The run as JSON for scripts: counts, files, and every row of the board."""
+    import json
+
+    from grader.publish.board import rows_json
+
+    return json.dumps(
+        {
+            "graded": summary.graded,
+            "reused": summary.reused,
+            "leaderboard": str(summary.csv_path),
+            "reports": str(summary.reports),
+            "rows": rows_json(summary.board),
+        },
+        indent=2,
+        allow_nan=False,
+    )
 
 
 def _log(message: str) -> None:
-    click.echo(message, err=True)
+    """A line for the person at the terminal (stderr); --quiet keeps only warnings."""
+    context = click.get_current_context(silent=True)
+    quiet = context is not None and context.meta.get(QUIET, False)
+    if not quiet or message.startswith("warning"):
+        click.echo(message, err=True)
 
 
 if __name__ == "__main__":

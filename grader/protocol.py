@@ -29,11 +29,15 @@ from grader.core.machine import pinned_environment
 from grader.core.results import Status
 from grader.core.text import one_line
 
-PROTOCOL_VERSION = 2  # 1: course-grader 0.1's argv and environment, never versioned
+# 1: course-grader 0.1's argv and environment, never versioned; 2: the training history;
+# 3: the contract checks the child ran, in the report.
+PROTOCOL_VERSION = 3
 MESSAGE_CHARS = 300
 ATTESTATION_BYTES = 16_000
 REPORT_BYTES = 256_000
 MAX_HISTORY = 1000  # epochs a report may describe
+MAX_CHECKS = 64  # contract checks a report may list
+CHECK_NAME_CHARS = 64
 
 # Files in IN_DIR
 CONFIG = "job.json"
@@ -191,6 +195,22 @@ class EpochRecord:
 
 
 @dataclass(frozen=True)
+class CheckRecord:
+    """One contract check the child ran, by name, and whether the submission passed it."""
+
+    name: str
+    passed: bool
+
+    @classmethod
+    def parse(cls, raw: Any) -> CheckRecord | None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("passed"), bool):
+            return None
+        name = raw.get("name")
+        name = one_line(name, CHECK_NAME_CHARS) if isinstance(name, str) else ""
+        return cls(name, raw["passed"]) if name else None
+
+
+@dataclass(frozen=True)
 class ChildReport:
     """The child's own account of a phase. Untrusted: student code could have written it."""
 
@@ -200,6 +220,8 @@ class ChildReport:
     train_seconds: float | None = None
     history: tuple[EpochRecord, ...] = ()
     best_epoch: int | None = None  # the epoch whose weights were kept, when not the last
+    # The contract checks run, in order; a failed one is last (the phase stopped there).
+    checks: tuple[CheckRecord, ...] = ()
 
     def to_json(self) -> str:
         report = asdict(self)
@@ -214,6 +236,8 @@ class ChildReport:
             return None
         history = raw.get("history")
         records = history[:MAX_HISTORY] if isinstance(history, list) else []
+        checks = raw.get("checks")
+        check_records = checks[:MAX_CHECKS] if isinstance(checks, list) else []
         return cls(
             status=Status(status),
             message=one_line(str(raw.get("message", "")), MESSAGE_CHARS),
@@ -221,6 +245,7 @@ class ChildReport:
             train_seconds=_number(raw.get("train_seconds")),
             history=tuple(r for r in map(EpochRecord.parse, records) if r is not None),
             best_epoch=_integer(raw.get("best_epoch")),
+            checks=tuple(c for c in map(CheckRecord.parse, check_records) if c is not None),
         )
 
 

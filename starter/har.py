@@ -8,8 +8,9 @@ The grader imports this file and uses exactly two things from it:
   of shape (N, 6).
 * ``HPARAMS``: how the grader trains your model (epochs, batch size, optimizer, ...).
 
-Optionally you may also define ``train(model, train_set, hparams)`` to replace the grader's
-training loop; see the handout (course/handouts/har.md).
+Optionally you may also define ``train(model, train_set, hparams)`` (or, to draw training
+curves in your report, ``train(model, train_set, hparams, report_epoch)``) to replace the
+grader's training loop; see the handout (course/handouts/har.md).
 
 Check your work locally with ``python starter/har.py`` (or ``grader check starter/har.py``),
 from any folder and under any file name.
@@ -21,13 +22,13 @@ from torch import nn
 # Heads-up: with a constant learning rate this network's accuracy can jump by a few
 # points from one epoch to the next (BatchNorm's running averages lag behind the
 # weights). Grading is deterministic, so one setting always gives the same number, but
-# its neighbours (epochs +-1) may not: check a few. A smaller lr, no BatchNorm,
-# or your own train() with a decaying learning rate (see the handout) calms it down.
+# its neighbours (epochs +-1) may not: check a few. A smaller lr, no BatchNorm, or a
+# decaying learning rate ("scheduler": "steplr", see course/lessons/) calms it down.
 HPARAMS = {
     "epochs": 25,
     "batch_size": 64,
     "lr": 1e-3,
-    "optimizer": "adam",  # "sgd", "adam" or "adamw"
+    "optimizer": "adam",  # any torch.optim class by name: "sgd", "adamw", "radam", ...
     "weight_decay": 0.0,
     "loss": "cross_entropy",  # the model returns raw logits
 }

@@ -8,8 +8,9 @@ The grader imports this file and uses exactly two things from it:
   scores of shape (N, 10).
 * ``HPARAMS``: how the grader trains your model (epochs, batch size, optimizer, ...).
 
-Optionally you may also define ``train(model, train_set, hparams)`` to replace the grader's
-training loop; see the handout (course/handouts/mnist.md).
+Optionally you may also define ``train(model, train_set, hparams)`` (or, to draw training
+curves in your report, ``train(model, train_set, hparams, report_epoch)``) to replace the
+grader's training loop; see the handout (course/handouts/mnist.md).
 
 Check your work locally with ``python starter/mnist.py`` (or ``grader check starter/mnist.py``),
 from any folder and under any file name.
@@ -25,7 +26,7 @@ HPARAMS = {
     "epochs": 3,
     "batch_size": 10,
     "lr": 1e-3,
-    "optimizer": "adam",  # "sgd", "adam" or "adamw"
+    "optimizer": "adam",  # any torch.optim class by name: "sgd", "adamw", "radam", ...
     "weight_decay": 0.0,
     "loss": "nll",  # our forward ends in log_softmax, so the loss is the negative log-likelihood
 }

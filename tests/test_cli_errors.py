@@ -308,7 +308,19 @@ def test_leaderboard_regenerates_the_csv(tmp_path: Path) -> None:
         ),
         (
             ["leaderboard"],
-            "Regenerate OUT/leaderboard.csv and OUT/leaderboard.png from the results store.",
+            "Render the leaderboard from the results store, as csv, md, html or json.",
+        ),
+        (
+            ["gradescope"],
+            "Package the grader as a Gradescope autograder, and grade inside one.",
+        ),
+        (
+            ["gradescope", "build"],
+            "Write the autograder zip: setup.sh, run_autograder, the spec and the grader's wheel.",
+        ),
+        (
+            ["gradescope", "run"],
+            "Grade ROOT/submission/<assignment>.py into ROOT/results/results.json.",
         ),
         (
             ["sandbox"],
@@ -317,7 +329,7 @@ def test_leaderboard_regenerates_the_csv(tmp_path: Path) -> None:
         ),
         (["data"], "Download (if needed), verify and cache the datasets NAMES (default: all)."),
     ],
-    ids=["main", "run", "check", "leaderboard", "sandbox", "data"],
+    ids=lambda value: ("-".join(value) or "main") if isinstance(value, list) else "",
 )
 def test_help(command: list[str], purpose: str) -> None:
     result = invoke(*command, "--help")

@@ -20,6 +20,7 @@ from grader.child.contract import (
     parse_hparams,
     run_checks,
 )
+from grader.child.hparams import optimizers
 
 STARTER = Path(__file__).resolve().parents[1] / "starter"
 VALID = {"epochs": 3, "batch_size": 32, "lr": 0.01}
@@ -86,13 +87,15 @@ HPARAM_ERRORS = [
     (None, "HPARAMS must be a dict"),
     (
         {**VALID, "epoch": 3},
-        "HPARAMS has unknown key 'epoch' (known: batch_size, epochs, loss, lr, "
-        "momentum, optimizer, weight_decay)",
+        "HPARAMS has unknown key 'epoch' (known: batch_size, early_stopping, epochs, loss, lr, "
+        "momentum, optimizer, optimizer_args, scheduler, scheduler_args, validation_split, "
+        "weight_decay)",
     ),
     (
         {**VALID, "zeta": 1, "alpha": 2},
-        "HPARAMS has unknown key 'alpha' (known: batch_size, "
-        "epochs, loss, lr, momentum, optimizer, weight_decay)",
+        "HPARAMS has unknown key 'alpha' (known: batch_size, early_stopping, epochs, loss, lr, "
+        "momentum, optimizer, optimizer_args, scheduler, scheduler_args, validation_split, "
+        "weight_decay)",
     ),
     ({"batch_size": 32, "lr": 0.01}, "HPARAMS is missing 'epochs'"),
     ({"epochs": 3, "lr": 0.01}, "HPARAMS is missing 'batch_size'"),
@@ -117,14 +120,16 @@ HPARAM_ERRORS = [
     ),
     ({**VALID, "momentum": None}, "HPARAMS['momentum'] must be a non-negative number, not None"),
     (
-        {**VALID, "optimizer": "rmsprop"},
-        "HPARAMS['optimizer'] must be one of sgd, adam, adamw, not 'rmsprop'",
+        {**VALID, "optimizer": "adamm"},
+        "HPARAMS['optimizer'] must name a class in torch.optim "
+        f"({', '.join(sorted(optimizers()))}), not 'adamm'",
     ),
     (
-        {**VALID, "optimizer": "Adam"},
-        "HPARAMS['optimizer'] must be one of sgd, adam, adamw, not 'Adam'",
+        {**VALID, "loss": "hinge"},
+        "HPARAMS['loss'] must be one of cross_entropy (on logits); nll (on log-probabilities, "
+        "from a forward ending in log_softmax); mse (between softmax(outputs) and one-hot "
+        "labels); not 'hinge'",
     ),
-    ({**VALID, "loss": "mse"}, "HPARAMS['loss'] must be one of cross_entropy, nll, not 'mse'"),
 ]
 
 

@@ -43,7 +43,7 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def grader_run(
-    course: Path, name: str, *, path: str | None = None, user: int | None = None
+    course: Path, name: str, *extra: str, path: str | None = None, user: int | None = None
 ) -> tuple[pd.DataFrame, str]:
     out = course / name
     out.mkdir(mode=0o777)
@@ -59,6 +59,7 @@ def grader_run(
         env["HOME"] = str(out)
     args = ["run", str(course / "submissions"), "--out", str(out), "--workers", "2"]
     args += ["--assignments", str(course / "assignments"), "--data-dir", str(course / "data")]
+    args += extra
     done = subprocess.run(
         [*prefix, sys.executable, "-m", "grader.cli", *args],
         cwd=out,
@@ -93,11 +94,16 @@ def test_without_bubblewrap_the_metrics_are_the_same_and_the_terminal_says_so(
         if require_sandbox():
             pytest.fail("bubblewrap should be installed here")
         pytest.skip("bubblewrap is not installed: nothing to compare the fallback with")
-    with_bwrap, first = grader_run(course, "with-bwrap")
-    fallback, second = grader_run(course, "without-bwrap", path=without_bwrap(course / "bin"))
+    hidden = without_bwrap(course / "bin")
+    with_bwrap, first = grader_run(course, "with-bwrap", "--no-warm")
+    fallback, second = grader_run(course, "without-bwrap", "--no-warm", path=hidden)
+    warm, third = grader_run(course, "warm-without-bwrap", path=hidden)
     assert (with_bwrap["status"] == "ok").all(), with_bwrap["message"]
     pd.testing.assert_frame_equal(with_bwrap[METRICS], fallback[METRICS])
+    pd.testing.assert_frame_equal(with_bwrap[METRICS], warm[METRICS])
     assert "sandbox namespaces: on (bubblewrap:" in layer_lines(first)[0]
+    if os.geteuid() == 0:
+        assert "jobs: warm: " in third  # the warm path needs no bubblewrap
     if os.geteuid() == 0:
         assert layer_lines(second)[0].startswith("sandbox namespaces: on (unshare fallback:")
         if require_sandbox():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
 from conftest import GOOD_HAR, GradeSource
 from safetensors.torch import save
 
 from grader.core.results import Result
+from grader.data.cache import PreparedData
 
 
 def test_good_submission_is_graded(grade_source: GradeSource) -> None:
@@ -203,4 +205,106 @@ def test_weights_for_another_architecture_are_invalid(grade_source: GradeSource)
     assert result.status == "invalid"
     assert result.message.startswith(
         "eval: weights do not load into the model: Error(s) in loading state_dict for Sequential"
+    )
+
+
+# --- what a graded row keeps for its report and for Gradescope --------------------------------
+
+CHECKS = [
+    "defines_build_model", "defines_hparams", "hparams_valid", "build_model_returns_module",
+    "model_has_parameters", "forward_output_shape",
+]  # fmt: skip
+
+
+def test_the_grader_computes_the_confusion_matrix_and_per_class_accuracy(
+    grade_source: GradeSource, tiny_har: PreparedData
+) -> None:
+    result = grade_source(GOOD_HAR)
+    assert result.ok
+    for part, size in (("train", 120), ("test", 60)):
+        matrix = np.asarray(result.confusion[part])
+        assert matrix.shape == (6, 6) and matrix.sum() == size
+        labels = tiny_har.load(f"{part}_labels")
+        assert list(matrix.sum(axis=1)) == list(np.bincount(labels, minlength=6))
+        accuracy = result.test_accuracy if part == "test" else result.train_accuracy
+        assert np.trace(matrix) / size == pytest.approx(accuracy)
+        per_class = result.class_accuracy[part]
+        assert per_class == pytest.approx(list(np.diag(matrix) / matrix.sum(axis=1)))
+
+
+def test_the_contract_checks_the_child_ran_are_kept(grade_source: GradeSource) -> None:
+    result = grade_source(GOOD_HAR)
+    assert result.checks == [{"name": name, "passed": True} for name in CHECKS]
+    with_train = GOOD_HAR + "\ndef train(model, train_set, hparams):\n    pass\n"
+    assert [c["name"] for c in grade_source(with_train).checks] == [
+        *CHECKS[:3], "train_is_callable", *CHECKS[3:]]  # fmt: skip
+
+
+def test_a_failed_check_is_kept_with_those_before_it(grade_source: GradeSource) -> None:
+    result = grade_source(GOOD_HAR.replace("Linear(16, num_classes)", "Linear(16, 5)"))
+    assert result.status == "invalid"
+    assert result.checks == [
+        *({"name": name, "passed": True} for name in CHECKS[:-1]),
+        {"name": "forward_output_shape", "passed": False},
+    ]
+
+
+def test_a_submission_that_dies_has_no_checks(grade_source: GradeSource) -> None:
+    result = grade_source(GOOD_HAR + "\nimport os\nos.abort()\n")
+    assert (result.status, result.checks) == ("crashed", [])
+
+
+REPORTING_TRAIN = """
+def train(model, train_set, hparams, report_epoch):
+    inputs, labels = train_set.tensors
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(hparams["epochs"]):
+        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        accuracy = (model(inputs).argmax(1) == labels).float().mean()
+        report_epoch(loss=loss.detach(), accuracy=accuracy, lr=0.1)
+"""
+
+
+def test_a_custom_train_can_report_its_epochs(grade_source: GradeSource) -> None:
+    result = grade_source(GOOD_HAR + REPORTING_TRAIN)
+    assert result.ok, result.message
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    for record in result.history:
+        assert record["loss"] > 0 and 0 <= record["accuracy"] <= 1 and record["lr"] == 0.1
+        assert record["val_accuracy"] is None
+
+
+def test_a_keyword_only_callback_and_none_values_work(grade_source: GradeSource) -> None:
+    source = GOOD_HAR + (
+        "\ndef train(model, train_set, hparams, *, report_epoch=None):\n"
+        "    for _ in range(hparams['epochs']):\n"
+        "        report_epoch(val_accuracy=0.5)\n"
+    )
+    result = grade_source(source)
+    assert [(r["epoch"], r["loss"], r["val_accuracy"]) for r in result.history] == [
+        (1, None, 0.5), (2, None, 0.5)]  # fmt: skip
+
+
+def test_a_three_argument_train_is_called_without_the_callback(grade_source: GradeSource) -> None:
+    source = GOOD_HAR + (
+        "\ndef train(model, train_set, hparams, *extra, **options):\n"
+        "    assert extra == () and options == {}, (extra, options)\n"
+    )
+    result = grade_source(source)
+    assert result.ok, result.message
+    assert result.history == []
+
+
+def test_a_bad_value_for_the_callback_is_the_student_error(grade_source: GradeSource) -> None:
+    source = GOOD_HAR + (
+        "\ndef train(model, train_set, hparams, report_epoch):\n    report_epoch(loss='low')\n"
+    )
+    result = grade_source(source)
+    assert result.status == "error"
+    assert result.message == (
+        "train: TypeError: report_epoch(loss=...) takes a number, not str (line 12 of the "
+        "submission)"
     )

@@ -36,7 +36,7 @@ REQUIRED = [
 ]
 HEADER = (
     "rank,student,assignment,status,test_accuracy,train_accuracy,gap,target_a,target_b,"
-    "params,epochs,train_seconds,mode,seed,message,threads,weights_sha256,finished_at"
+    "params,epochs,train_seconds,mode,seed,message,threads,weights_sha256,finished_at,kind,late"
 )
 
 
@@ -93,7 +93,8 @@ def order(frame: pd.DataFrame, assignment: str = "mnist") -> list[tuple[Any, str
 def test_columns_start_with_the_required_fifteen_in_order() -> None:
     frame = ranked([ok("alice", 0.97)])
     assert list(frame.columns)[:15] == REQUIRED
-    assert list(frame.columns) == [*REQUIRED, "threads", "weights_sha256", "finished_at"]
+    assert list(frame.columns) == [
+        *REQUIRED, "threads", "weights_sha256", "finished_at", "kind", "late"]  # fmt: skip
     assert "_ok" not in frame.columns
 
 

@@ -37,7 +37,10 @@ def test_the_environment_needs_no_torch_import_on_the_cpu() -> None:
     assert (env.device, env.torch_version, env.cpu) == ("cpu", torch.__version__, machine.cpu())
 
 
-def test_cuda_where_there_is_none_is_a_one_line_error(tmp_path: Path) -> None:
+def test_cuda_where_there_is_none_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GRADER_REQUIRE_SANDBOX", raising=False)
     if machine.gpus():
         pytest.skip("this machine has a GPU")
     with pytest.raises(DeviceError, match=r"^--device cuda: no CUDA device is usable here$"):

@@ -155,7 +155,7 @@ def _invoke(*args: str | Path) -> tuple[int, str]:
         (["--executor", "slurm"], "--executor slurm needs --shared-dir, a folder every node "
          "sees at the same path"),
         (["--executor", "slurm", "--shared-dir", "s", "--workers", "2"], "--workers is for "
-         "--executor local; with slurm, use --array-parallelism"),
+         "--executor local; with slurm, use --slurm-array-parallelism"),
         (["--executor", "slurm", "--shared-dir", "s", "--slurm-option", "qos"],
          "--slurm-option 'qos': expected KEY=VALUE, such as qos=high"),
         (["--executor", "slurm", "--shared-dir", "s", "--slurm-option", "=x"],
@@ -423,7 +423,7 @@ def test_a_killed_head_started_again_collects_what_finished_and_submits_nothing(
     course = _course(tmp_path, tiny_data_dir)
     command = [sys.executable, "-m", "grader.cli", "run", *map(str, _cli_args(course))]
     head = subprocess.Popen(
-        [*command, "--array-parallelism", "1"],
+        [*command, "--slurm-array-parallelism", "1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -39,6 +39,18 @@ def test_course_specs_load_with_their_targets() -> None:
         assert (b.name, b.min_test_accuracy, b.max_gap) == ("B", 0.975, None)
 
 
+def test_course_specs_name_har_activities_and_give_points() -> None:
+    specs = load_specs(COURSE)
+    har, mnist = specs["har"], specs["mnist"]
+    assert har.assignment.class_names == (
+        "walking", "upstairs", "downstairs", "sitting", "standing", "laying")  # fmt: skip
+    assert [har.assignment.class_label(i) for i in (0, 5)] == ["walking", "laying"]
+    assert [mnist.assignment.class_label(i) for i in range(10)] == [str(d) for d in range(10)]
+    for spec in specs.values():
+        assert [t.points for t in spec.targets] == [5.0, 5.0]
+        assert (spec.gradescope.check_points, spec.gradescope.visibility) == (0.0, "visible")
+
+
 def test_course_specs_have_the_documented_shapes_and_budgets() -> None:
     specs = load_specs(COURSE)
     har, mnist = specs["har"], specs["mnist"]
@@ -207,6 +219,37 @@ BAD_SPECS = [
         ASSIGNMENT + "[[targets]]\nname = 'A'\n[[targets]]\nname = 'A'\n",
         "key 'targets' has two targets with the same name",
     ),
+    # class names, points and the Gradescope section
+    (
+        ASSIGNMENT.replace("num_classes = 3", "num_classes = 3\nclass_names = ['a', 'b']"),
+        "key 'assignment.class_names' must name all 3 classes, in order",
+    ),
+    (
+        ASSIGNMENT.replace("num_classes = 3", "num_classes = 3\nclass_names = ['a', ' ', 'c']"),
+        "key 'assignment.class_names' must not hold an empty name",
+    ),
+    (
+        ASSIGNMENT.replace("num_classes = 3", "num_classes = 3\nclass_names = ['a', 2, 'c']"),
+        "key 'assignment.class_names[1]' must be of type str, not int",
+    ),
+    (
+        ASSIGNMENT + "[[targets]]\nname = 'A'\npoints = -1\n",
+        "key 'targets[0].points' must be a finite number, 0 or more",
+    ),
+    (
+        ASSIGNMENT + "[[targets]]\nname = 'A'\npoints = nan\n",
+        "key 'targets[0].points' must be a finite number, 0 or more",
+    ),
+    (
+        ASSIGNMENT + "[gradescope]\ncheck_points = inf\n",
+        "key 'gradescope.check_points' must be a finite number, 0 or more",
+    ),
+    (
+        ASSIGNMENT + "[gradescope]\nvisibility = 'public'\n",
+        "key 'gradescope.visibility' must be one of hidden, after_due_date, after_published, "
+        "visible",
+    ),
+    (ASSIGNMENT + "[gradescope]\npoints = 3\n", "key 'gradescope.points' is not a known setting"),
 ]
 
 

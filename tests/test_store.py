@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.core.results import CacheKey, Environment, Mode, Result, Status
+from grader.core.results import CacheKey, Environment, Mode, Policy, Result, Status
 from grader.store.sqlite import Store, StoreError, SubmittedTask
 
 ENV = Environment(torch_version="2.3.0", device="cpu")
@@ -259,6 +259,75 @@ def test_out_under_a_regular_file(tmp_path: Path, parts: tuple[str, ...], reason
         Store(path)
     assert str(info.value).startswith("cannot create")
     assert str(info.value) == f"cannot create {path}: {reason}"
+
+
+# --- which attempt stands for a student: best or latest -------------------------------------
+
+
+def test_every_resubmission_is_an_attempt_of_its_own(store: Store) -> None:
+    first = dataclasses.replace(KEY, content_hash="1" * 64)
+    second = dataclasses.replace(KEY, content_hash="2" * 64)
+    store.record(result(key=first, test_accuracy=0.98, gap=0.01))
+    store.record(result(key=second, test_accuracy=0.95, gap=0.01))
+    assert [r.content_hash for r in store.history("alice", "mnist")] == ["1" * 64, "2" * 64]
+    assert store.attempts() == 2
+
+
+def test_latest_and_best_policies(store: Store) -> None:
+    store.record(result("alice", test_accuracy=0.97, gap=0.02, message="first"))
+    store.record(result("alice", test_accuracy=0.98, gap=0.03, message="best"))
+    store.record(result("alice", test_accuracy=0.98, gap=0.03, params=9999, message="tie, larger"))
+    store.record(result("alice", status="error", test_accuracy=None, message="latest"))
+    store.record(result("bob", status="timeout", test_accuracy=None, message="only failures"))
+    store.record(result("bob", status="error", test_accuracy=None, message="bob latest"))
+    store.record(result("carol", test_accuracy=0.9, message="carol"))
+    latest = {r.student: r.message for r in store.standing(Policy.LATEST)}
+    best = {r.student: r.message for r in store.standing(Policy.BEST)}
+    assert latest == {"alice": "latest", "bob": "bob latest", "carol": "carol"}
+    assert best == {"alice": "best", "bob": "bob latest", "carol": "carol"}
+    assert store.standing(Policy.LATEST) == store.latest()
+
+
+def test_best_breaks_ties_as_the_board_does_then_takes_the_newest(store: Store) -> None:
+    store.record(result(test_accuracy=0.97, gap=0.02, params=100, message="older"))
+    store.record(result(test_accuracy=0.97, gap=0.01, params=100, message="smaller gap"))
+    store.record(result(test_accuracy=0.97, gap=0.01, params=100, message="same, newer"))
+    (best,) = store.standing(Policy.BEST)
+    assert best.message == "same, newer"
+
+
+def test_reference_rows_are_submissions_of_their_own(store: Store) -> None:
+    store.record(result("logreg", kind="baseline", message="baseline"))
+    store.record(result("logreg", message="a student with that id"))
+    assert sorted((r.kind, r.message) for r in store.latest()) == [
+        ("baseline", "baseline"), ("student", "a student with that id")]  # fmt: skip
+
+
+def test_new_fields_round_trip(store: Store) -> None:
+    original = result(
+        confusion={"train": [[3, 1], [0, 4]], "test": [[1, 1], [0, 2]]},
+        class_accuracy={"train": [0.75, 1.0], "test": [0.5, None]},
+        checks=[{"name": "defines_build_model", "passed": True}],
+        kind="baseline",
+    )
+    store.record(original)
+    assert store.latest() == [original]
+
+
+# --- students' metadata and the course secret ---------------------------------------------------
+
+
+def test_students_metadata_is_kept_and_updated(store: Store) -> None:
+    store.record_students({"alice": {"pseudonym": "Owl", "late": True}, "bob": {}}, "t1")
+    store.record_students({"alice": {"pseudonym": "Hawk"}}, "t2")
+    assert store.students() == {"alice": {"pseudonym": "Hawk"}, "bob": {}}
+
+
+def test_the_secret_is_made_once_per_store_and_kept(tmp_path: Path) -> None:
+    first = Store(tmp_path / "a.sqlite").secret()
+    assert len(first) == 32
+    assert Store(tmp_path / "a.sqlite").secret() == first
+    assert Store(tmp_path / "b.sqlite").secret() != first
 
 
 # -- Slurm tasks --------------------------------------------------------------------------------

@@ -11,12 +11,14 @@ import pytest
 
 from grader.core.submission import (
     MAX_SOURCE_BYTES,
+    StudentMeta,
     Submission,
     SubmissionsError,
     assignment_of,
     discover,
     from_file,
     mark_duplicates,
+    read_meta,
 )
 
 ASSIGNMENTS = ("har", "mnist")
@@ -202,7 +204,9 @@ def test_student_folder_symlinked_out_of_the_tree(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("student", ["bad name", "_alice", "-x", "a" * 65, "naïve", "a!"])
+@pytest.mark.parametrize(
+    "student", ["bad name", "_alice", "-x", "a" * 65, "naïve", "a!", "alice\n"]
+)
 def test_invalid_student_id(tmp_path: Path, student: str) -> None:
     root = tmp_path / "subs"
     put(root, f"{student}/mnist.py")
@@ -375,3 +379,93 @@ def test_mark_duplicates_keeps_an_existing_problem(tmp_path: Path) -> None:
 )
 def test_a_lone_file_names_its_assignment(name: str, expected: str) -> None:
     assert assignment_of(Path(name), ASSIGNMENTS) == expected
+
+
+# --- student.toml: metadata from the LMS, read as data ------------------------------------------
+
+
+def test_student_toml_is_read_onto_every_submission_of_the_folder(tmp_path: Path) -> None:
+    put(tmp_path, "alice/har.py")
+    put(tmp_path, "alice/mnist.py")
+    put(
+        tmp_path,
+        "alice/student.toml",
+        'pseudonym = "Night Owl"\nlate = true\nsubmitted_at = "2026-09-14T23:59:00+00:00"\n'
+        'source = "canvas"\n',
+    )
+    put(tmp_path, "bob/har.py")
+    found = discover(tmp_path, ASSIGNMENTS, CAP)
+    alice = StudentMeta("Night Owl", True, "2026-09-14T23:59:00+00:00", "canvas")
+    assert [(s.student, s.meta) for s in found] == [
+        ("alice", alice), ("bob", StudentMeta()), ("alice", alice)]  # fmt: skip
+    assert alice.to_dict() == {
+        "pseudonym": "Night Owl",
+        "late": True,
+        "submitted_at": "2026-09-14T23:59:00+00:00",
+        "source": "canvas",
+    }
+    assert StudentMeta.from_dict(alice.to_dict()) == alice
+
+
+def test_an_unquoted_toml_date_time_is_accepted(tmp_path: Path) -> None:
+    path = put(tmp_path, "student.toml", "submitted_at = 2026-09-14T23:59:00+00:00\n")
+    assert read_meta(path).submitted_at == "2026-09-14T23:59:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "ignored"),
+    [
+        ('late = "yes"\n', {}, ["'late' must be true or false"]),
+        ("pseudonym = 7\n", {}, ["'pseudonym' must be a non-empty string"]),
+        ('pseudonym = "  "\n', {}, ["'pseudonym' must be a non-empty string"]),
+        (f'pseudonym = "{"x" * 41}"\n', {}, ["'pseudonym' is longer than 40 characters"]),
+        ('submitted_at = "last tuesday"\n', {}, ["'submitted_at' is not an ISO 8601 time"]),
+        (
+            'pseudonym = "ok"\ncolor = "red"\n[extra]\nx = 1\n',
+            {"pseudonym": "ok"},
+            ["unknown key 'color'", "unknown key 'extra'"],
+        ),
+        # control characters and line breaks become one inert line
+        ('pseudonym = "a\\u001b[31mb\\nc"\n', {"pseudonym": "a?[31mb c"}, []),
+    ],
+)
+def test_bad_values_are_ignored_and_said(
+    tmp_path: Path, text: str, kept: dict[str, object], ignored: list[str]
+) -> None:
+    meta = read_meta(put(tmp_path, "student.toml", text))
+    assert (meta.to_dict(), list(meta.ignored)) == (kept, ignored)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (
+            b"pseudonym = \n",
+            "student.toml is not valid TOML (Invalid value (at line 1, column 13))",
+        ),
+        (b"\xff\xfe", "student.toml is not valid TOML ('utf-8' codec can't decode byte 0xff in"),
+        (b"#" * 5000, "student.toml is over 4.0 KB"),
+    ],
+)
+def test_an_unreadable_file_is_ignored_and_said(tmp_path: Path, data: bytes, reason: str) -> None:
+    meta = read_meta(put(tmp_path, "student.toml", data))
+    assert meta.to_dict() == {}
+    (said,) = meta.ignored
+    assert said.startswith(reason)
+
+
+def test_a_linked_or_folder_metadata_file_is_ignored(tmp_path: Path) -> None:
+    secret = put(tmp_path, "secret.toml", 'pseudonym = "x"\n')
+    (tmp_path / "student.toml").symlink_to(secret)
+    assert read_meta(tmp_path / "student.toml").ignored == ("student.toml is not a regular file",)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "student.toml").mkdir()
+    assert read_meta(tmp_path / "other" / "student.toml").to_dict() == {}
+
+
+def test_a_broken_student_toml_never_stops_the_submission_from_grading(tmp_path: Path) -> None:
+    put(tmp_path, "alice/har.py")
+    put(tmp_path, "alice/student.toml", b"\x00\x01 not toml")
+    submission = only(tmp_path)
+    assert submission.problem is None
+    assert submission.meta.ignored and submission.meta.to_dict() == {}

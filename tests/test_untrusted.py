@@ -26,7 +26,7 @@ from grader.jobs.untrusted import (
     read_scores,
     sanitize_weights,
 )
-from grader.protocol import ChildReport
+from grader.protocol import CheckRecord, ChildReport
 
 # --- read_bytes -----------------------------------------------------------------------------
 
@@ -142,6 +142,37 @@ def test_report_message_is_one_short_line(tmp_path: Path, message: object, expec
     assert report.message == expected
     assert "\n" not in report.message
     assert len(report.message) <= 300
+
+
+def test_report_carries_the_checks_it_ran_and_drops_what_is_malformed(tmp_path: Path) -> None:
+    checks = [
+        {"name": "defines_build_model", "passed": True},
+        {"name": "forward\x1b[1m_shape\nx", "passed": False},  # made one inert line
+        {"name": "", "passed": True},  # no name
+        {"name": "n", "passed": 1},  # not a bool
+        {"name": ["n"], "passed": True},
+        "defines_hparams",
+        {"name": "y" * 500, "passed": True},
+    ]
+    report = read_report(write_report(tmp_path, {"status": "invalid", "checks": checks}))
+    assert report is not None
+    assert report.checks == (
+        CheckRecord("defines_build_model", True),
+        CheckRecord("forward?[1m_shape x", False),
+        CheckRecord("y" * 64, True),
+    )
+
+
+@pytest.mark.parametrize("checks", [None, "all", {"name": "a", "passed": True}, 3])
+def test_checks_that_are_not_a_list_are_none(tmp_path: Path, checks: object) -> None:
+    report = read_report(write_report(tmp_path, {"status": "ok", "checks": checks}))
+    assert report is not None and report.checks == ()
+
+
+def test_a_report_lists_at_most_64_checks(tmp_path: Path) -> None:
+    checks = [{"name": f"c{i}", "passed": True} for i in range(1000)]
+    report = read_report(write_report(tmp_path, {"status": "ok", "checks": checks}))
+    assert report is not None and len(report.checks) == 64
 
 
 def test_report_without_message_gets_an_empty_one(tmp_path: Path) -> None:

@@ -6,11 +6,13 @@ only (never labels) and writes class scores. Both end with a report; see grader.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,7 +21,7 @@ from grader import protocol
 from grader.child.confine import ConfinementError, attest, confine
 from grader.core.results import Status
 from grader.core.text import one_line
-from grader.protocol import MESSAGE_CHARS, ChildReport, JobConfig, Phase, Task
+from grader.protocol import MESSAGE_CHARS, CheckRecord, ChildReport, JobConfig, Phase, Task
 
 
 class WeightsError(Exception):
@@ -43,46 +45,56 @@ def main(argv: list[str]) -> int:
     os.close(args.go_fd)
     if error or go != b"1" or args.phase is Phase.PROBE:
         return 0
+    checks: list[CheckRecord] = []
     try:
         run = train if args.phase is Phase.TRAIN else evaluate
-        report = run(config.task, in_dir, out_dir)
+        report = run(config.task, in_dir, out_dir, checks)
     except BaseException as exc:  # every student failure, exit() included, becomes a report
         report = _failure(exc, in_dir / protocol.SOURCE)
+    report = dataclasses.replace(report, checks=tuple(checks))
     (out_dir / protocol.REPORT).write_text(report.to_json())
     return 0
 
 
-def train(task: Task, in_dir: Path, out_dir: Path) -> ChildReport:
+def train(task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord]) -> ChildReport:
     import numpy as np
     import torch
 
-    from grader.child import contract, training
+    from grader.child import contract, epochs, training
 
-    module, model = _prepare(task, in_dir)
+    module, model = _prepare(task, in_dir, checks)
     hp = contract.parse_hparams(module.HPARAMS, task.max_epochs)
     inputs = training.as_model_input(_load(in_dir / protocol.inputs_file("train")))
     labels = torch.from_numpy(np.asarray(_load(in_dir / protocol.TRAIN_LABELS))).long()
     model.to(training.pick_device(task.device))
     training.seed_everything(task.seed)
     started = time.perf_counter()
-    history = []
     if hasattr(module, "train"):
         dataset = torch.utils.data.TensorDataset(inputs, labels)
-        module.train(model, dataset, dict(module.HPARAMS))
+        history: list[protocol.EpochRecord] = []
+        callback = epochs.callback_for(module.train, history)  # only if train() asks for it
+        module.train(model, dataset, dict(module.HPARAMS), **callback)
+        trained = training.Trained(history=history)
     else:
-        history = training.train_standard(model, inputs, labels, hp, task.seed)
+        trained = training.train_standard(model, inputs, labels, hp, task.seed)
     seconds = time.perf_counter() - started
     _save_model(model, out_dir)
-    return ChildReport(Status.OK, epochs=hp.epochs, train_seconds=seconds, history=tuple(history))
+    return ChildReport(
+        Status.OK,
+        epochs=len(trained.history) or hp.epochs,  # early stopping may end before hp.epochs
+        train_seconds=seconds,
+        history=tuple(trained.history),
+        best_epoch=trained.best_epoch,
+    )
 
 
-def evaluate(task: Task, in_dir: Path, out_dir: Path) -> ChildReport:
+def evaluate(task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord]) -> ChildReport:
     import numpy as np
 
     from grader.child import training
 
     assert task.weights is not None
-    _, model = _prepare(task, in_dir)
+    _, model = _prepare(task, in_dir, checks)
     _load_weights(model, in_dir / task.weights)
     model.to(training.pick_device(task.device))
     for part in ("train", "test"):
@@ -99,17 +111,28 @@ def _load(path: Path) -> Any:
     return np.load(path, allow_pickle=False)
 
 
-def _prepare(task: Task, in_dir: Path) -> tuple[ModuleType, Any]:
+def _prepare(task: Task, in_dir: Path, checks: list[CheckRecord]) -> tuple[ModuleType, Any]:
     """Import the submission and build its model, running the contract checks on both."""
     from grader.child import contract, training
 
     training.make_deterministic(task.seed, task.threads)
     module = _import_submission(in_dir / protocol.SOURCE)
-    contract.run_checks(contract.module_checks(module, task.max_epochs))
+    _run_checks(contract.module_checks(module, task.max_epochs), checks)
     training.seed_everything(task.seed)
     model = module.build_model(task.input_shape, task.num_classes)
-    contract.run_checks(contract.model_checks(model, task.input_shape, task.num_classes))
+    _run_checks(contract.model_checks(model, task.input_shape, task.num_classes), checks)
     return module, model
+
+
+def _run_checks(checks: Iterator[Any], record: list[CheckRecord]) -> None:
+    """The contract's checks one at a time, so the report names those passed and the one that
+    failed (recorded before it runs, marked passed after)."""
+    from grader.child import contract
+
+    for name, check in checks:
+        record.append(CheckRecord(name, passed=False))
+        contract.run_checks(iter([(name, check)]))
+        record[-1] = CheckRecord(name, passed=True)
 
 
 def _save_model(model: Any, out_dir: Path) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 from grader import __version__
 
+STUDENT = "student"  # the kind of a submission's row; any other kind is a reference row
+
 
 class Status(StrEnum):
     """A row's verdict. The display order of the leaderboard's failed rows follows this order."""
@@ -37,6 +39,13 @@ class Mode(StrEnum):
     AUTO = "auto"  # load when weights are present, else retrain
 
 
+class Policy(StrEnum):
+    """Which of a student's attempts stands for them on a board."""
+
+    BEST = "best"  # their best graded attempt (ranked as the board ranks), else their latest
+    LATEST = "latest"  # their latest submission, however it went
+
+
 @dataclass(frozen=True)
 class Result:
     student: str
@@ -54,6 +63,14 @@ class Result:
     # untrusted, for the student's report only.
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
+    # Computed here from the eval child's predictions and the grader's labels, per part
+    # ("train", "test"): counts with true classes as rows, and each class's accuracy (None for
+    # a class with no examples).
+    confusion: dict[str, list[list[int]]] = field(default_factory=dict)
+    class_accuracy: dict[str, list[float | None]] = field(default_factory=dict)
+    # The contract checks the child ran, in order: {"name": ..., "passed": ...}; untrusted.
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = STUDENT  # "student", or a reference row (a baseline) that is never ranked
     mode: Mode = Mode.RETRAIN
     seed: int = 0
     threads: int = 1
@@ -77,6 +94,11 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
+
+    @property
+    def reference(self) -> bool:
+        """A row to compare with (a baseline), shown apart and never ranked."""
+        return self.kind != STUDENT
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import tomllib
 import types
 import typing
@@ -20,6 +21,8 @@ import grader
 from grader.core.files import MB
 
 DATASETS = ("mnist", "uci_har")
+# Gradescope's visibility settings for results (its autograder specification).
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 BOUNDARY_DIGITS = 9
 PACKAGED = Path(grader.__file__).resolve().parent / "assignments"
 COURSE_FOLDER = Path("course") / "assignments"
@@ -35,6 +38,7 @@ class Target:
     description: str = ""
     min_test_accuracy: float = 0.0
     max_gap: float | None = None
+    points: float = 0.0  # what meeting it is worth where points are given (Gradescope)
 
     def is_met(self, test_accuracy: float, gap: float) -> bool:
         """Both bounds are strict, as the course states them ("> 96%", "< 2 points").
@@ -84,6 +88,19 @@ class Assignment:
     dataset: str
     input_shape: tuple[int, ...]
     num_classes: int
+    class_names: tuple[str, ...] = ()  # for reports; default: the class indices
+
+    def class_label(self, index: int) -> str:
+        return self.class_names[index] if index < len(self.class_names) else str(index)
+
+
+@dataclass(frozen=True)
+class Gradescope:
+    """How `grader gradescope run` scores: points per passed contract check (each target's
+    points are on the target), and who sees the results when."""
+
+    check_points: float = 0.0
+    visibility: str = "visible"
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,7 @@ class Spec:
     assignment: Assignment
     budgets: Budgets = field(default_factory=Budgets)
     grading: Grading = field(default_factory=Grading)
+    gradescope: Gradescope = field(default_factory=Gradescope)
     targets: tuple[Target, ...] = ()
     path: Path = Path()
     digest: str = ""
@@ -124,6 +142,7 @@ def load_spec(path: Path) -> Spec:
         assignment=assignment,
         budgets=_build(Budgets, sections.get("budgets", {}), where, "budgets"),
         grading=_build(Grading, sections.get("grading", {}), where, "grading"),
+        gradescope=_build(Gradescope, sections.get("gradescope", {}), where, "gradescope"),
         targets=tuple(_build(Target, t, where, f"targets[{i}]") for i, t in enumerate(targets)),
         path=path,
         digest=hashlib.sha256(raw).hexdigest(),
@@ -239,6 +258,14 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
         raise where.fail("assignment.input_shape", "must hold positive sizes")
     if a.num_classes < 2:
         raise where.fail("assignment.num_classes", "must be at least 2")
+    if a.class_names and len(a.class_names) != a.num_classes:
+        raise where.fail(
+            "assignment.class_names", f"must name all {a.num_classes} classes, in order"
+        )
+    if any(not name.strip() for name in a.class_names):
+        raise where.fail("assignment.class_names", "must not hold an empty name")
+    if spec.gradescope.visibility not in VISIBILITIES:
+        raise where.fail("gradescope.visibility", f"must be one of {', '.join(VISIBILITIES)}")
     positives = {
         "budgets.max_epochs": b.max_epochs,
         "budgets.timeout_seconds": b.timeout_seconds,
@@ -252,9 +279,17 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
     for key, value in positives.items():
         if value <= 0:
             raise where.fail(key, "must be positive")
+    if not _points(spec.gradescope.check_points):
+        raise where.fail("gradescope.check_points", "must be a finite number, 0 or more")
     names = [t.name for t in spec.targets]
     if len(set(names)) != len(names):
         raise where.fail("targets", "has two targets with the same name")
     for i, t in enumerate(spec.targets):
         if not 0.0 <= t.min_test_accuracy <= 1.0:
             raise where.fail(f"targets[{i}].min_test_accuracy", "must be a fraction in [0, 1]")
+        if not _points(t.points):
+            raise where.fail(f"targets[{i}].points", "must be a finite number, 0 or more")
+
+
+def _points(value: float) -> bool:
+    return math.isfinite(value) and value >= 0

@@ -8,15 +8,49 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from grader.core.files import megabytes
+from grader.core.text import one_line
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt")
 MAX_SOURCE_BYTES = 1 << 20
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+META_FILE = "student.toml"  # optional, per student folder: written by the LMS export
+META_BYTES = 4096
+META_CHARS = 40  # the longest pseudonym, timestamp or source kept
+
+
+@dataclass(frozen=True)
+class StudentMeta:
+    """What `<student>/student.toml` says, validated: student- or LMS-controlled text, so
+    capped, one line, and shown only as inert text. `ignored` says what was dropped and why."""
+
+    pseudonym: str | None = None  # shown instead of the id on an anonymized board
+    late: bool | None = None  # submitted after the deadline, as the LMS export says
+    submitted_at: str | None = None  # ISO 8601
+    source: str | None = None  # where the submission came from (e.g. "canvas")
+    ignored: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The kept values, for the store."""
+        values = {
+            "pseudonym": self.pseudonym,
+            "late": self.late,
+            "submitted_at": self.submitted_at,
+            "source": self.source,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> StudentMeta:
+        """Back from the store: validated again, as if read from a file."""
+        return _parse_meta(raw, [])
 
 
 class SubmissionsError(Exception):
@@ -31,6 +65,7 @@ class Submission:
     weights: Path | None
     content_hash: str
     problem: str | None = None
+    meta: StudentMeta = field(default_factory=StudentMeta)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -110,12 +145,64 @@ def _from_folder(
             )
             for p in sources
         ]
-    if not STUDENT_ID.match(student):
+    if not STUDENT_ID.fullmatch(student):  # match() would let a trailing newline through
         return [
             _rejected(student, p.stem, p, f"folder name {student!r} is not a valid student id")
             for p in sources
         ]
-    return [from_file(p, p.stem, max_weights_bytes) for p in sources]
+    meta = read_meta(folder / META_FILE)
+    return [replace(from_file(p, p.stem, max_weights_bytes), meta=meta) for p in sources]
+
+
+def read_meta(path: Path) -> StudentMeta:
+    """A student folder's metadata file; anything wrong with it is ignored and said, never an
+    error: the submission grades without it."""
+    if not path.exists() and not path.is_symlink():
+        return StudentMeta()
+    if path.is_symlink() or not path.is_file():
+        return StudentMeta(ignored=(f"{path.name} is not a regular file",))
+    if path.stat().st_size > META_BYTES:
+        return StudentMeta(ignored=(f"{path.name} is over {megabytes(META_BYTES)}",))
+    try:
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = one_line(str(exc), META_CHARS * 2)
+        return StudentMeta(ignored=(f"{path.name} is not valid TOML ({reason})",))
+    return _parse_meta(raw, [])
+
+
+def _parse_meta(raw: dict[str, Any], ignored: list[str]) -> StudentMeta:
+    kept: dict[str, Any] = {}
+    for key, value in raw.items():
+        shown = one_line(str(key), META_CHARS)
+        if key == "late":
+            if isinstance(value, bool):
+                kept[key] = value
+            else:
+                ignored.append("'late' must be true or false")
+        elif key in ("pseudonym", "source", "submitted_at"):
+            if key == "submitted_at" and isinstance(value, datetime):
+                value = value.isoformat()  # an unquoted TOML date-time
+            text = one_line(value, META_CHARS + 1) if isinstance(value, str) else None
+            if not text:
+                ignored.append(f"{key!r} must be a non-empty string")
+            elif len(text) > META_CHARS:
+                ignored.append(f"{key!r} is longer than {META_CHARS} characters")
+            elif key == "submitted_at" and not _is_timestamp(text):
+                ignored.append("'submitted_at' is not an ISO 8601 time")
+            else:
+                kept[key] = text
+        else:
+            ignored.append(f"unknown key {shown!r}")
+    return StudentMeta(**kept, ignored=tuple(ignored))
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _rejected(student: str, assignment: str, source: Path, problem: str) -> Submission:

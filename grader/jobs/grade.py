@@ -52,9 +52,16 @@ class GradingContext:
 
 
 class JobFailed(Exception):
-    def __init__(self, status: Status, message: str, log_tail: str = "") -> None:
+    def __init__(
+        self,
+        status: Status,
+        message: str,
+        log_tail: str = "",
+        checks: tuple[protocol.CheckRecord, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.log_tail = status, message, log_tail
+        self.checks = checks  # the contract checks the failing phase reported, if any
 
 
 def grade(submission: Submission, ctx: GradingContext, sandbox: Sandbox) -> Result:
@@ -64,7 +71,11 @@ def grade(submission: Submission, ctx: GradingContext, sandbox: Sandbox) -> Resu
         graded = _grade(submission, ctx, sandbox, base.mode, base)
     except JobFailed as failure:
         graded = replace(
-            base, status=failure.status, message=failure.message, log_tail=failure.log_tail
+            base,
+            status=failure.status,
+            message=failure.message,
+            log_tail=failure.log_tail,
+            checks=_checks(failure.checks),
         )
     return replace(graded, finished_at=now())
 
@@ -143,8 +154,15 @@ def _grade(
                         "training twice with the grader's seed "
                         "gave different weights; do not re-seed from the clock or "
                         "use nondeterministic operations",
+                        checks=report.checks,
                     )
-        train_pred, test_pred, evaluated = _evaluate(sub, ctx, sandbox, work / "eval", weights)
+        try:
+            train_pred, test_pred, evaluated, eval_report = _evaluate(
+                sub, ctx, sandbox, work / "eval", weights
+            )
+        except JobFailed as failure:  # the checks training passed still count
+            failure.checks = failure.checks or report.checks
+            raise
         kept = weights if mode is Mode.RETRAIN else evaluated
         _keep_weights(kept, ctx.weights_dir, sub)
     scores = scoring.score(
@@ -153,6 +171,7 @@ def _grade(
         ctx.data.load("train_labels"),
         ctx.data.load("test_labels"),
         ctx.spec.targets,
+        ctx.spec.assignment.num_classes,
     )
     return replace(
         base,
@@ -161,6 +180,12 @@ def _grade(
         train_accuracy=scores.train_accuracy,
         gap=scores.gap,
         targets=scores.targets,
+        confusion={"train": scores.train.confusion, "test": scores.test.confusion},
+        class_accuracy={
+            "train": scores.train.class_accuracy,
+            "test": scores.test.class_accuracy,
+        },
+        checks=_checks(report.checks or eval_report.checks),
         params=evaluated.params,
         epochs=report.epochs,
         train_seconds=report.train_seconds,
@@ -201,33 +226,41 @@ def _train(
             out_dir / protocol.MODEL, job / "trained.safetensors", ctx.spec.budgets.weights_bytes
         ),
         outcome,
+        report,
     )
     return weights, replace(report, train_seconds=seconds)
 
 
 def _evaluate(
     sub: Submission, ctx: GradingContext, sandbox: Sandbox, job: Path, weights: Weights
-) -> tuple[np.ndarray, np.ndarray, Weights]:
+) -> tuple[np.ndarray, np.ndarray, Weights, ChildReport]:
     in_dir, out_dir = _job_inputs(job, sub, ctx, EVAL_FILES)
     name = protocol.WEIGHTS_STEM + weights.path.suffix
     shutil.copyfile(weights.path, in_dir / name)
-    outcome, _ = _run(ctx, sandbox, _task(ctx, Phase.EVAL, name), in_dir, out_dir, job)
+    outcome, report = _run(ctx, sandbox, _task(ctx, Phase.EVAL, name), in_dir, out_dir, job)
     classes = ctx.spec.assignment.num_classes
     train_pred = _accept(
         lambda: read_scores(out_dir / protocol.scores_file("train"), ctx.data.train_size, classes),
         outcome,
+        report,
     )
     test_pred = _accept(
         lambda: read_scores(out_dir / protocol.scores_file("test"), ctx.data.test_size, classes),
         outcome,
+        report,
     )
     evaluated = _accept(
         lambda: sanitize_weights(
             out_dir / protocol.MODEL, job / "evaluated.safetensors", ctx.spec.budgets.weights_bytes
         ),
         outcome,
+        report,
     )
-    return train_pred, test_pred, evaluated
+    return train_pred, test_pred, evaluated, report
+
+
+def _checks(records: tuple[protocol.CheckRecord, ...]) -> list[dict[str, object]]:
+    return [{"name": r.name, "passed": r.passed} for r in records]
 
 
 def _submitted_weights(sub: Submission, work: Path, max_bytes: int) -> Weights:
@@ -303,7 +336,7 @@ def _raise_for_outcome(
         )
         raise JobFailed(Status.CRASHED, f"{phase} {how} before reporting a result", tail)
     if report.status is not Status.OK:
-        raise JobFailed(report.status, f"{phase}: {report.message}", tail)
+        raise JobFailed(report.status, f"{phase}: {report.message}", tail, report.checks)
 
 
 def _raise_for_breach(sandbox: Sandbox, outcome: JobOutcome, phase: Phase) -> None:
@@ -317,12 +350,12 @@ def _raise_for_breach(sandbox: Sandbox, outcome: JobOutcome, phase: Phase) -> No
     raise JobFailed(Status.SANDBOX, message, outcome.log_tail)
 
 
-def _accept(read: Callable[[], T], outcome: JobOutcome) -> T:
+def _accept(read: Callable[[], T], outcome: JobOutcome, report: ChildReport) -> T:
     """Read a child's output; anything wrong with it makes the submission `invalid`."""
     try:
         return read()
     except UntrustedFileError as exc:
-        raise JobFailed(Status.INVALID, str(exc), outcome.log_tail) from None
+        raise JobFailed(Status.INVALID, str(exc), outcome.log_tail, report.checks) from None
 
 
 def _keep_weights(weights: Weights, weights_dir: Path | None, sub: Submission) -> None:

@@ -1,27 +1,231 @@
-"""The leaderboard's files in a results folder, always regenerated from every stored result."""
+"""The leaderboard: one Board built from stored results, and its renderers' files.
+
+Like otter-grader's results object, the Board is built once (ranked, with the policy applied
+and, on request, anonymized) and every format reads it: the CSV and picture a run writes, and
+the Markdown, HTML and JSON an instructor publishes. Nothing here retrains or reads student
+files; it renders what the store holds.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from grader.core.results import Result
-from grader.core.spec import Spec
+from grader.core.files import atomic_path
+from grader.core.results import STUDENT, Policy, Result, Status
+from grader.core.spec import Spec, Target
+from grader.core.submission import StudentMeta
+from grader.publish.anonymize import anonymize
 from grader.publish.export import write_csv
-from grader.publish.plot import plot_leaderboard
-from grader.publish.ranking import ranked, target_names
+from grader.publish.plot import assignment_png, plot_leaderboard
+from grader.publish.ranking import board_targets, ranked, target_column, target_names
+from grader.publish.render import csp_hash, html_env, md_env
 
 CSV_NAME = "leaderboard.csv"
 PLOT_NAME = "leaderboard.png"
+FORMATS = {
+    "csv": CSV_NAME,
+    "md": "leaderboard.md",
+    "html": "leaderboard.html",
+    "json": "leaderboard.json",
+}
+JSON_COLUMNS = [
+    "rank", "student", "kind", "status", "test_accuracy", "train_accuracy", "gap", "params",
+    "epochs", "train_seconds", "mode", "seed", "late", "message", "finished_at",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Section:
+    """One assignment's part of the board."""
+
+    name: str
+    title: str
+    targets: tuple[Target, ...]
+    rows: list[dict[str, Any]]  # students: ranked, then failed
+    references: list[dict[str, Any]]  # other kinds (baselines), unranked
+    picture: bytes = b""  # accuracy against gap (PNG), for the HTML page
+
+    @property
+    def graded(self) -> int:
+        return sum(1 for r in self.rows if r["status"] == Status.OK)
+
+    @property
+    def failed(self) -> int:
+        return len(self.rows) - self.graded
+
+
+@dataclass(frozen=True)
+class Board:
+    frame: pd.DataFrame  # the ranked table every format is made from
+    specs: Mapping[str, Spec]
+    policy: Policy = Policy.LATEST
+    anonymized: bool = False
+    target_names: list[str] = field(default_factory=list)
+
+    @property
+    def updated(self) -> str:
+        """When the newest row shown was graded (the page says so; no clock is read)."""
+        times = [t for t in self.frame.get("finished_at", []) if isinstance(t, str) and t]
+        return max(times, default="")
+
+    def sections(self, pictures: bool = False) -> list[Section]:
+        sections = []
+        for name in sorted(set(self.frame["assignment"])):
+            rows = [_record(r, self.target_names) for r in _records(self.frame, name)]
+            spec = self.specs.get(name)
+            sections.append(
+                Section(
+                    name=name,
+                    title=spec.assignment.title if spec else name,
+                    targets=spec.targets if spec else tuple(Target(n) for n in _named(rows)),
+                    rows=[r for r in rows if r["kind"] == STUDENT],
+                    references=[r for r in rows if r["kind"] != STUDENT],
+                    picture=assignment_png(self.frame, name, spec) if pictures else b"",
+                )
+            )
+        return sections
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "updated": self.updated,
+            "policy": str(self.policy),
+            "anonymized": self.anonymized,
+            "assignments": [
+                {
+                    "name": s.name,
+                    "title": s.title,
+                    "targets": [
+                        {
+                            "name": t.name,
+                            "description": t.description,
+                            "min_test_accuracy": t.min_test_accuracy,
+                            "max_gap": t.max_gap,
+                        }
+                        for t in s.targets
+                    ],
+                    "rows": [_public(r) for r in s.rows],
+                    "references": [_public(r) for r in s.references],
+                }
+                for s in self.sections()
+            ],
+        }
+
+
+def build_board(
+    results: Iterable[Result],
+    specs: Mapping[str, Spec],
+    *,
+    policy: Policy = Policy.LATEST,
+    meta: Mapping[str, StudentMeta] | None = None,
+    secret: bytes | None = None,
+) -> Board:
+    """Rank the results; with a secret, under public names only (see anonymize.py)."""
+    results, meta = list(results), dict(meta or {})
+    if secret is not None:
+        results, meta = anonymize(results, meta, secret)
+    targets = board_targets(results, target_names(specs))
+    frame = ranked(results, targets, meta)
+    return Board(frame, specs, Policy(policy), secret is not None, targets)
 
 
 def write_leaderboard(
-    results: Iterable[Result], specs: Mapping[str, Spec], out: Path
+    results: Iterable[Result],
+    specs: Mapping[str, Spec],
+    out: Path,
+    meta: Mapping[str, StudentMeta] | None = None,
 ) -> pd.DataFrame:
-    """OUT/leaderboard.csv and OUT/leaderboard.png; returns the ranked board."""
-    board = ranked(results, target_names(specs))
-    write_csv(board, out / CSV_NAME)
-    plot_leaderboard(board, specs, out / PLOT_NAME)
-    return board
+    """OUT/leaderboard.csv and OUT/leaderboard.png (what every run writes); returns the ranked
+    board."""
+    board = build_board(results, specs, meta=meta)
+    write_board(board, out, ["csv"])
+    return board.frame
+
+
+def write_board(board: Board, out: Path, formats: Iterable[str]) -> list[Path]:
+    """Write each format's file into out; returns the paths written."""
+    written = []
+    for name in formats:
+        path = out / FORMATS[name]
+        if name == "csv":
+            write_csv(board.frame, path)
+            plot_leaderboard(board.frame, board.specs, out / PLOT_NAME)
+            written += [path, out / PLOT_NAME]
+            continue
+        if name == "json":
+            text = json.dumps(board.to_json(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+        elif name == "md":
+            plot_leaderboard(board.frame, board.specs, out / PLOT_NAME)
+            written.append(out / PLOT_NAME)
+            text = md_env().get_template("leaderboard.md.j2").render(board=board, plot=PLOT_NAME)
+        else:
+            text = render_html(board)
+        with atomic_path(path) as temp:
+            temp.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def render_html(board: Board) -> str:
+    env = html_env()
+    script = env.get_template("sort.js").render()
+    style = env.get_template("page.css").render()
+    return env.get_template("leaderboard.html.j2").render(
+        board=board,
+        sections=board.sections(pictures=True),
+        script=script,
+        style=style,
+        csp=f"default-src 'none'; img-src data:; style-src {csp_hash(style)}; "
+        f"script-src {csp_hash(script)}",
+    )
+
+
+def rows_json(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every row of a ranked board as plain JSON values (for `grader run --json`)."""
+    wanted = ["assignment", *JSON_COLUMNS, *(c for c in frame.columns if c.startswith("target_"))]
+    return [
+        {column: _plain(row.get(column)) for column in wanted}
+        for assignment in sorted(set(frame["assignment"]))
+        for row in _records(frame, assignment)
+    ]
+
+
+def _records(frame: pd.DataFrame, assignment: str) -> list[dict[str, Any]]:
+    rows = frame[frame["assignment"] == assignment].astype(object)
+    return [
+        {str(k): (None if _missing(v) else v) for k, v in row.items()}
+        for row in rows.to_dict("records")
+    ]
+
+
+def _record(row: dict[str, Any], targets: list[str]) -> dict[str, Any]:
+    row["targets"] = {name: row.get(target_column(name)) for name in targets}
+    row["targets"] = {k: (None if v is None else bool(v)) for k, v in row["targets"].items()}
+    return row
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    values = {column: _plain(row.get(column)) for column in JSON_COLUMNS}
+    values["targets"] = row["targets"]
+    return values
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as the JSON types they are."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _named(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({name for r in rows for name, met in r["targets"].items() if met is not None})

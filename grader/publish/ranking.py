@@ -1,4 +1,8 @@
-"""Ranking results into the leaderboard: one row per submission, one column per target."""
+"""Ranking results into the leaderboard: one row per submission, one column per target.
+
+Only students' graded rows are ranked. Failed rows follow with their status; reference rows
+(baselines: any other kind) come last, unranked, for comparison.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ import pandas as pd
 
 from grader.core.results import Result
 from grader.core.spec import Spec
+from grader.core.submission import StudentMeta
 
 LEADING = ["rank", "student", "assignment", "status", "test_accuracy", "train_accuracy", "gap"]
 TRAILING = ["params", "epochs", "train_seconds", "mode", "seed", "message"]
-EXTRA = ["threads", "weights_sha256", "finished_at"]
+EXTRA = ["threads", "weights_sha256", "finished_at", "kind", "late"]
 
 
 def target_names(specs: Mapping[str, Spec]) -> list[str]:
@@ -22,6 +27,12 @@ def target_names(specs: Mapping[str, Spec]) -> list[str]:
     return names
 
 
+def board_targets(results: Iterable[Result], targets: list[str] | None = None) -> list[str]:
+    """The specs' target names, then any only the results name, alphabetically."""
+    named = sorted({name for r in results for name in r.targets} - set(targets or []))
+    return [*(targets or []), *named]
+
+
 def target_column(name: str) -> str:
     return f"target_{name.lower()}"
 
@@ -30,35 +41,41 @@ def columns(targets: Iterable[str]) -> list[str]:
     return [*LEADING, *(target_column(t) for t in targets), *TRAILING, *EXTRA]
 
 
-def ranked(results: Iterable[Result], targets: list[str] | None = None) -> pd.DataFrame:
-    """One row per result; within each assignment graded rows are ranked by test accuracy, then
-    smaller gap, fewer parameters and student id; failed rows follow with no rank.
+def ranked(
+    results: Iterable[Result],
+    targets: list[str] | None = None,
+    meta: Mapping[str, StudentMeta] | None = None,
+) -> pd.DataFrame:
+    """One row per result; within each assignment students' graded rows are ranked by test
+    accuracy, then smaller gap, fewer parameters and student id; failed rows follow with no
+    rank, then reference rows.
 
     `targets` orders the target columns (the specs' names); targets only the results name (from
-    specs no longer at hand) follow in alphabetical order.
+    specs no longer at hand) follow in alphabetical order. `meta` gives the `late` column.
     """
     results = list(results)
-    named = sorted({name for r in results for name in r.targets} - set(targets or []))
-    targets = [*(targets or []), *named]
-    rows = [_row(r, targets) for r in results]
-    frame = pd.DataFrame(rows, columns=[*columns(targets), "_ok"])
+    targets = board_targets(results, targets)
+    rows = [_row(r, targets, (meta or {}).get(r.student)) for r in results]
+    frame = pd.DataFrame(rows, columns=[*columns(targets), "_ok", "_reference"])
+    helpers = ["_ok", "_reference"]
     if frame.empty:
-        return frame.drop(columns="_ok")
+        return frame.drop(columns=helpers)
     frame = frame.sort_values(
-        ["assignment", "_ok", "test_accuracy", "gap", "params", "student"],
-        ascending=[True, False, False, True, True, True],
+        ["assignment", "_reference", "_ok", "test_accuracy", "gap", "params", "student"],
+        ascending=[True, True, False, False, True, True, True],
         na_position="last",
         kind="mergesort",
     )
-    ok = frame["_ok"]
+    ranks = frame["_ok"] & ~frame["_reference"]
     frame["rank"] = pd.array([pd.NA] * len(frame), dtype="Int64")
-    frame.loc[ok, "rank"] = frame[ok].groupby("assignment").cumcount() + 1
+    frame.loc[ranks, "rank"] = frame[ranks].groupby("assignment").cumcount() + 1
     for column in ("params", "epochs", "seed", "threads"):
         frame[column] = frame[column].astype("Int64")
-    return frame.drop(columns="_ok").reset_index(drop=True)
+    frame["late"] = frame["late"].astype("boolean")
+    return frame.drop(columns=helpers).reset_index(drop=True)
 
 
-def _row(result: Result, targets: list[str]) -> dict[str, object]:
+def _row(result: Result, targets: list[str], meta: StudentMeta | None) -> dict[str, object]:
     met = {target_column(name): result.targets.get(name) for name in targets}
     return {
         "rank": None,
@@ -78,7 +95,10 @@ def _row(result: Result, targets: list[str]) -> dict[str, object]:
         "threads": result.threads,
         "weights_sha256": result.weights_sha256,
         "finished_at": result.finished_at,
+        "kind": result.kind,
+        "late": None if meta is None or result.reference else meta.late,
         "_ok": result.ok,
+        "_reference": result.reference,
     }
 
 

@@ -18,12 +18,10 @@ from __future__ import annotations
 import itertools
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -31,14 +29,14 @@ from grader import protocol
 from grader.core.files import MB
 from grader.core.machine import gpus
 from grader.protocol import Attestation, Confinement, JobConfig, Phase, Task
-from grader.sandbox import argv, leases, reap, supervise, view
+from grader.sandbox import launch, leases, reap, supervise
 from grader.sandbox.cgroups import JobCgroup
-from grader.sandbox.probe import Machine, Setup, own_namespaces
+from grader.sandbox.launch import Job
+from grader.sandbox.probe import LAYERS, Machine, Setup, own_namespaces
 from grader.sandbox.supervise import JobOutcome, Limits, Running
 from grader.sandbox.verify import Promise, breaches
-from grader.sandbox.warm import WarmError, Zygote, ZygotePool
+from grader.sandbox.warm import WarmError, ZygotePool
 from grader.sandbox.workspace import job_folders, workspace
-from grader.sandbox.zygote import Request
 
 PROBE_LIMITS = Limits(
     timeout_seconds=60,
@@ -53,21 +51,7 @@ PROBE_LIMITS = Limits(
 OPTIONAL_LAYERS = ("identity", "cgroups", "seccomp")  # a setup can do without these
 
 
-@dataclass(frozen=True)
-class _Job:
-    setup: Setup
-    phase: Phase
-    in_dir: Path
-    out_dir: Path
-    log: Path
-    limits: Limits
-    uid: int | None
-    cgroup: JobCgroup | None
-    promise: Promise
-    env: dict[str, str]  # the child's whole environment
-
-
-Starter = Callable[["_Job", int, int, int], Running]
+Starter = Callable[[Job, int, int, int], Running]
 
 
 class SandboxError(Exception):
@@ -90,7 +74,7 @@ class Sandbox:
             self._gpus.put(index)
         self._setup, notes = self._prove(warm)
         self.layers = self._machine.describe(self._setup, notes)
-        self.launch = _launch(self._setup, warm, notes)
+        self.launch = _launch_line(self._setup, warm, notes)
         self.required = require
         weak = [layer.name for layer in self.layers if not layer.on]
         if require and weak:
@@ -150,10 +134,31 @@ class Sandbox:
     # -- proving the layers ---------------------------------------------------------------
 
     def _prove(self, warm: bool) -> tuple[Setup, dict[str, str]]:
-        """The strongest setup whose probe job shows every promised layer from inside."""
+        """The setup whose probe job shows the most layers from inside: warm when it gives as
+        many as the strongest fresh-process setup (as root it gives them all)."""
+        forked: Setup | None = None
+        notes: dict[str, str] = {}
+        if warm:
+            try:
+                forked, notes = self._first_proven(self._machine.warm_setups())
+            except SandboxError as exc:
+                notes = {"warm": str(exc)}
+            if forked and forked.layers_on() == set(LAYERS):
+                return forked, notes
+        cold, cold_notes = self._first_proven(self._machine.cold_setups())
+        if forked and forked.layers_on() >= cold.layers_on():
+            return forked, notes
+        if forked:
+            lacking = ", ".join(sorted(cold.layers_on() - forked.layers_on()))
+            cold_notes["warm"] = f"the warm path would lack {lacking}"
+        return cold, {**notes, **cold_notes}
+
+    def _first_proven(self, setups: list[Setup]) -> tuple[Setup, dict[str, str]]:
+        """The first setup whose probe job shows every promised layer from inside, leaving out
+        the optional layers a probe lacked."""
         notes: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
-        for setup in self._machine.setups(warm):
+        for setup in setups:
             for _ in range(4):  # each round leaves out the layers the last probe lacked
                 problems = self._probe(setup)
                 droppable = [(layer, p) for layer, p in problems if layer in OPTIONAL_LAYERS]
@@ -205,7 +210,7 @@ class Sandbox:
             self._job_gpu(task.device) as gpu,
         ):
             promise = Promise(
-                rlimits=_rlimits(limits, uid is not None),
+                rlimits=launch.rlimits(limits, uid is not None),
                 seccomp=setup.seccomp_library is not None,
                 uid=uid,
                 separate_from=self._namespaces if setup.mode != "none" else None,
@@ -217,13 +222,13 @@ class Sandbox:
             if uid is not None:
                 os.chown(out_dir, uid, uid)
             env = protocol.child_env(limits.threads) | gpu
-            job = _Job(setup, task.phase, in_dir, out_dir, log, limits, uid, cgroup, promise, env)
+            job = Job(setup, task.phase, in_dir, out_dir, log, limits, uid, cgroup, promise, env)
             if not setup.warm:
-                return self._supervise(job, self._start_cold)
+                return self._supervise(job, partial(launch.start_cold, self._machine))
             with (pool or self._pool).lend(limits.threads) as zygote:
-                return self._supervise(job, partial(self._start_warm, zygote))
+                return self._supervise(job, partial(launch.start_warm, zygote))
 
-    def _supervise(self, job: _Job, start: Starter) -> JobOutcome:
+    def _supervise(self, job: Job, start: Starter) -> JobOutcome:
         attest_r, attest_w = os.pipe()
         go_r, go_w = os.pipe()
         started = time.monotonic()
@@ -261,64 +266,6 @@ class Sandbox:
             out_of_memory=job.cgroup is not None and job.cgroup.oom_killed(),
             breaches=tuple(found),
         )
-
-    def _start_cold(self, job: _Job, log: int, attest_fd: int, go_fd: int) -> Running:
-        command = self._command(job, attest_fd, go_fd)
-        if job.cgroup is not None:
-            command = [*argv.enter_cgroup(job.cgroup.procs_files), *command]
-        return supervise.start(command, job.env, log, (attest_fd, go_fd))
-
-    def _start_warm(
-        self, zygote: Zygote, job: _Job, log: int, attest_fd: int, go_fd: int
-    ) -> Running:
-        forked = job.setup.mode == "forked"
-        in_dir, out_dir = (
-            (protocol.VIEW_IN, protocol.VIEW_OUT) if forked else (str(job.in_dir), str(job.out_dir))
-        )
-        root = job.in_dir.parent / "root"
-        if forked:
-            root.mkdir(mode=0o700, exist_ok=True)
-        request = Request(
-            phase=str(job.phase),
-            in_dir=in_dir,
-            out_dir=out_dir,
-            env=job.env,
-            cgroup_procs=[str(p) for p in job.cgroup.procs_files] if job.cgroup else [],
-            uid=job.uid,
-            mounts=view.to_data(_plan(job)) if forked else None,
-            root=str(root),
-        )
-        return zygote.start(request, log, attest_fd, go_fd)
-
-    def _command(self, job: _Job, attest_fd: int, go_fd: int) -> list[str]:
-        machine, setup = self._machine, job.setup
-        in_dir, out_dir = str(job.in_dir), str(job.out_dir)
-        drop = [] if job.uid is None else argv.setpriv(_need(machine.setpriv), job.uid)
-        python = sys.executable
-        if setup.mode == "bwrap":
-            prefix = argv.bwrap(
-                _need(machine.bwrap),
-                root=machine.root,
-                env=job.env,
-                mounts=_plan(job),
-            )
-            in_dir, out_dir = protocol.VIEW_IN, protocol.VIEW_OUT
-        elif setup.mode == "unshare":
-            keep = argv.outermost([*argv.python_paths(), *_library(setup), in_dir])
-            prefix = [
-                *argv.unshare(_need(machine.unshare)),
-                *argv.private_view(
-                    python,
-                    job.limits.tmp_bytes,
-                    hide=argv.untraversable([*keep, out_dir]),
-                    keep=keep,
-                    writable=[out_dir],
-                ),
-            ]
-        else:
-            prefix = []
-        args = protocol.child_args(job.phase, in_dir, out_dir, attest_fd, go_fd)
-        return [*prefix, *drop, *protocol.child_argv(python, args)]
 
     @contextmanager
     def _job_cgroup(self, setup: Setup, limits: Limits) -> Iterator[JobCgroup | None]:
@@ -358,44 +305,9 @@ class Sandbox:
             raise SandboxError(str(exc)) from None
 
 
-def _launch(setup: Setup, warm: bool, notes: dict[str, str]) -> str:
+def _launch_line(setup: Setup, warm: bool, notes: dict[str, str]) -> str:
     """How jobs start, for the terminal: warm, or cold and why."""
     if setup.warm:
         return "warm: a warm process per worker (torch imported once) forks each job phase"
     why = "--no-warm" if not warm else notes.get("warm", "no warm process could start here")
     return f"cold: a fresh process per job phase ({why})"
-
-
-def _rlimits(limits: Limits, own_uid: bool) -> dict[str, int]:
-    rlimits = {
-        "RLIMIT_DATA": limits.memory_bytes,
-        "RLIMIT_CPU": int(limits.timeout_seconds * 2) + 10,
-        "RLIMIT_FSIZE": limits.max_file_bytes,
-        "RLIMIT_NOFILE": limits.max_open_files,
-        "RLIMIT_CORE": 0,
-    }
-    if own_uid:
-        # RLIMIT_NPROC counts every process of the uid, so it is only meaningful per job uid.
-        rlimits["RLIMIT_NPROC"] = limits.max_processes
-    return rlimits
-
-
-def _plan(job: _Job) -> list[view.Mount]:
-    """The job's view: the interpreter, this package and libseccomp, and its own folders."""
-    return view.plan(
-        visible=argv.outermost([*argv.python_paths(), *_library(job.setup)]),
-        binds=[
-            (str(job.in_dir), protocol.VIEW_IN, False),
-            (str(job.out_dir), protocol.VIEW_OUT, True),
-        ],
-        tmp_bytes=job.limits.tmp_bytes,
-    )
-
-
-def _library(setup: Setup) -> list[str]:
-    return [setup.seccomp_library] if setup.seccomp_library else []
-
-
-def _need(program: str | None) -> str:
-    assert program is not None, "the setup names a tool this machine lacks"
-    return program

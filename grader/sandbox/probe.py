@@ -40,6 +40,14 @@ class Setup:
     seccomp_library: str | None
     warm: bool = False  # forked from a warm process, not started afresh
 
+    def layers_on(self) -> set[str]:
+        on = {"limits"}
+        on |= {"namespaces"} if self.mode != "none" else set()
+        on |= {"identity"} if self.identity else set()
+        on |= {"cgroups"} if self.cgroups else set()
+        on |= {"seccomp"} if self.seccomp_library else set()
+        return on
+
     def without(self, layer: str) -> Setup:
         if layer == "identity":
             return replace(self, identity=False)
@@ -73,21 +81,20 @@ class Machine:
             seccomp_library=seccomp_library(),
         )
 
-    def setups(self, warm: bool) -> list[Setup]:
-        """What to try, best first: forked from a warm process (root gets every layer there),
-        then bubblewrap, then unshare (root only), then no namespaces."""
-        found = []
-        if warm:
-            mode = "forked" if self.root and self.enabled else "none"
-            found.append(Setup(mode, mode == "forked", self.cgroups, self.seccomp_library, True))
+    def warm_setups(self) -> list[Setup]:
+        """Forked from a warm process: as root, each job makes its own namespaces."""
+        mode = "forked" if self.root and self.enabled else "none"
+        return [Setup(mode, mode == "forked", self.cgroups, self.seccomp_library, warm=True)]
+
+    def cold_setups(self) -> list[Setup]:
+        """A fresh process per job, strongest first: bubblewrap, unshare (root), nothing."""
         modes = ["bwrap"] if self.bwrap else []
         if self.unshare and self.setpriv:
             modes.append("unshare")
         modes.append("none")
-        found += [
+        return [
             Setup(mode, self._identity(mode), self.cgroups, self.seccomp_library) for mode in modes
         ]
-        return found
 
     def _identity(self, mode: str) -> bool:
         # Both views make the interpreter reachable for a job uid, wherever it is installed.

@@ -77,6 +77,34 @@ def attempts_record_the_cpu(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN cpu TEXT NOT NULL DEFAULT ''")
 
 
+def attempts_keep_class_results(db: sqlite3.Connection) -> None:
+    """Each attempt keeps its confusion matrices and per-class accuracies (train and test), so
+    reports render from the store; older attempts have none."""
+    db.execute("ALTER TABLE attempts ADD COLUMN confusion TEXT NOT NULL DEFAULT '{}'")
+    db.execute("ALTER TABLE attempts ADD COLUMN class_accuracy TEXT NOT NULL DEFAULT '{}'")
+
+
+def attempts_keep_contract_checks(db: sqlite3.Connection) -> None:
+    """Each attempt keeps the contract checks its child ran and which passed."""
+    db.execute("ALTER TABLE attempts ADD COLUMN checks TEXT NOT NULL DEFAULT '[]'")
+
+
+def attempts_have_a_kind(db: sqlite3.Connection) -> None:
+    """A row is a student's submission or a reference row (a baseline), never ranked."""
+    db.execute("ALTER TABLE attempts ADD COLUMN kind TEXT NOT NULL DEFAULT 'student'")
+
+
+def students_keep_their_metadata(db: sqlite3.Connection) -> None:
+    """What each student's student.toml said at the last run (pseudonym, lateness, ...)."""
+    db.execute(
+        """CREATE TABLE students (
+            student TEXT PRIMARY KEY,
+            meta TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+
+
 def slurm_tasks_are_remembered(db: sqlite3.Connection) -> None:
     """Each submission handed to Slurm is remembered with its job id, its submitit folder and the
     reuse key it is graded under, until its attempt is recorded (or it is abandoned), so a new
@@ -109,6 +137,10 @@ MIGRATIONS: list[Migration] = [
     ("attempts_know_their_run", attempts_know_their_run),
     ("attempts_keep_training_history", attempts_keep_training_history),
     ("attempts_record_the_cpu", attempts_record_the_cpu),
+    ("attempts_keep_class_results", attempts_keep_class_results),
+    ("attempts_keep_contract_checks", attempts_keep_contract_checks),
+    ("attempts_have_a_kind", attempts_have_a_kind),
+    ("students_keep_their_metadata", students_keep_their_metadata),
     ("slurm_tasks_are_remembered", slurm_tasks_are_remembered),
 ]
 LATEST = len(MIGRATIONS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import sqlite3
 import tempfile
 import time
@@ -19,13 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.core.results import CacheKey, Environment, Mode, Result
+from grader.core.results import CacheKey, Environment, Mode, Policy, Result
 from grader.store import migrations
 
 DB_NAME = "grades.sqlite"  # the store's name in a results folder
 CREATE_SECONDS = 60
 _FIELDS = [f.name for f in dataclasses.fields(Result)]
-_JSON_FIELDS = {"targets", "history"}
+_JSON_FIELDS = {"targets", "history", "confusion", "class_accuracy", "checks"}
+# One row per submission: a student's (or a reference row's) attempts at one assignment.
+_SUBMISSION = "assignment, kind, student"
+# Best first: graded, then as the board ranks (test accuracy, gap, parameters), newest first.
+_BEST_FIRST = "(status = 'ok') DESC, test_accuracy DESC, gap ASC, params ASC, id DESC"
+SECRET_KEY = "anonymize_secret"
 _KEY_FIELDS = [f.name for f in dataclasses.fields(CacheKey)]  # all of them are Result fields too
 
 
@@ -179,13 +185,64 @@ class Store:
 
     def latest(self) -> list[Result]:
         """The newest attempt of every (assignment, student) ever graded into this store."""
+        return self.standing(Policy.LATEST)
+
+    def standing(self, policy: Policy) -> list[Result]:
+        """One attempt per submission as the policy picks it: the newest, or the best graded
+        (the newest when none was graded). Resubmissions are kept as attempts of their own."""
+        order = "id DESC" if Policy(policy) is Policy.LATEST else _BEST_FIRST
         with self._connect() as db:
             rows = db.execute(
-                "SELECT a.* FROM attempts a JOIN (SELECT MAX(id) AS id FROM attempts "
-                "GROUP BY assignment, student) m ON a.id = m.id "
-                "ORDER BY a.assignment, a.student"
+                f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {_SUBMISSION} "
+                f"ORDER BY {order}) AS pick FROM attempts) WHERE pick = 1 "
+                "ORDER BY assignment, kind, student"
             ).fetchall()
         return [_to_result(row) for row in rows]
+
+    def history(self, student: str, assignment: str) -> list[Result]:
+        """Every attempt of one student at one assignment, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM attempts WHERE student = ? AND assignment = ? ORDER BY id",
+                (student, assignment),
+            ).fetchall()
+        return [_to_result(row) for row in rows]
+
+    def record_students(self, metadata: dict[str, dict[str, Any]], at: str) -> None:
+        """What each student's student.toml says now (validated by discovery)."""
+        with self._connect() as db:
+            db.executemany(
+                "INSERT INTO students VALUES (?, ?, ?) ON CONFLICT (student) DO UPDATE "
+                "SET meta = excluded.meta, updated_at = excluded.updated_at",
+                [(s, json.dumps(m, sort_keys=True), at) for s, m in sorted(metadata.items())],
+            )
+
+    def students(self) -> dict[str, dict[str, Any]]:
+        """Each student's metadata as last recorded (raw: validate before use)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT student, meta FROM students").fetchall()
+        found = {}
+        for row in rows:
+            try:
+                meta = json.loads(row["meta"])
+            except ValueError:
+                continue
+            if isinstance(meta, dict):
+                found[row["student"]] = meta
+        return found
+
+    def secret(self) -> bytes:
+        """This store's (this course's) secret for anonymous ids: made once, kept in the store,
+        never shown. Without it the ids cannot be recomputed from a roster."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (SECRET_KEY, secrets.token_hex(32)),
+            )
+            value: str = db.execute(
+                "SELECT value FROM meta WHERE key = ?", (SECRET_KEY,)
+            ).fetchone()[0]
+        return bytes.fromhex(value)
 
     def attempts(self) -> int:
         with self._connect() as db:

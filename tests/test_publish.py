@@ -1,0 +1,342 @@
+"""The published leaderboard from stored results: one board, four formats (csv, md, html, json),
+reference rows set apart, lateness shown, anonymized without a trace of a real id, student
+text inert everywhere, and the same store always giving the same bytes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ASSIGNMENTS
+from test_leaderboard import failed, ok
+
+from grader.core.results import Policy, Result
+from grader.core.spec import load_specs
+from grader.core.submission import StudentMeta
+from grader.publish.anonymize import derived_id, public_names
+from grader.publish.board import build_board, render_html, write_board
+from grader.publish.export import inert_cell
+from grader.publish.render import csp_hash, md_code, md_text
+
+SPECS = load_specs(ASSIGNMENTS)
+SECRET = b"s" * 32
+FORMATS = ["csv", "md", "html", "json"]
+HOSTILE = (
+    "<script>alert(1)</script> <img src=x onerror=alert(2)> | cell [link](http://x) "
+    "![img](http://y) **bold** `code` # heading &amp; ${x} \x1b[31mred"
+)
+
+
+def baseline(test: float = 0.955, assignment: str = "har") -> Result:
+    return Result(
+        student="logistic-regression",
+        assignment=assignment,
+        status="ok",
+        test_accuracy=test,
+        train_accuracy=0.99,
+        gap=round(0.99 - test, 6),
+        targets={"A": False, "B": False},
+        params=3372,
+        kind="baseline",
+        finished_at="2024-01-02T00:00:00+00:00",
+    )
+
+
+def results() -> list[Result]:
+    return [
+        replace(ok("zoe", 0.97, assignment="har"), finished_at="2024-01-03T10:00:00+00:00"),
+        ok("yan", 0.965, gap=0.03, assignment="har"),
+        failed("xia", "invalid", assignment="har", message="check forward_output_shape failed"),
+        baseline(),
+        ok("wes", 0.98, assignment="mnist"),
+    ]
+
+
+def written(tmp_path: Path, board_results: list[Result], **options: Any) -> dict[str, str]:
+    board = build_board(board_results, SPECS, **options)
+    write_board(board, tmp_path, FORMATS)
+    names = {"csv": "leaderboard.csv", "md": "leaderboard.md", "html": "leaderboard.html"}
+    texts = {f: (tmp_path / n).read_text() for f, n in names.items()}
+    texts["json"] = (tmp_path / "leaderboard.json").read_text()
+    return texts
+
+
+# --- one board, every format ----------------------------------------------------------------
+
+
+def test_every_format_is_written_from_one_board(tmp_path: Path) -> None:
+    board = build_board(results(), SPECS)
+    paths = write_board(board, tmp_path, FORMATS)
+    assert sorted({p.name for p in paths}) == [
+        "leaderboard.csv", "leaderboard.html", "leaderboard.json", "leaderboard.md",
+        "leaderboard.png",
+    ]  # fmt: skip
+    document = json.loads((tmp_path / "leaderboard.json").read_text())
+    har = document["assignments"][0]
+    assert [(r["rank"], r["student"], r["status"]) for r in har["rows"]] == [
+        (1, "zoe", "ok"), (2, "yan", "ok"), (None, "xia", "invalid")]  # fmt: skip
+    assert har["rows"][0]["targets"] == {"A": True, "B": False}
+    assert [t["name"] for t in har["targets"]] == ["A", "B"]
+    assert document["updated"] == "2024-01-03T10:00:00+00:00"  # the newest row, not the clock
+    rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
+    assert [r["student"] for r in rows] == ["zoe", "yan", "xia", "logistic-regression", "wes"]
+
+
+def test_reference_rows_are_set_apart_and_never_ranked(tmp_path: Path) -> None:
+    stronger = baseline(test=0.99)  # better than every student: still no rank
+    board = build_board([*results()[:3], stronger], SPECS)
+    (har,) = [s for s in board.sections() if s.name == "har"]
+    assert [r["student"] for r in har.rows] == ["zoe", "yan", "xia"]
+    assert [(r["student"], r["rank"], r["kind"]) for r in har.references] == [
+        ("logistic-regression", None, "baseline")]  # fmt: skip
+    assert [r["rank"] for r in har.rows] == [1, 2, None]
+    html = render_html(board)
+    students, reference = html.split('<tbody class="reference">')
+    assert "logistic-regression" not in students and "zoe" in students
+    assert "Reference rows, for comparison (not ranked)" in reference
+    assert 'data-kind="baseline"' in reference
+    md = written(tmp_path, [*results()[:3], stronger])["md"]
+    table, references = md.split("Reference rows, for comparison (not ranked):")
+    assert "logistic-regression" not in table
+    assert "| | logistic-regression (baseline) | ok | 99.00% |" in references.replace("|  |", "| |")
+    document = json.loads((tmp_path / "leaderboard.json").read_text())
+    assert [r["student"] for r in document["assignments"][0]["references"]] == [
+        "logistic-regression"]  # fmt: skip
+
+
+def test_late_submissions_are_marked(tmp_path: Path) -> None:
+    meta = {"yan": StudentMeta(late=True), "zoe": StudentMeta(late=False)}
+    texts = written(tmp_path, results(), meta=meta)
+    assert "yan</td>" not in texts["html"]
+    assert re.search(r"yan <span class=\"badge late\">late</span>", texts["html"])
+    assert texts["html"].count('class="badge late"') == 1
+    assert "| yan (late) |" in texts["md"]
+    rows = {r["student"]: r["late"] for r in csv.DictReader(texts["csv"].splitlines())}
+    assert (rows["yan"], rows["zoe"], rows["xia"]) == ("True", "False", "")
+    json_rows = json.loads(texts["json"])["assignments"][0]["rows"]
+    assert {r["student"]: r["late"] for r in json_rows} == {"zoe": False, "yan": True, "xia": None}
+
+
+def test_the_page_states_targets_policy_and_picture(tmp_path: Path) -> None:
+    html = written(tmp_path, results(), policy=Policy.BEST)["html"]
+    assert "each student&#39;s best graded attempt" in html
+    assert "test accuracy &gt; 96% with a train-test gap &lt; 2 points" in html
+    assert html.count('<img src="data:image/png;base64,') == 2  # one picture per assignment
+    assert '<time datetime="2024-01-03T10:00:00+00:00">' in html
+
+
+def test_the_page_allows_only_its_own_script_and_style() -> None:
+    html = render_html(build_board(results(), SPECS))
+    script = re.search(r"<script>(.*?)</script>", html, re.DOTALL)
+    style = re.search(r"<style>(.*?)</style>", html, re.DOTALL)
+    assert script and style
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
+    assert policy is not None
+    assert f"script-src {csp_hash(script.group(1))}" in policy.group(1).replace("&#39;", "'")
+    assert f"style-src {csp_hash(style.group(1))}" in policy.group(1).replace("&#39;", "'")
+    assert html.count("<script") == 1
+    assert "http" not in policy.group(1)  # self-contained: nothing is fetched
+
+
+def test_same_store_same_bytes(tmp_path: Path) -> None:
+    first = written(tmp_path / "a", results(), meta={"yan": StudentMeta(late=True)})
+    second = written(tmp_path / "b", results(), meta={"yan": StudentMeta(late=True)})
+    assert first == second
+    assert (tmp_path / "a" / "leaderboard.png").read_bytes() == (
+        tmp_path / "b" / "leaderboard.png"
+    ).read_bytes()
+
+
+# --- anonymized boards ------------------------------------------------------------------------
+
+REAL = ["zoe", "yan", "xia", "wes"]
+
+
+def test_anonymized_files_hold_no_real_id_anywhere(tmp_path: Path) -> None:
+    hostile = failed(
+        "xia", "invalid", assignment="har", message="duplicate student id: folders XIA, xia"
+    )
+    texts = written(tmp_path, [*results()[:2], hostile, *results()[3:]], secret=SECRET)
+    for name, text in texts.items():
+        text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)  # pictures: below
+        for student in REAL:
+            assert not re.search(student, text, re.IGNORECASE), (name, student)
+    assert "logistic-regression" in texts["html"]  # reference rows keep their names
+    assert derived_id("zoe", SECRET) in texts["html"]
+    png = (tmp_path / "leaderboard.png").read_bytes()
+    plain = written(tmp_path / "plain", results())
+    assert png != (tmp_path / "plain" / "leaderboard.png").read_bytes()  # labels changed
+    assert "zoe" in plain["html"]
+
+
+def test_pseudonyms_are_used_when_safe(tmp_path: Path) -> None:
+    meta = {
+        "zoe": StudentMeta(pseudonym="Night Owl"),
+        "yan": StudentMeta(pseudonym="WES"),  # another student's real id: not used
+        "xia": StudentMeta(pseudonym="Twin"),
+        "wes": StudentMeta(pseudonym="twin"),  # chosen twice: neither gets it
+    }
+    names = public_names(REAL, meta, SECRET)
+    assert names["zoe"] == "Night Owl"
+    assert names["yan"] == derived_id("yan", SECRET)
+    assert names["xia"] == derived_id("xia", SECRET) and names["wes"] == derived_id("wes", SECRET)
+    html = written(tmp_path, results(), meta=meta, secret=SECRET)["html"]
+    assert ">Night Owl" in html
+
+
+def test_derived_ids_are_stable_and_depend_on_the_secret() -> None:
+    first = derived_id("zoe", SECRET)
+    assert first == derived_id("zoe", SECRET)
+    assert re.fullmatch(r"anon-[a-z2-7]{10}", first)
+    assert derived_id("zoe", b"t" * 32) != first
+    assert len({derived_id(f"s{i}", SECRET) for i in range(1000)}) == 1000
+
+
+# --- student text stays inert --------------------------------------------------------------------
+
+
+def test_hostile_text_is_inert_in_every_format(tmp_path: Path) -> None:
+    meta = {"xia": StudentMeta(pseudonym="=cmd|' /C calc'!A0", late=True)}
+    rows = [*results()[:2], failed("xia", "error", assignment="har", message=HOSTILE)]
+    texts = written(tmp_path, rows, meta=meta)
+    html = texts["html"]
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "\x1b" not in html
+    md = texts["md"]
+    (line,) = [row for row in md.splitlines() if row.startswith("|  | xia")]
+    header = next(row for row in md.splitlines() if row.startswith("| # |"))
+    assert len(re.findall(r"(?<!\\)\|", line)) == len(re.findall(r"\|", header))  # no new cell
+    assert "<script>" not in md
+    assert re.findall(r"(?<!\\)\]\(", md) == ["]("]  # the board's own picture only
+    assert "\\[link\\](http://x)" in md
+    assert "\\*\\*bold\\*\\*" in md and "\\`code\\`" in md
+    cells = [c for r in csv.reader(texts["csv"].splitlines()) for c in r]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")]
+    rows_json = json.loads(texts["json"])["assignments"][0]["rows"]
+    assert rows_json[2]["message"] == HOSTILE.replace("\x1b", "\x1b")  # exact text, as data
+    anonymized = written(tmp_path / "anon", rows, meta=meta, secret=SECRET)
+    cells = [c for r in csv.reader(anonymized["csv"].splitlines()) for c in r]
+    assert "'=cmd|' /C calc'!A0" in cells  # the pseudonym, shown as text
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'?=1"),  # and a control character shows as "?"
+        ("red \x1b[31m", "red ?[31m"),
+        ("a=1", "a=1"),
+        (-1.5, -1.5),
+        (None, None),
+    ],
+)
+def test_csv_cells_never_start_a_formula(value: object, expected: object) -> None:
+    assert inert_cell(value) == expected
+
+
+def test_negative_numbers_stay_numbers_in_the_csv(tmp_path: Path) -> None:
+    texts = written(tmp_path, [ok("ann", 0.97, gap=-0.01, assignment="har")])
+    (row,) = list(csv.DictReader(texts["csv"].splitlines()))
+    assert row["gap"] == "-0.01"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a|b", "a\\|b"),
+        ("[x](y)", "\\[x\\](y)"),
+        ("<b>&", "&lt;b&gt;&amp;"),
+        ("line\nbreak", "line break"),
+        ("*_`#~$\\", "\\*\\_\\`\\#\\~\\$\\\\"),
+        (None, ""),
+        (0.5, "0.5"),
+    ],
+)
+def test_markdown_text_is_escaped(text: object, expected: str) -> None:
+    assert md_text(text) == expected
+
+
+def test_a_code_block_cannot_be_closed_from_inside() -> None:
+    block = md_code("a\n```\nb ````` c\x07")
+    fence = "``````"
+    assert block.startswith(fence + "text\n") and block.endswith("\n" + fence)
+    assert "\x07" not in block
+
+
+def test_failed_rows_show_their_status(tmp_path: Path) -> None:
+    html = written(tmp_path, results())["html"]
+    row = re.search(r'<tr class="row failed" data-kind="student" data-status="invalid">.*?</tr>',
+                    html, re.DOTALL)  # fmt: skip
+    assert row is not None
+    assert '<span class="badge failed">invalid</span>' in row.group(0)
+    assert "check forward_output_shape failed" in row.group(0)
+
+
+def test_an_empty_board_still_draws(tmp_path: Path) -> None:
+    from grader.publish.board import write_leaderboard
+
+    write_leaderboard([], SPECS, tmp_path)
+    assert (tmp_path / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "leaderboard.csv").read_text().startswith("rank,student,")
+
+
+def test_the_command_line_knows_every_format() -> None:
+    from grader import cli
+    from grader.publish import board
+
+    assert tuple(board.FORMATS) == cli.FORMATS
+
+
+# --- the terminal ---------------------------------------------------------------------------------
+
+
+def test_a_log_gets_one_line_per_finished_submission() -> None:
+    import io
+
+    from grader.publish.progress import RunProgress, summary
+
+    stream = io.StringIO()
+    progress = RunProgress(stream, bar=False)
+    progress(replace(ok("ann", 0.9712, assignment="har"), train_seconds=3.21), 1, 12)
+    progress(failed("bob", "error", assignment="har", message="x\x1b[2J" + "y" * 200), 2, 12)
+    first, second = stream.getvalue().splitlines()
+    assert first == (
+        "[ 1/12] ann/har: ok, test 97.12%, gap +1.00 points, targets met: A, trained in 3.2 s"
+    )
+    assert second.startswith("[ 2/12] bob/har: error: x?[2Jyyy") and len(second) < 120
+    assert summary(["ok", "ok", "error", "invalid", "error"], 3, 2) == (
+        "5 rows: 2 ok, 3 failed (2 error, 1 invalid); 3 graded now, 2 reused"
+    )
+
+
+def test_a_terminal_gets_a_bar() -> None:
+    import io
+
+    from grader.publish.progress import RunProgress
+
+    stream = io.StringIO()
+    progress = RunProgress(stream, bar=True)
+    for done in (1, 2):
+        progress(ok(f"s{done}", 0.97, assignment="har"), done, 2)
+    text = stream.getvalue()
+    assert "grading" in text and "2/2" in text and "[2/2]" not in text
+
+
+def test_the_terminal_table_shows_student_text_without_escapes() -> None:
+    from grader.publish.ranking import ranked
+    from grader.publish.table import table_text
+
+    row = Result(student="a\x1b[2Jb", assignment="har", status="invalid", message="m\x07\nn")
+    text = table_text(ranked([row]))
+    assert "\x1b" not in text and "\x07" not in text
+    assert "a?[2Jb" in text and "m? n" in text
