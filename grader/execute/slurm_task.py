@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -25,6 +26,8 @@ from grader.data.cache import PreparedData
 from grader.jobs.grade import GradingContext, grade
 from grader.sandbox.box import Sandbox, SandboxError
 from grader.sandbox.workspace import remove_stale_workspaces
+
+_TERMINATED = threading.Event()  # Slurm sent SIGTERM: the task ends without a result
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ def run_task(task: NodeTask) -> NodeOutcome:
             result = grade(task.submission, ctx, sandbox)
     except SandboxError as exc:
         return NodeOutcome(None, node, layers, refusal=str(exc))
+    if _stopped_by_slurm():  # the job may have died of Slurm's signal before the task heard it
+        raise SystemExit(128 + signal.SIGTERM)
     return NodeOutcome(result, node, layers)
 
 
@@ -115,12 +120,18 @@ def _environment(expected: Environment, node: str) -> Environment:
 def _leave_stopping_to_slurm() -> None:
     """submitit asks Slurm for SIGUSR2 shortly before the time limit, to checkpoint and requeue;
     a grading cannot resume, and the sandbox's per-phase deadlines come first, so it is ignored.
-    At the limit (or on scancel) Slurm sends SIGTERM, then SIGKILL KillWait seconds later:
-    unwinding lets the sandbox end the running job and remove its cgroup and workspace.
-    SystemExit is no Exception, so submitit writes no result and the head reads Slurm's state."""
+    At the limit (or on scancel) Slurm sends SIGTERM to every process of the task, the job's
+    too, then SIGKILL KillWait seconds later. The job dying of it is no verdict on the student:
+    unwinding lets the sandbox end the job and remove its cgroup and workspace, and as SystemExit
+    is no Exception, submitit writes no result and the head reads Slurm's state instead."""
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    pass  # signal.signal(signal.SIGTERM, _unwind)
+    signal.signal(signal.SIGTERM, _unwind)
+
+
+def _stopped_by_slurm() -> bool:
+    return _TERMINATED.is_set()
 
 
 def _unwind(signum: int, _frame: FrameType | None) -> NoReturn:
+    _TERMINATED.set()
     raise SystemExit(128 + signum)
