@@ -13,9 +13,10 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -37,6 +38,9 @@ from grader.sandbox.box import Sandbox
 from grader.sandbox.workspace import remove_stale_workspaces
 from grader.store.sqlite import DB_NAME, Store
 
+if TYPE_CHECKING:  # importing it for real pulls in submitit, needed only for Slurm runs
+    from grader.execute.slurm import SlurmOptions
+
 Log = Callable[[str], None]
 # Told of each graded submission as it finishes: (result, how many done, how many to grade).
 Progress = Callable[[Result, int, int], None]
@@ -56,6 +60,7 @@ class RunOptions:
     verify_determinism: bool = False
     device: str = "auto"
     seeds: tuple[int, ...] = ()  # overrides each spec's seeds (--seeds); empty: the specs'
+    slurm: SlurmOptions | None = None  # None: grade on this machine (LocalExecutor)
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def _torch_version() -> str:
 def run(
     options: RunOptions, sandbox: Sandbox, log: Log, progress: Progress | None = None
 ) -> RunSummary:
-    env = environment(options.device)
+    env = _run_environment(options)
     specs = load_specs(options.assignments)
     max_weights = max(s.budgets.weights_bytes for s in specs.values())
     submissions = discover(options.submissions, specs, max_weights)
@@ -110,7 +115,7 @@ def run(
     reused = len(submissions) - len(pending)
     log(f"{len(submissions)} submissions: {reused} unchanged and reused, {len(pending)} to grade")
     run_id = store.begin_run(now(), [str(layer) for layer in sandbox.layers], env)
-    executor = LocalExecutor(sandbox, options.workers or default_workers(env))
+    executor = _executor(options, sandbox, store, run_id, env, log)
     meta = {student: StudentMeta.from_dict(m) for student, m in store.students().items()}
     written = 0
 
@@ -182,7 +187,8 @@ def _grade_all(
     conditions (an interrupted run resumes), and hand on each submission's combined Result
     the moment its last seed is known; an interruption stops every job."""
     results: list[dict[int, Result]] = [{} for _ in pending]
-    futures: dict[Future[Result], tuple[int, int]] = {}
+    requests: list[GradeRequest] = []
+    places: list[tuple[int, int]] = []  # each request's submission (its index) and seed
     for index, (sub, ctx) in enumerate(pending):
         key = cache_key(sub, ctx)
         for seed in ctx.all_seeds:
@@ -190,7 +196,8 @@ def _grade_all(
             if kept is not None and not force and _keeps(kept, sub, ctx):
                 results[index][seed] = kept
             else:
-                futures[executor.submit(GradeRequest(sub, seeded(ctx, seed)))] = (index, seed)
+                requests.append(GradeRequest(sub, seeded(ctx, seed)))
+                places.append((index, seed))
     done = 0
 
     def arrived(index: int) -> None:
@@ -200,11 +207,12 @@ def _grade_all(
             done += 1
             recorded(combine([results[index][s] for s in ctx.all_seeds], ctx.spec), done)
 
-    waiting = {index for index, _ in futures.values()}
+    waiting = {index for index, _ in places}
     for index in range(len(pending)):
         if index not in waiting:
             arrived(index)  # every seed reused
     try:
+        futures = dict(zip(executor.submit_all(requests), places, strict=True))
         for future in as_completed(futures):
             index, seed = futures[future]
             result = future.result()
@@ -215,6 +223,38 @@ def _grade_all(
     except BaseException:
         executor.stop()
         raise
+
+
+def _executor(
+    options: RunOptions, sandbox: Sandbox, store: Store, run_id: int, env: Environment, log: Log
+) -> Executor:
+    if options.slurm is None:
+        return LocalExecutor(sandbox, options.workers or default_workers(env))
+    from grader.execute.slurm import SlurmExecutor
+
+    def key_of(request: GradeRequest) -> CacheKey:
+        return cache_key(request.submission, request.context)
+
+    return SlurmExecutor(options.slurm, sandbox, store, run_id, key_of, log)
+
+
+def _run_environment(options: RunOptions) -> Environment:
+    """Where this run's jobs train. On Slurm the nodes run them, not this machine: CUDA exactly
+    when each task is given GPUs (each task checks its node has them, and the same torch)."""
+    if options.slurm is None:
+        return environment(options.device)
+    from grader.execute.slurm_queue import require_commands
+
+    require_commands()  # before any data is prepared for nodes that cannot be reached
+    if options.device not in DEVICES:
+        raise DeviceError(
+            f"unknown device {options.device!r}; expected one of {', '.join(DEVICES)}"
+        )
+    gpus = options.slurm.gpus_per_task > 0
+    if options.device == "cuda" and not gpus:
+        raise DeviceError("--device cuda with --executor slurm needs --gpus-per-task")
+    cuda = gpus and options.device != "cpu"
+    return Environment(_torch_version(), "cuda" if cuda else "cpu", cpu())
 
 
 def _baselines(
@@ -306,11 +346,12 @@ def _contexts(
     prepared: dict[str, PreparedData] = {}
     contexts = {}
     reviewed = load_reviewed(reviewed_path(options.assignments))
+    cache_dir = _cache_dir(options) if needed else options.cache_dir
     for name in sorted(needed):
         spec = specs[name]
         dataset = spec.assignment.dataset
         if dataset not in prepared:
-            prepared[dataset] = prepare(dataset, options.data_dir, options.cache_dir)
+            prepared[dataset] = prepare(dataset, options.data_dir, cache_dir)
         data, holdout = prepared[dataset], _holdout(spec)
         if holdout is not None:
             # New hold-out files regrade every row, as new data would.
@@ -339,3 +380,12 @@ def _holdout(spec: Spec) -> HoldoutData | None:
 
 def _combined(*checksums: str) -> str:
     return hashlib.sha256("+".join(checksums).encode()).hexdigest()
+
+
+def _cache_dir(options: RunOptions) -> Path:
+    """Slurm tasks read the data from the shared folder, so the head prepares it there."""
+    if options.slurm is None:
+        return options.cache_dir
+    from grader.execute.slurm import prepare_shared_dir
+
+    return prepare_shared_dir(options.slurm.shared_dir)

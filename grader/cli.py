@@ -6,6 +6,7 @@ imports the heavy parts (torch, pandas, scikit-learn) it needs, when it runs.
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from grader.core.submission import SubmissionsError, assignment_of
 from grader.data.errors import DataError
 from grader.data.fetch import FetchError
 from grader.data.registry import default_cache_dir, default_data_dir
+from grader.execute.slurm_queue import SlurmError
 from grader.sandbox.box import Sandbox, SandboxError
 from grader.store.sqlite import StoreError
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from grader.api import RunSummary
+    from grader.execute.slurm import SlurmOptions
 
 USER_ERRORS = (
     SpecError,
@@ -42,10 +45,22 @@ USER_ERRORS = (
     SandboxError,
     DeviceError,
     ReviewError,
+    SlurmError,
 )
 LOG_LINES = 12
 FORMATS = ("csv", "md", "html", "json")  # grader.publish.board.FORMATS, without importing it
 QUIET = "grader.quiet"  # in the click context's meta: say nothing but warnings and errors
+EXECUTORS = ("local", "slurm")
+# Options of `run` that only Slurm uses, by parameter name, as the command line spells them.
+SLURM_ONLY = {
+    "shared_dir": "--shared-dir",
+    "partition": "--partition",
+    "account": "--account",
+    "gpus_per_task": "--gpus-per-task",
+    "array_parallelism": "--slurm-array-parallelism",
+    "slurm_options": "--slurm-option",
+}
+SBATCH_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 data_dir_option = click.option(
     "--data-dir",
@@ -117,8 +132,57 @@ sandbox_options = [
 ]
 
 
+executor_options = [
+    click.option(
+        "--executor",
+        type=click.Choice(EXECUTORS),
+        default="local",
+        show_default=True,
+        help="Where submissions are graded: local (worker threads here) or slurm (a job array "
+        "on a Slurm cluster, one task per submission; needs --shared-dir).",
+    ),
+    click.option(
+        "--shared-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="slurm: a folder every node sees at the same path; data, specs, staged "
+        "submissions and task files go there.",
+    ),
+    click.option("--partition", default=None, help="slurm: the partition tasks run in."),
+    click.option("--account", default=None, help="slurm: the account tasks are charged to."),
+    click.option(
+        "--gpus-per-task",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="slurm: GPUs per task; with GPUs, jobs train on CUDA.",
+    ),
+    click.option(
+        "--slurm-array-parallelism",
+        "array_parallelism",
+        type=click.IntRange(min=1),
+        default=None,
+        help="slurm: at most this many tasks run at once.",
+    ),
+    click.option(
+        "--slurm-option",
+        "slurm_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="slurm: another sbatch option, e.g. qos=high (repeatable); time=MINUTES or "
+        "mem=SIZE replace the limits taken from the spec's budgets.",
+    ),
+]
+
+
 def with_sandbox_options(command: Callable[..., None]) -> Callable[..., None]:
     for option in reversed(sandbox_options):
+        command = option(command)
+    return command
+
+
+def with_executor_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(executor_options):
         command = option(command)
     return command
 
@@ -172,6 +236,7 @@ def main() -> None:
     help="Print a machine-readable summary on stdout instead of the table.",
 )
 @with_sandbox_options
+@with_executor_options
 def run_command(
     submissions: Path,
     out: Path,
@@ -190,6 +255,13 @@ def run_command(
     require_sandbox: bool,
     no_sandbox: bool,
     warm: bool,
+    executor: str,
+    shared_dir: Path | None,
+    partition: str | None,
+    account: str | None,
+    gpus_per_task: int,
+    array_parallelism: int | None,
+    slurm_options: tuple[str, ...],
 ) -> None:
     """Grade every SUBMISSIONS/<student>/<assignment>.py and write OUT/leaderboard.csv.
 
@@ -197,7 +269,8 @@ def run_command(
     already graded under the same code, spec, data and grader version are reused from
     OUT/grades.sqlite (except timeouts and crashes, which are graded again). Progress goes to
     stderr: a bar on a terminal, else one line per finished submission. Exits 0 when the batch
-    finished, even if some rows failed.
+    finished, even if some rows failed. With --executor slurm, a run started again after an
+    interruption collects the tasks the first one left in Slurm.
     """
     from grader import api
     from grader.publish.progress import RunProgress, summary
@@ -205,6 +278,17 @@ def run_command(
     click.get_current_context().meta[QUIET] = quiet
     _refuse_contradiction(require_sandbox, no_sandbox)
     seeds = _seeds(seeds_text)
+    slurm = _slurm(
+        executor,
+        workers,
+        shared_dir,
+        partition,
+        account,
+        gpus_per_task,
+        array_parallelism,
+        slurm_options,
+        (not no_sandbox, require_sandbox, warm),
+    )
     with user_errors():
         found = _specs(assignments, submissions)
         options = api.RunOptions(
@@ -220,6 +304,7 @@ def run_command(
             verify_determinism=verify_determinism,
             device=device,
             seeds=seeds,
+            slurm=slurm,
         )
         progress = None if quiet else RunProgress()
         try:
@@ -669,6 +754,59 @@ def _specs(assignments: Path | None, near: Path) -> SpecsFound:
     found = locate_specs(assignments, how, near)
     _log(f"specs: {found}")
     return found
+
+
+def _slurm(
+    executor: str,
+    workers: int | None,
+    shared_dir: Path | None,
+    partition: str | None,
+    account: str | None,
+    gpus_per_task: int,
+    array_parallelism: int | None,
+    slurm_options: tuple[str, ...],
+    sandbox: tuple[bool, bool, bool],
+) -> SlurmOptions | None:
+    """The Slurm settings of `run`, or None for a local run; options that do not fit are errors."""
+    context = click.get_current_context()
+    given = [
+        flag
+        for name, flag in SLURM_ONLY.items()
+        if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if executor == "local":
+        if given:
+            raise click.ClickException(f"{', '.join(given)}: only with --executor slurm")
+        return None
+    if workers is not None:
+        raise click.ClickException(
+            "--workers is for --executor local; with slurm, use --slurm-array-parallelism"
+        )
+    if shared_dir is None:
+        raise click.ClickException(
+            "--executor slurm needs --shared-dir, a folder every node sees at the same path"
+        )
+    from grader.execute.slurm import SlurmOptions
+    from grader.execute.slurm_task import SandboxFlags
+
+    return SlurmOptions(
+        shared_dir=shared_dir.absolute(),
+        partition=partition,
+        account=account,
+        gpus_per_task=gpus_per_task,
+        array_parallelism=array_parallelism,
+        extra=tuple(_key_value(option) for option in slurm_options),
+        sandbox=SandboxFlags(*sandbox),
+    )
+
+
+def _key_value(option: str) -> tuple[str, str]:
+    key, equals, value = option.partition("=")
+    if not equals or not SBATCH_KEY.match(key) or not value or not value.isprintable():
+        raise click.ClickException(
+            f"--slurm-option {option!r}: expected KEY=VALUE, such as qos=high"
+        )
+    return key, value
 
 
 def _refuse_contradiction(require: bool, disabled: bool) -> None:

@@ -25,7 +25,7 @@ from data_factories import HAR_FEATURES, har_text
 from grader.core.results import Mode, Status
 from grader.core.spec import Holdout, Spec
 from grader.data.cache import PreparedData
-from grader.data.holdout import load_holdout
+from grader.data.holdout import HoldoutData, load_holdout, load_staged, save_staged
 
 EXACT_LOOKUP = """
 import hashlib
@@ -253,6 +253,17 @@ def test_an_mnist_holdout_is_read_from_idx_files(tmp_path: Path, gz: bool) -> No
     assert (holdout.inputs[:, 0] == images).all()
     assert holdout.labels.tolist() == [4, 0, 9]
     assert len(holdout.checksum) == 64
+
+
+def test_a_holdout_staged_for_slurm_nodes_reads_back_the_same_and_private(tmp_path: Path) -> None:
+    holdout = HoldoutData(np.arange(12.0).reshape(2, 6), np.array([3, 1]), "c" * 64)
+    path = save_staged(holdout, tmp_path / "holdout")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert save_staged(holdout, tmp_path / "holdout") == path  # staged once per set
+    again = load_staged(path, holdout.checksum)
+    assert (again.inputs == holdout.inputs).all() and again.inputs.dtype == holdout.inputs.dtype
+    assert (again.labels == holdout.labels).all()
+    assert again.checksum == holdout.checksum
 
 
 # --- the audit's pieces, without a sandbox ---------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader.core.results import CacheKey, Environment, Mode, Policy, Result, Status
-from grader.store.sqlite import Store, StoreError
+from grader.store.sqlite import Store, StoreError, SubmittedTask
 
 ENV = Environment(torch_version="2.3.0", device="cpu")
 KEY = CacheKey(
@@ -328,3 +328,50 @@ def test_the_secret_is_made_once_per_store_and_kept(tmp_path: Path) -> None:
     assert len(first) == 32
     assert Store(tmp_path / "a.sqlite").secret() == first
     assert Store(tmp_path / "b.sqlite").secret() != first
+
+
+# -- Slurm tasks --------------------------------------------------------------------------------
+
+
+def task(
+    student: str = "alice", key: CacheKey = KEY, job_id: str = "7_0", seed: int = 0
+) -> SubmittedTask:
+    return SubmittedTask(student, "mnist", key, seed, job_id, "/shared/jobs/%j")
+
+
+def test_a_task_stays_open_until_its_seed_is_recorded(store: Store) -> None:
+    run_id = store.begin_run("2024-01-01T00:00:00+00:00", [], ENV)
+    tasks = [task(), task(seed=1, job_id="7_1"), task("bob", job_id="7_2")]
+    ids = store.add_tasks(tasks, run_id, "2024-01-01T00:00:01")
+    assert len(set(ids)) == 3
+    added = [dataclasses.replace(t, id=i) for t, i in zip(tasks, ids, strict=True)]
+    assert store.open_tasks() == added
+    assert store.open_tasks()[0].key.mode is Mode.RETRAIN
+    store.record(result(), run_id)  # a submission's row answers no task: its seeds do
+    assert len(store.open_tasks()) == 3
+    store.record_seed(result(), KEY)  # alice's seed 0 answers its task, in one transaction
+    assert [(t.student, t.seed) for t in store.open_tasks()] == [("alice", 1), ("bob", 0)]
+    store.record_seed(result(), KEY)  # a second result has no task left to close
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT student, seed, closed_by FROM slurm_tasks ORDER BY id").fetchall()
+    assert rows == [("alice", 0, "result"), ("alice", 1, None), ("bob", 0, None)]
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(CacheKey)])
+def test_a_result_under_another_key_leaves_the_task_open(store: Store, field: str) -> None:
+    store.add_tasks([task()], 1, "2024-01-01T00:00:01")
+    other = dataclasses.replace(KEY, **{field: Mode.LOAD if field == "mode" else "different"})
+    store.record_seed(result(), other)
+    store.record_seed(result("bob"), KEY)
+    store.record_seed(result(seed=1), KEY)
+    assert [t.student for t in store.open_tasks()] == ["alice"]
+
+
+def test_abandoned_tasks_are_closed_without_a_result(store: Store) -> None:
+    ids = store.add_tasks([task(), task("bob")], 1, "2024-01-01T00:00:01")
+    store.abandon_tasks([ids[0]], "2024-01-01T00:00:02")
+    assert [t.id for t in store.open_tasks()] == [ids[1]]
+    store.record_seed(result(), KEY)  # closes nothing: alice's task was abandoned already
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT student, closed_by FROM slurm_tasks ORDER BY id").fetchall()
+    assert rows == [("alice", "abandoned"), ("bob", None)]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.core.files import atomic_path
 from grader.data import har
 from grader.data.errors import DataError
 
@@ -49,6 +50,21 @@ def load_holdout(dataset: str, folder: Path) -> HoldoutData:
     digest = hashlib.sha256(np.ascontiguousarray(inputs).data)
     digest.update(np.ascontiguousarray(labels).data)
     return HoldoutData(inputs, labels, digest.hexdigest())
+
+
+def save_staged(holdout: HoldoutData, folder: Path) -> Path:
+    """Write the set where Slurm nodes read it (a private shared folder); return its path."""
+    path = folder / f"holdout-{holdout.checksum[:16]}.npz"
+    if not path.exists():
+        with atomic_path(path, mode=0o600) as temp, temp.open("wb") as handle:
+            np.savez(handle, inputs=holdout.inputs, labels=holdout.labels)
+    return path
+
+
+def load_staged(path: Path, checksum: str) -> HoldoutData:
+    """The set save_staged wrote, under the checksum the head keys results by."""
+    with np.load(path) as saved:
+        return HoldoutData(saved["inputs"], saved["labels"], checksum)
 
 
 def _find(folder: Path, name: str) -> Path:

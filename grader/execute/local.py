@@ -3,6 +3,7 @@
 A GradeRequest is plain data (a submission and how to grade it), so an executor may grade it in
 this process's threads, in warm processes, or on another machine. `LocalExecutor` grades on this
 machine: a thread per worker slot, each job in the one sandbox (warm or cold, as it proved).
+`slurm.SlurmExecutor` grades on a Slurm cluster, one array task per submission.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class Executor(Protocol):
         """Start grading; the future holds the Result (grading never raises for the student)."""
         ...
 
+    def submit_all(self, requests: list[GradeRequest]) -> list[Future[Result]]:
+        """Start grading a batch at once (a cluster sends it as one job array)."""
+        ...
+
     def stop(self) -> None:
         """Abandon the batch: cancel what has not started, end every running job now."""
         ...
@@ -42,6 +47,9 @@ class LocalExecutor:
 
     def submit(self, request: GradeRequest) -> Future[Result]:
         return self._pool.submit(grade, request.submission, request.context, self._sandbox)
+
+    def submit_all(self, requests: list[GradeRequest]) -> list[Future[Result]]:
+        return [self.submit(request) for request in requests]
 
     def stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -75,13 +75,40 @@ class JobFailed(Exception):
 
 def grade(submission: Submission, ctx: GradingContext, sandbox: Sandbox) -> Result:
     """Grade one submission in the sandbox; never raises for anything the submission does."""
-    started = now()
-    mode = resolve_mode(ctx.mode, submission)
-    base = Result(
+    base = _base(submission, ctx, now())
+    try:
+        graded = _grade(submission, ctx, sandbox, base.mode, base)
+    except JobFailed as failure:
+        graded = replace(
+            base,
+            status=failure.status,
+            message=failure.message,
+            log_tail=failure.log_tail,
+            checks=_checks(failure.checks),
+        )
+    return replace(graded, finished_at=now())
+
+
+def failed(
+    submission: Submission,
+    ctx: GradingContext,
+    status: Status,
+    message: str,
+    log_tail: str = "",
+    started_at: str = "",
+) -> Result:
+    """The row of a submission whose grading ended outside grade(), e.g. a Slurm task that was
+    killed: keyed like any other attempt, so the store can tell whether to grade it again."""
+    base = _base(submission, ctx, started_at or now())
+    return replace(base, status=status, message=message, log_tail=log_tail, finished_at=now())
+
+
+def _base(submission: Submission, ctx: GradingContext, started: str) -> Result:
+    return Result(
         student=submission.student,
         assignment=submission.assignment,
         status=Status.ERROR,
-        mode=mode,
+        mode=resolve_mode(ctx.mode, submission),
         seed=ctx.spec.grading.seed,
         threads=ctx.spec.grading.threads,
         content_hash=submission.content_hash,
@@ -92,17 +119,6 @@ def grade(submission: Submission, ctx: GradingContext, sandbox: Sandbox) -> Resu
         cpu=ctx.environment.cpu,
         started_at=started,
     )
-    try:
-        graded = _grade(submission, ctx, sandbox, mode, base)
-    except JobFailed as failure:
-        graded = replace(
-            base,
-            status=failure.status,
-            message=failure.message,
-            log_tail=failure.log_tail,
-            checks=_checks(failure.checks),
-        )
-    return replace(graded, finished_at=now())
 
 
 def resolve_mode(mode: Mode | str, submission: Submission) -> Mode:
@@ -157,7 +173,8 @@ def _grade(
             failure.checks = failure.checks or report.checks
             raise
         kept = weights if mode in (Mode.RETRAIN, Mode.VERIFY) else evaluated
-        _keep_weights(kept, ctx.weights_dir, sub)
+        if ctx.spec.grading.seed == ctx.all_seeds[0]:  # the row shows the first seed's weights
+            _keep_weights(kept, ctx.weights_dir, sub)
         submitted = _submitted_accuracy(sub, ctx, sandbox, work) if mode is Mode.VERIFY else None
     original, copies, held = mixed.parts(test_pred)
     test_labels = ctx.data.load("test_labels")

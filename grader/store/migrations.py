@@ -133,6 +133,36 @@ def attempts_verify_submitted_weights(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN submitted_accuracy REAL")
 
 
+def slurm_tasks_are_remembered(db: sqlite3.Connection) -> None:
+    """Each seed of a submission handed to Slurm is remembered with its job id, its submitit
+    folder and the reuse key it is graded under, until its result is recorded (or it is
+    abandoned), so a new grader collects what an interrupted one left running instead of
+    grading it again."""
+    db.execute(
+        """CREATE TABLE slurm_tasks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER REFERENCES runs (id),
+            student TEXT NOT NULL,
+            assignment TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            spec_digest TEXT NOT NULL,
+            data_checksum TEXT NOT NULL,
+            grader_version TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            torch_version TEXT NOT NULL,
+            device TEXT NOT NULL,
+            seeds TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            job_id TEXT NOT NULL,
+            folder TEXT NOT NULL,
+            submitted_at TEXT NOT NULL,
+            closed_at TEXT,
+            closed_by TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX slurm_tasks_open ON slurm_tasks (student, assignment, closed_at)")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -145,6 +175,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_keep_audit_figures", attempts_keep_audit_figures),
     ("attempts_grade_several_seeds", attempts_grade_several_seeds),
     ("attempts_verify_submitted_weights", attempts_verify_submitted_weights),
+    ("slurm_tasks_are_remembered", slurm_tasks_are_remembered),
 ]
 LATEST = len(MIGRATIONS)
 

@@ -15,11 +15,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.core.results import CacheKey, Environment, Policy, Result
+from grader.core.results import CacheKey, Environment, Mode, Policy, Result
 from grader.store import migrations
 
 DB_NAME = "grades.sqlite"  # the store's name in a results folder
@@ -31,6 +32,20 @@ _SUBMISSION = "assignment, kind, student"
 # Best first: graded, then as the board ranks (test accuracy, gap, parameters), newest first.
 _BEST_FIRST = "(status = 'ok') DESC, test_accuracy DESC, gap ASC, params ASC, id DESC"
 SECRET_KEY = "anonymize_secret"
+_KEY_FIELDS = [f.name for f in dataclasses.fields(CacheKey)]  # all of them are Result fields too
+
+
+@dataclass(frozen=True)
+class SubmittedTask:
+    """One seed of a submission handed to Slurm, its result not recorded yet: where it will be."""
+
+    student: str
+    assignment: str
+    key: CacheKey  # what the submission is graded under (all its seeds)
+    seed: int  # the seed this task grades
+    job_id: str  # submitit's: "<array job>_<index>", or "<job>" for a lone task
+    folder: str  # submitit's folder pattern (it holds %j)
+    id: int = 0  # the store's row id; 0 until added
 
 
 class StoreError(Exception):
@@ -96,6 +111,7 @@ class Store:
             )
 
     def record(self, result: Result, run_id: int | None = None) -> None:
+        """Add an attempt."""
         row = {name: _to_column(name, getattr(result, name)) for name in _FIELDS}
         row["run_id"] = run_id
         columns = ", ".join(row)
@@ -103,6 +119,50 @@ class Store:
             db.execute(
                 f"INSERT INTO attempts ({columns}) VALUES ({', '.join('?' * len(row))})",
                 list(row.values()),
+            )
+
+    def add_tasks(self, tasks: list[SubmittedTask], run_id: int, submitted_at: str) -> list[int]:
+        """Remember tasks just handed to Slurm, in one transaction; return their row ids."""
+        columns = ["run_id", "student", "assignment", *_KEY_FIELDS, "seed", "job_id", "folder"]
+        insert = (
+            f"INSERT INTO slurm_tasks ({', '.join(columns)}, submitted_at) "
+            f"VALUES ({', '.join('?' * (len(columns) + 1))})"
+        )
+        ids = []
+        with self._connect() as db:
+            for t in tasks:
+                row = [run_id, t.student, t.assignment, *_key_values(t.key), t.seed]
+                cursor = db.execute(insert, [*row, t.job_id, t.folder, submitted_at])
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+        return ids
+
+    def open_tasks(self) -> list[SubmittedTask]:
+        """Tasks handed to Slurm whose attempt is not recorded and that were not abandoned."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM slurm_tasks WHERE closed_at IS NULL ORDER BY id"
+            ).fetchall()
+        return [
+            SubmittedTask(
+                student=row["student"],
+                assignment=row["assignment"],
+                key=_to_key(row),
+                seed=row["seed"],
+                job_id=row["job_id"],
+                folder=row["folder"],
+                id=row["id"],
+            )
+            for row in rows
+        ]
+
+    def abandon_tasks(self, ids: list[int], when: str) -> None:
+        """Close tasks that will never be recorded (cancelled, or graded under another key)."""
+        with self._connect() as db:
+            db.executemany(
+                "UPDATE slurm_tasks SET closed_at = ?, closed_by = 'abandoned' "
+                "WHERE id = ? AND closed_at IS NULL",
+                [(when, task_id) for task_id in ids],
             )
 
     def cached(self, student: str, assignment: str, key: CacheKey) -> Result | None:
@@ -118,13 +178,26 @@ class Store:
         return _to_result(row) if row else None
 
     def record_seed(self, result: Result, key: CacheKey) -> None:
-        """One seed's result of a submission graded on several, reused by later runs."""
+        """One seed's result of a submission, reused by later runs. It answers the open Slurm
+        task that graded it, closed in the same transaction: a task's result is kept once."""
         row = {name: _to_column(name, getattr(result, name)) for name in _FIELDS}
         with self._connect() as db:
             db.execute(
                 "INSERT INTO seed_attempts (student, assignment, seed, reuse_key, result) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (result.student, result.assignment, result.seed, _key_text(key), json.dumps(row)),
+            )
+            db.execute(
+                "UPDATE slurm_tasks SET closed_at = ?, closed_by = 'result' "
+                "WHERE student = ? AND assignment = ? AND seed = ? AND closed_at IS NULL AND "
+                + " AND ".join(f"{name} = ?" for name in _KEY_FIELDS),
+                [
+                    result.finished_at or result.started_at,
+                    result.student,
+                    result.assignment,
+                    result.seed,
+                    *_key_values(key),
+                ],
             )
 
     def cached_seed(self, student: str, assignment: str, seed: int, key: CacheKey) -> Result | None:
@@ -236,6 +309,15 @@ class Store:
 def _key_text(key: CacheKey) -> str:
     values = dataclasses.asdict(dataclasses.replace(key, seeds=""))
     return json.dumps({name: str(value) for name, value in values.items()}, sort_keys=True)
+
+
+def _key_values(key: CacheKey) -> list[str]:
+    return [str(getattr(key, name)) for name in _KEY_FIELDS]
+
+
+def _to_key(row: sqlite3.Row) -> CacheKey:
+    values = {name: row[name] for name in _KEY_FIELDS}
+    return CacheKey(**{**values, "mode": Mode(values["mode"])})
 
 
 def _to_column(name: str, value: Any) -> Any:

@@ -1,0 +1,393 @@
+"""Grading on a Slurm cluster through submitit: a job array per assignment, a task per submission.
+
+This process is the head: it stages what the tasks need in the shared folder, submits them, and
+collects each Result as its task finishes (a task grades one seed of a submission). Only the
+head writes the results store, the kept weights and the leaderboard. Each task runs
+`slurm_task.run_task` on its node: the same sandbox and job protocol as a local run, under the
+assignment's budgets as Slurm limits.
+
+The shared folder (--shared-dir) must be visible to every node at the same path. Each part is
+0700, so a job uid on a node could not look in even where it sees the filesystem:
+
+    data/                         the data cache: the head prepares it, tasks read it
+    specs/<digest>.toml           the specs graded with
+    holdout/holdout-<sum>.npz     a spec's private hold-out set, where it names one
+    tasks/<assignment>/<task>/    a staged submission (one folder a seed), the weights kept
+    jobs/<job id>/                submitit's: the task's pickle (paths only), logs, its result
+
+Resume: the store remembers every task (job id, folder, reuse key) until its attempt is
+recorded. A new head adopts the open tasks of submissions it still has to grade, collecting
+what finished and waiting for what runs, and submits only the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.core import utils as submitit_utils
+
+from grader.core.files import atomic_copy
+from grader.core.results import CacheKey, Mode, Result, Status
+from grader.data.holdout import save_staged
+from grader.execute import slurm_queue
+from grader.execute.local import GradeRequest
+from grader.execute.slurm_queue import SlurmError, TaskState
+from grader.execute.slurm_task import NodeOutcome, NodeTask, SandboxFlags, run_task
+from grader.jobs.grade import failed, grade, now
+from grader.sandbox.box import Sandbox, SandboxError
+from grader.store.sqlite import Store, SubmittedTask
+
+Log = Callable[[str], None]
+KeyOf = Callable[[GradeRequest], CacheKey]
+Identity = tuple[str, str, CacheKey, int]  # student, assignment, reuse key, seed: a task's work
+
+NODE_OVERHEAD_MB = 1536  # the task's grader process and its warm process, torch imported
+MARGIN_MINUTES = 5  # starting the task and its sandbox, beyond the phases' own budgets
+SIGNAL_DELAY_S = 30  # submitit's early-warning signal, which tasks ignore (see slurm_task)
+GRACE_SECONDS = 10.0  # a result written as a task ends may take a moment to show on NFS
+LOG_LINES = 20
+PARTS = ("data", "specs", "holdout", "tasks", "jobs")
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    shared_dir: Path
+    partition: str | None = None
+    account: str | None = None
+    gpus_per_task: int = 0
+    array_parallelism: int | None = None  # tasks running at once; None: as Slurm allows
+    extra: tuple[tuple[str, str], ...] = ()  # more sbatch options, applied last
+    sandbox: SandboxFlags = field(default_factory=SandboxFlags)
+    poll_seconds: float = 2.0
+
+
+def prepare_shared_dir(shared_dir: Path) -> Path:
+    """Create the shared folder's parts, private to this user; return the data cache's folder."""
+    try:
+        for part in PARTS:
+            folder = shared_dir / part
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o700)
+    except OSError as exc:
+        raise SlurmError(f"--shared-dir {shared_dir}: {exc.strerror or exc}") from None
+    return shared_dir / "data"
+
+
+def sbatch_parameters(request: GradeRequest, options: SlurmOptions) -> dict[str, Any]:
+    """submitit's parameters for an assignment's tasks: its budgets as Slurm's limits."""
+    ctx = request.context
+    spec, budgets = ctx.spec, ctx.spec.budgets
+    phase = ctx.timeout_seconds or budgets.timeout_seconds
+    # Training and evaluation, a second training to compare, the submitted weights evaluated.
+    retrains = ctx.verify_determinism or spec.grading.verify_determinism
+    phases = 2 + retrains + (ctx.mode is Mode.VERIFY)
+    parameters: dict[str, Any] = {
+        "job_name": f"grader-{spec.name}",
+        "time": math.ceil(phases * phase / 60) + MARGIN_MINUTES,
+        "mem": f"{budgets.memory_mb + NODE_OVERHEAD_MB}M",
+        "cpus_per_task": spec.grading.threads,
+        "signal_delay_s": SIGNAL_DELAY_S,
+    }
+    optional = {
+        "partition": options.partition,
+        "account": options.account,
+        "gpus_per_task": options.gpus_per_task or None,
+        "array_parallelism": options.array_parallelism,
+        "additional_parameters": dict(options.extra) or None,
+    }
+    return parameters | {name: value for name, value in optional.items() if value is not None}
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """A task whose Result the head still waits for."""
+
+    request: GradeRequest
+    future: Future[Result]
+    job: submitit.Job[NodeOutcome]
+    task_id: int  # its row in the store
+    ended_since: float | None = None  # when Slurm first said it ended without a result
+
+
+class SlurmExecutor:
+    def __init__(
+        self,
+        options: SlurmOptions,
+        sandbox: Sandbox,
+        store: Store,
+        run_id: int,
+        key_of: KeyOf,
+        log: Log,
+    ) -> None:
+        slurm_queue.require_commands()
+        prepare_shared_dir(options.shared_dir)
+        self._options, self._sandbox, self._store = options, sandbox, store
+        self._run_id, self._key_of, self._log = run_id, key_of, log
+        self._shared = options.shared_dir
+        self._folder = self._shared / "jobs" / "%j"
+        self._waiting: list[_Waiting] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._collector = threading.Thread(target=self._collect, name="slurm", daemon=True)
+        self._noted: set[str] = set()  # nodes and problems already said on the terminal
+
+    def submit(self, request: GradeRequest) -> Future[Result]:
+        return self.submit_all([request])[0]
+
+    def submit_all(self, requests: list[GradeRequest]) -> list[Future[Result]]:
+        futures: list[Future[Result]] = [Future() for _ in requests]
+        adoptable, stale = self._open_tasks()
+        fresh, adopted = [], []
+        for request, future in zip(requests, futures, strict=True):
+            task = adoptable.pop(self._identity(request), None)
+            if request.submission.problem:
+                # Grading stops at the problem before any job would start: no task needed.
+                sub, ctx = request.submission, request.context
+                future.set_result(grade(sub, ctx, self._sandbox))
+            elif task is not None:
+                job: submitit.Job[NodeOutcome] = submitit.SlurmJob(task.folder, task.job_id)
+                adopted.append(_Waiting(request, future, job, task.id))
+            else:
+                fresh.append((request, future))
+        self._abandon([*stale, *adoptable.values()])
+        if adopted:
+            self._log(f"slurm: collecting {len(adopted)} task(s) an earlier run left in Slurm")
+        self._watch(adopted)
+        for group in _by_assignment(fresh):
+            self._submit_array(group)
+        if not self._collector.is_alive():
+            self._collector.start()
+        return futures
+
+    def stop(self) -> None:
+        """Cancel every task still waited for; the next run submits them again."""
+        self._stopping.set()
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        slurm_queue.cancel([w.job.job_id for w in waiting])
+        self._store.abandon_tasks([w.task_id for w in waiting], now())
+        for w in waiting:
+            w.future.cancel()
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._collector.is_alive():
+            self._collector.join()
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def _identity(self, request: GradeRequest) -> Identity:
+        sub, seed = request.submission, request.context.spec.grading.seed
+        return (sub.student, sub.assignment, self._key_of(request), seed)
+
+    def _open_tasks(self) -> tuple[dict[Identity, SubmittedTask], list[SubmittedTask]]:
+        """Open tasks by what they grade (the newest of each), and older duplicates."""
+        adoptable: dict[Identity, SubmittedTask] = {}
+        stale = []
+        for task in self._store.open_tasks():  # oldest first
+            identity = (task.student, task.assignment, task.key, task.seed)
+            if identity in adoptable:
+                stale.append(adoptable[identity])
+            adoptable[identity] = task
+        return adoptable, stale
+
+    def _abandon(self, tasks: list[SubmittedTask]) -> None:
+        """Tasks of submissions that changed or left: their results would be of no use."""
+        if tasks:
+            slurm_queue.cancel([task.job_id for task in tasks])
+            self._store.abandon_tasks([task.id for task in tasks], now())
+
+    def _submit_array(self, group: list[tuple[GradeRequest, Future[Result]]]) -> None:
+        requests = [request for request, _ in group]
+        executor = submitit.SlurmExecutor(folder=self._folder)
+        executor.update_parameters(**sbatch_parameters(requests[0], self._options))
+        tasks = [self._stage(request) for request in requests]
+        try:
+            jobs = executor.map_array(run_task, tasks)
+        except (submitit_utils.FailedJobError, submitit_utils.FailedSubmissionError) as exc:
+            reason = _last_line(str(exc)) or "sbatch failed"
+            self._log(f"slurm: sbatch refused {len(group)} task(s): {reason}")
+            for request, future in group:
+                sub, ctx = request.submission, request.context
+                future.set_result(
+                    failed(sub, ctx, Status.CRASHED, f"Slurm refused the task: {reason}")
+                )
+            return
+        rows = [
+            SubmittedTask(*self._identity(request), job.job_id, str(self._folder))
+            for request, job in zip(requests, jobs, strict=True)
+        ]
+        ids = self._store.add_tasks(rows, self._run_id, now())
+        array = jobs[0].job_id.split("_")[0]
+        self._log(f"slurm: job {array}: {len(jobs)} task(s) for {requests[0].context.spec.name}")
+        self._watch(
+            [_Waiting(r, f, job, i) for (r, f), job, i in zip(group, jobs, ids, strict=True)]
+        )
+
+    def _stage(self, request: GradeRequest) -> NodeTask:
+        """Copy what the task reads into the shared folder; the task's arguments name only it."""
+        sub, ctx = request.submission, request.context
+        spec_copy = self._shared / "specs" / f"{ctx.spec.digest}.toml"
+        if not spec_copy.exists():
+            atomic_copy(ctx.spec.path, spec_copy)
+        folder = self._task_folder(request)
+        shutil.rmtree(folder, ignore_errors=True)  # what an earlier, abandoned task left
+        weights = None if sub.weights is None else _copy(sub.weights, folder)
+        staged = replace(sub, source=_copy(sub.source, folder), weights=weights)
+        holdout = ctx.holdout
+        return NodeTask(
+            submission=staged,
+            spec_path=spec_copy,
+            spec_digest=ctx.spec.digest,
+            seed=ctx.spec.grading.seed,
+            seeds=ctx.seeds,
+            data=ctx.data,
+            holdout=None if holdout is None else save_staged(holdout, self._shared / "holdout"),
+            holdout_checksum="" if holdout is None else holdout.checksum,
+            reviewed=frozenset(r for r in ctx.reviewed if r[0] == sub.student),
+            environment=ctx.environment,
+            mode=ctx.mode,
+            timeout_seconds=ctx.timeout_seconds,
+            verify_determinism=ctx.verify_determinism,
+            weights_dir=folder / "kept",
+            sandbox=self._options.sandbox,
+        )
+
+    def _task_folder(self, request: GradeRequest) -> Path:
+        """One folder per submission, key and seed: a later head finds what a task kept."""
+        sub, seed = request.submission, request.context.spec.grading.seed
+        key = json.dumps(asdict(self._key_of(request)), sort_keys=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self._shared / "tasks" / sub.assignment / f"{sub.student}-{digest}-seed{seed}"
+
+    def _watch(self, waiting: list[_Waiting]) -> None:
+        with self._lock:
+            self._waiting.extend(waiting)
+
+    # -- collecting ---------------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        while not self._stopping.wait(self._options.poll_seconds):
+            try:
+                self._poll()
+            except Exception as exc:  # a broken poll must not end collection: say it, go on
+                self._note("poll", f"slurm: collecting failed ({exc}); trying again")
+
+    def _poll(self) -> None:
+        with self._lock:
+            waiting = list(self._waiting)
+        unanswered = [w for w in waiting if not self._answer(w)]
+        if not unanswered:
+            return
+        known = slurm_queue.states([w.job.job_id for w in unanswered])
+        if known is None:
+            self._note("squeue", "slurm: squeue does not answer; still waiting for the tasks")
+            return
+        clock = time.monotonic()
+        for w in unanswered:
+            state = known.get(w.job.job_id)
+            if state is not None and state.active:
+                w.ended_since = None
+            elif w.ended_since is None:
+                w.ended_since = clock
+            elif clock - w.ended_since >= GRACE_SECONDS and not self._answer(w):
+                self._settle(w, self._ended_without_result(w, state))
+
+    def _answer(self, w: _Waiting) -> bool:
+        """Settle w from its result file, if the task wrote one."""
+        if not w.job.paths.result_pickle.exists():
+            return False
+        try:
+            self._settle(w, self._read(w))
+        except SandboxError as exc:
+            self._settle(w, exc)
+        return True
+
+    def _read(self, w: _Waiting) -> Result:
+        sub, ctx = w.request.submission, w.request.context
+        # submitit writes ("success", what run_task returned) or ("error", the traceback).
+        kind, value = submitit_utils.pickle_load(w.job.paths.result_pickle)
+        if kind != "success" or not isinstance(value, NodeOutcome):
+            trace = str(value)
+            message = f"the Slurm task failed: {_last_line(trace)}"
+            return failed(sub, ctx, Status.CRASHED, message, log_tail=_tail(trace))
+        if value.refusal:
+            raise SandboxError(f"node {value.node}: {value.refusal}")
+        self._note_layers(value)
+        assert value.result is not None
+        _keep_weights(value.result, self._task_folder(w.request) / "kept", ctx.weights_dir)
+        return value.result
+
+    def _ended_without_result(self, w: _Waiting, state: TaskState | None) -> Result:
+        status, message = slurm_queue.failure(state)
+        log = w.job.paths.stderr
+        tail = _tail(log.read_text(errors="replace")) if log.exists() else ""
+        return failed(w.request.submission, w.request.context, status, message, log_tail=tail)
+
+    def _settle(self, w: _Waiting, outcome: Result | SandboxError) -> None:
+        with self._lock:
+            if w not in self._waiting:
+                return  # stopped meanwhile
+            self._waiting.remove(w)
+        if isinstance(outcome, SandboxError):
+            w.future.set_exception(outcome)
+        else:
+            w.future.set_result(outcome)
+
+    def _note_layers(self, outcome: NodeOutcome) -> None:
+        off = [layer.split(":")[0] for layer in outcome.layers if ": OFF" in layer]
+        if off:
+            self._note(
+                outcome.node,
+                f"warning: slurm node {outcome.node} runs jobs with isolation layers off: "
+                + ", ".join(off),
+            )
+
+    def _note(self, topic: str, message: str) -> None:
+        if topic not in self._noted:
+            self._noted.add(topic)
+            self._log(message)
+
+
+def _by_assignment(
+    items: list[tuple[GradeRequest, Future[Result]]],
+) -> Iterable[list[tuple[GradeRequest, Future[Result]]]]:
+    """One job array per assignment: its tasks share the spec's limits."""
+    groups: dict[str, list[tuple[GradeRequest, Future[Result]]]] = {}
+    for item in items:
+        groups.setdefault(item[0].submission.assignment, []).append(item)
+    return groups.values()
+
+
+def _copy(path: Path, folder: Path) -> Path:
+    dest = folder / path.name
+    atomic_copy(path, dest)
+    return dest
+
+
+def _keep_weights(result: Result, kept: Path, weights_dir: Path | None) -> None:
+    """Move the weights the task kept to where a local run keeps them."""
+    source = kept / result.assignment / f"{result.student}.safetensors"
+    if weights_dir is not None and result.ok and source.is_file():
+        atomic_copy(source, weights_dir / result.assignment / f"{result.student}.safetensors")
+    shutil.rmtree(kept, ignore_errors=True)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _tail(text: str) -> str:
+    return "\n".join(text.strip().splitlines()[-LOG_LINES:])
