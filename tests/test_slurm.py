@@ -519,3 +519,22 @@ def test_a_task_slurm_refuses_is_a_crashed_row_and_the_run_ends(
         "Invalid partition name specified"
     }
     assert _tasks(course["out"]) == []
+
+
+@pytest.mark.slow
+def test_the_slurm_benchmark_runs_both_ways_with_the_same_metrics(
+    slurm_cluster: Path, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    course = _course(tmp_path, tiny_data_dir)
+    done = subprocess.run(
+        [sys.executable, "slurm.py", "--no-warmup",
+         "--submissions", str(course["submissions"]), "--assignments", str(course["assignments"]),
+         "--data-dir", str(course["data"]), "--cache-dir", str(course["cache"])],
+        cwd=REPO / "bench", capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO / "bench")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    for line in ("grader run submissions/ (3 rows), 1 round(s):", "  local  median ",
+                 "  slurm  median ", "  time slurm / local: median ",
+                 "metrics identical across ways: True"):  # fmt: skip
+        assert line in done.stdout, done.stdout
