@@ -64,12 +64,19 @@ def cold_sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="session")
-def tiny_har(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding a tiny UCI HAR in its original text format, for whole runs."""
     from data_factories import write_tiny_har
 
     root = tmp_path_factory.mktemp("tiny-data")
     write_tiny_har(root, TINY_TRAIN, TINY_TEST)
-    return prepare("uci_har", root, root / "cache", download=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_har(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
+    cache = tmp_path_factory.mktemp("tiny-cache")
+    return prepare("uci_har", tiny_data_dir, cache, download=False)
 
 
 @pytest.fixture(scope="session")

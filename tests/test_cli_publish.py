@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import ASSIGNMENTS, GOOD_HAR
 from test_publish import baseline
-from test_runner import course, options, tiny_data_dir  # noqa: F401  (fixtures)
+from test_runner import course, options  # noqa: F401  (a fixture, and a helper)
 
 from grader.api import run
 from grader.cli import main
@@ -212,7 +212,7 @@ def test_cli_run_in_a_log_json_and_quiet(course: dict[str, Path]) -> None:  # no
 @pytest.mark.slow
 def test_check_prints_the_diagnosis_and_writes_the_report(
     tmp_path: Path,
-    tiny_data_dir: Path,  # noqa: F811
+    tiny_data_dir: Path,
 ) -> None:
     source = tmp_path / "me" / "har.py"
     source.parent.mkdir()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import ASSIGNMENTS, GOOD_HAR, TINY_TEST, TINY_TRAIN, without_baselines
+from conftest import ASSIGNMENTS, GOOD_HAR, without_baselines
 
 from grader.api import RunOptions, run
 from grader.cli import main
@@ -28,23 +28,19 @@ pytestmark = pytest.mark.slow
 STUDENTS = ("ana", "ben", "cy")
 
 
-@pytest.fixture(scope="module")
-def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from data_factories import write_tiny_har
-
-    root = tmp_path_factory.mktemp("tiny-har")
-    write_tiny_har(root, TINY_TRAIN, TINY_TEST)
-    return root
-
-
 @pytest.fixture
 def course(tmp_path: Path, tiny_data_dir: Path) -> dict[str, Path]:
-    """A submissions folder of three students and a HAR-only assignments folder."""
+    return write_course(tmp_path, tiny_data_dir)
+
+
+def write_course(tmp_path: Path, data: Path, timeout_seconds: int = 60) -> dict[str, Path]:
+    """A submissions folder of three students and a HAR-only assignments folder (one seed, no
+    baselines, small budgets)."""
     assignments = tmp_path / "assignments"
     assignments.mkdir()
     spec = without_baselines((ASSIGNMENTS / "har.toml").read_text())
     spec = spec.replace("max_epochs = 100", "max_epochs = 5").replace(
-        "timeout_seconds = 600", "timeout_seconds = 60"
+        "timeout_seconds = 600", f"timeout_seconds = {timeout_seconds}"
     )
     (assignments / "har.toml").write_text(spec)
     submissions = tmp_path / "submissions"
@@ -56,7 +52,7 @@ def course(tmp_path: Path, tiny_data_dir: Path) -> dict[str, Path]:
         "submissions": submissions,
         "assignments": assignments,
         "out": tmp_path / "results",
-        "data": tiny_data_dir,
+        "data": data,
         "cache": tmp_path / "cache",
     }
 

@@ -26,15 +26,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import (
-    ASSIGNMENTS,
-    GOOD_HAR,
     REPO,
     TEST_ENVIRONMENT,
-    TINY_TEST,
-    TINY_TRAIN,
     require_sandbox,
 )
-from test_sandbox_layers import LAYER_NAMES, READ_STATUS
+from test_runner import STUDENTS, write_course
+from test_sandbox_layers import LAYER_NAMES, READ_STATUS, assert_status_shows
 
 from grader.api import RunOptions, RunSummary, run
 from grader.cli import main
@@ -49,11 +46,9 @@ from grader.execute.slurm_queue import TaskState
 from grader.execute.slurm_task import SandboxFlags
 from grader.jobs.grade import GradingContext
 from grader.sandbox.box import Sandbox
-from grader.sandbox.leases import JOB_UIDS
 
 SCRIPT = REPO / "scripts" / "slurm-local"
 UNAVAILABLE = 3  # scripts/slurm-local: this machine cannot run the cluster
-STUDENTS = ("ana", "ben", "cy")
 
 
 # -- without a cluster ------------------------------------------------------------------------
@@ -224,40 +219,13 @@ def _script(action: str, folder: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from data_factories import write_tiny_har
-
-    root = tmp_path_factory.mktemp("tiny-har")
-    write_tiny_har(root, TINY_TRAIN, TINY_TEST)
-    return root
-
-
 def _course(tmp_path: Path, data: Path, timeout_seconds: int = 60) -> dict[str, Path]:
-    """Three good HAR submissions and a HAR spec with small budgets, as in test_runner: one
-    seed, no baselines (they are graded by the head, never on Slurm)."""
-    assignments = tmp_path / "assignments"
-    assignments.mkdir()
-    spec = (ASSIGNMENTS / "har.toml").read_text()
-    spec = spec.replace("max_epochs = 100", "max_epochs = 5")
-    spec = spec.replace("timeout_seconds = 600", f"timeout_seconds = {timeout_seconds}")
-    spec = spec.replace("memory_mb = 4096", "memory_mb = 2048")
-    spec = spec.replace("seeds = [0, 1, 2]\n", "")
-    spec = re.sub(r"\nbaselines = .*\n", "\n", spec)
-    (assignments / "har.toml").write_text(spec)
-    submissions = tmp_path / "submissions"
-    for i, student in enumerate(STUDENTS):
-        (submissions / student).mkdir(parents=True)
-        source = GOOD_HAR.replace('"lr": 0.01', f'"lr": 0.0{i + 1}')
-        (submissions / student / "har.py").write_text(source)
-    return {
-        "submissions": submissions,
-        "assignments": assignments,
-        "out": tmp_path / "results",
-        "data": data,
-        "cache": tmp_path / "cache",
-        "shared": tmp_path / "shared",
-    }
+    """test_runner's three HAR students, with the shared folder for Slurm and a memory budget
+    that lets the test node run two tasks at once."""
+    course = write_course(tmp_path, data, timeout_seconds)
+    spec = course["assignments"] / "har.toml"
+    spec.write_text(spec.read_text().replace("memory_mb = 4096", "memory_mb = 2048"))
+    return course | {"shared": tmp_path / "shared"}
 
 
 def _options(
@@ -496,13 +464,7 @@ def test_sandbox_layers_are_on_inside_slurm_tasks(
     on = {layer.name for layer in sandbox.layers if layer.on}
     if require_sandbox():
         assert on == set(LAYER_NAMES)
-    assert status["Seccomp"] == ("2" if "seccomp" in on else "0")
-    if "identity" in on:
-        uid = int(status["Uid"].split()[0])
-        assert uid in JOB_UIDS and status["Uid"].split() == [str(uid)] * 4
-        assert status["CapEff"] == status["CapBnd"] == "0" * 16
-        assert status["NoNewPrivs"] == "1"
-    assert (status["net"] != os.readlink("/proc/self/ns/net")) == ("namespaces" in on)
+    assert_status_shows(status, on)
 
 
 @pytest.mark.slow
