@@ -111,7 +111,7 @@ def test_sbatch_parameters_are_the_budgets_and_the_options_given(
         "time": 2 + 5,  # train and evaluate, 60 s each, and 5 minutes to start
         "mem": f"{2048 + 1536}M",  # the job's budget, and the task's own processes
         "cpus_per_task": 1,
-        "signal_delay_s": 30,
+        "additional_parameters": {"signal": "URG"},  # a warning no process acts on
     }
     given = SlurmOptions(
         tmp_path,
@@ -127,13 +127,15 @@ def test_sbatch_parameters_are_the_budgets_and_the_options_given(
         "time": 30 + 5,  # three phases of 600 s
         "mem": "3584M",
         "cpus_per_task": 1,
-        "signal_delay_s": 30,
         "partition": "gpu",
         "account": "course",
         "gpus_per_task": 1,
         "array_parallelism": 8,
-        "additional_parameters": {"qos": "high", "time": "30"},  # applied last: time=30 wins
+        # submitit applies them last: time=30 wins over the budgets' time
+        "additional_parameters": {"signal": "URG", "qos": "high", "time": "30"},
     }
+    three_seeds = sbatch_parameters(_request(har_spec, tiny_har), options, seeds=3)
+    assert three_seeds["time"] == 6 + 5  # train and evaluate each seed in turn
 
 
 def _invoke(*args: str | Path) -> tuple[int, str]:
@@ -299,7 +301,7 @@ def test_a_batch_graded_on_slurm_equals_the_local_leaderboard(
     spec = course["assignments"] / "har.toml"
     spec.write_text(spec.read_text() + '\n[holdout]\nfolder = "holdout"\n')
     local_out = tmp_path / "local"
-    seeds = (0, 1)  # a task per seed
+    seeds = (0, 1)  # graded in turn by each submission's task
     local_options = _options(course, slurm=False, out=local_out, workers=2, seeds=seeds)
     local = run(local_options, sandbox, print)
     on_slurm = run(_options(course, seeds=seeds), sandbox, print)
@@ -315,10 +317,13 @@ def test_a_batch_graded_on_slurm_equals_the_local_leaderboard(
     for student in STUDENTS:  # the head kept each task's weights where a local run keeps them
         name = Path("weights") / "har" / f"{student}.safetensors"
         assert (course["out"] / name).read_bytes() == (local_out / name).read_bytes()
-    # The invalid submission needs no task; every other seed had its own, closed by its result.
-    assert sorted((s, c) for s, _, c in _tasks(course["out"])) == [
+    # The invalid submission needs no task; every other one had a task for its seeds, each seed
+    # remembered until its result closed it.
+    tasks = _tasks(course["out"])
+    assert sorted((s, c) for s, _, c in tasks) == [
         (s, "result") for s in ("ana", "ben", "cy", "dee") for _ in seeds
     ]
+    assert len({job for _, job, _ in tasks}) == len({(s, job) for s, job, _ in tasks}) == 4
     _assert_no_labels_in_task_files(course["shared"], course["cache"])
 
 
@@ -367,7 +372,7 @@ def test_a_task_over_its_time_limit_becomes_timeout_and_the_batch_goes_on(
     started = time.monotonic()
     summary = run(options, sandbox, print)
     board = summary.board.set_index("student")
-    assert board.loc["ben", "status"] == "timeout"
+    assert board.loc["ben", "status"] == "timeout", board.loc["ben", "message"]
     assert board.loc["ben", "message"] == (
         "the Slurm task reached its time limit of 1:00 before grading ended"
     )

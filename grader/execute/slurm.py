@@ -1,10 +1,11 @@
 """Grading on a Slurm cluster through submitit: a job array per assignment, a task per submission.
 
 This process is the head: it stages what the tasks need in the shared folder, submits them, and
-collects each Result as its task finishes (a task grades one seed of a submission). Only the
-head writes the results store, the kept weights and the leaderboard. Each task runs
-`slurm_task.run_task` on its node: the same sandbox and job protocol as a local run, under the
-assignment's budgets as Slurm limits.
+collects each Result as its task finishes. A task grades one submission: each of its seeds
+still to grade in turn, in one warm sandbox, so the task's start (torch imported once) is paid
+once a submission. Only the head writes the results store, the kept weights and the
+leaderboard. Each task runs `slurm_task.run_task` on its node: the same sandbox and job protocol
+as a local run, under the assignment's budgets as Slurm limits.
 
 The shared folder (--shared-dir) must be visible to every node at the same path. Each part is
 0700, so a job uid on a node could not look in even where it sees the filesystem:
@@ -12,11 +13,11 @@ The shared folder (--shared-dir) must be visible to every node at the same path.
     data/                         the data cache: the head prepares it, tasks read it
     specs/<digest>.toml           the specs graded with
     holdout/holdout-<sum>.npz     a spec's private hold-out set, where it names one
-    tasks/<assignment>/<task>/    a staged submission (one folder a seed), the weights kept
+    tasks/<assignment>/<task>/    a staged submission, and the weights its task kept
     jobs/<job id>/                submitit's: the task's pickle (paths only), logs, its result
 
-Resume: the store remembers every task (job id, folder, reuse key) until its attempt is
-recorded. A new head adopts the open tasks of submissions it still has to grade, collecting
+Resume: the store remembers each seed handed to a task (job id, folder, reuse key) until its
+result is recorded. A new head adopts the open tasks of seeds it still has to grade, collecting
 what finished and waiting for what runs, and submits only the rest.
 """
 
@@ -50,11 +51,15 @@ from grader.store.sqlite import Store, SubmittedTask
 
 Log = Callable[[str], None]
 KeyOf = Callable[[GradeRequest], CacheKey]
-Identity = tuple[str, str, CacheKey, int]  # student, assignment, reuse key, seed: a task's work
+Waited = tuple[GradeRequest, Future[Result]]
+Identity = tuple[str, str, CacheKey, int]  # student, assignment, reuse key, seed: a request
 
 NODE_OVERHEAD_MB = 1536  # the task's grader process and its warm process, torch imported
 MARGIN_MINUTES = 5  # starting the task and its sandbox, beyond the phases' own budgets
-SIGNAL_DELAY_S = 30  # submitit's early-warning signal, which tasks ignore (see slurm_task)
+# submitit asks Slurm for a warning signal before the time limit (USR2: checkpoint, requeue),
+# which Slurm may send up to a minute early, even while a task's Python starts and USR2 would
+# kill it. A grading cannot resume: the warning is SIGURG, which every process ignores.
+WARNING_SIGNAL = "URG"
 GRACE_SECONDS = 10.0  # a result written as a task ends may take a moment to show on NFS
 LOG_LINES = 20
 PARTS = ("data", "specs", "holdout", "tasks", "jobs")
@@ -84,27 +89,29 @@ def prepare_shared_dir(shared_dir: Path) -> Path:
     return shared_dir / "data"
 
 
-def sbatch_parameters(request: GradeRequest, options: SlurmOptions) -> dict[str, Any]:
-    """submitit's parameters for an assignment's tasks: its budgets as Slurm's limits."""
+def sbatch_parameters(
+    request: GradeRequest, options: SlurmOptions, seeds: int = 1
+) -> dict[str, Any]:
+    """submitit's parameters for an assignment's tasks, each grading at most `seeds` seeds:
+    its budgets as Slurm's limits."""
     ctx = request.context
     spec, budgets = ctx.spec, ctx.spec.budgets
     phase = ctx.timeout_seconds or budgets.timeout_seconds
     # Training and evaluation, a second training to compare, the submitted weights evaluated.
     retrains = ctx.verify_determinism or spec.grading.verify_determinism
-    phases = 2 + retrains + (ctx.mode is Mode.VERIFY)
+    phases = (2 + retrains + (ctx.mode is Mode.VERIFY)) * seeds
     parameters: dict[str, Any] = {
         "job_name": f"grader-{spec.name}",
         "time": math.ceil(phases * phase / 60) + MARGIN_MINUTES,
         "mem": f"{budgets.memory_mb + NODE_OVERHEAD_MB}M",
         "cpus_per_task": spec.grading.threads,
-        "signal_delay_s": SIGNAL_DELAY_S,
+        "additional_parameters": {"signal": WARNING_SIGNAL} | dict(options.extra),
     }
     optional = {
         "partition": options.partition,
         "account": options.account,
         "gpus_per_task": options.gpus_per_task or None,
         "array_parallelism": options.array_parallelism,
-        "additional_parameters": dict(options.extra) or None,
     }
     return parameters | {name: value for name, value in optional.items() if value is not None}
 
@@ -136,7 +143,7 @@ class SlurmExecutor:
         self._run_id, self._key_of, self._log = run_id, key_of, log
         self._shared = options.shared_dir
         self._folder = self._shared / "jobs" / "%j"
-        self._waiting: list[_Waiting] = []
+        self._waiting: list[_Waiting] = []  # a request each: a task's seeds are waited for apart
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._collector = threading.Thread(target=self._collect, name="slurm", daemon=True)
@@ -160,7 +167,8 @@ class SlurmExecutor:
                 adopted.append(_Waiting(request, future, job, task.id))
             else:
                 fresh.append((request, future))
-        self._abandon([*stale, *adoptable.values()])
+        kept_jobs = {w.job.job_id for w in adopted}  # a job still grading seeds asked for
+        self._abandon([t for t in [*stale, *adoptable.values()] if t.job_id not in kept_jobs])
         if adopted:
             self._log(f"slurm: collecting {len(adopted)} task(s) an earlier run left in Slurm")
         self._watch(adopted)
@@ -175,7 +183,7 @@ class SlurmExecutor:
         self._stopping.set()
         with self._lock:
             waiting, self._waiting = self._waiting, []
-        slurm_queue.cancel([w.job.job_id for w in waiting])
+        slurm_queue.cancel({w.job.job_id for w in waiting})
         self._store.abandon_tasks([w.task_id for w in waiting], now())
         for w in waiting:
             w.future.cancel()
@@ -205,38 +213,44 @@ class SlurmExecutor:
     def _abandon(self, tasks: list[SubmittedTask]) -> None:
         """Tasks of submissions that changed or left: their results would be of no use."""
         if tasks:
-            slurm_queue.cancel([task.job_id for task in tasks])
+            slurm_queue.cancel({task.job_id for task in tasks})
             self._store.abandon_tasks([task.id for task in tasks], now())
 
-    def _submit_array(self, group: list[tuple[GradeRequest, Future[Result]]]) -> None:
-        requests = [request for request, _ in group]
+    def _submit_array(self, group: list[Waited]) -> None:
+        bundles = _by_submission(group)
+        first = group[0][0]
         executor = submitit.SlurmExecutor(folder=self._folder)
-        executor.update_parameters(**sbatch_parameters(requests[0], self._options))
-        tasks = [self._stage(request) for request in requests]
+        most = max(len(bundle) for bundle in bundles)
+        executor.update_parameters(**sbatch_parameters(first, self._options, seeds=most))
+        tasks = [self._stage(bundle) for bundle in bundles]
         try:
             jobs = executor.map_array(run_task, tasks)
         except (submitit_utils.FailedJobError, submitit_utils.FailedSubmissionError) as exc:
             reason = _last_line(str(exc)) or "sbatch failed"
-            self._log(f"slurm: sbatch refused {len(group)} task(s): {reason}")
+            self._log(f"slurm: sbatch refused {len(bundles)} task(s): {reason}")
             for request, future in group:
                 sub, ctx = request.submission, request.context
                 future.set_result(
                     failed(sub, ctx, Status.CRASHED, f"Slurm refused the task: {reason}")
                 )
             return
+        waiting = [
+            (request, future, job)
+            for bundle, job in zip(bundles, jobs, strict=True)
+            for request, future in bundle
+        ]
         rows = [
             SubmittedTask(*self._identity(request), job.job_id, str(self._folder))
-            for request, job in zip(requests, jobs, strict=True)
+            for request, _, job in waiting
         ]
         ids = self._store.add_tasks(rows, self._run_id, now())
         array = jobs[0].job_id.split("_")[0]
-        self._log(f"slurm: job {array}: {len(jobs)} task(s) for {requests[0].context.spec.name}")
-        self._watch(
-            [_Waiting(r, f, job, i) for (r, f), job, i in zip(group, jobs, ids, strict=True)]
-        )
+        self._log(f"slurm: job {array}: {len(jobs)} task(s) for {first.context.spec.name}")
+        self._watch([_Waiting(r, f, job, i) for (r, f, job), i in zip(waiting, ids, strict=True)])
 
-    def _stage(self, request: GradeRequest) -> NodeTask:
+    def _stage(self, bundle: list[Waited]) -> NodeTask:
         """Copy what the task reads into the shared folder; the task's arguments name only it."""
+        request = bundle[0][0]
         sub, ctx = request.submission, request.context
         spec_copy = self._shared / "specs" / f"{ctx.spec.digest}.toml"
         if not spec_copy.exists():
@@ -250,7 +264,7 @@ class SlurmExecutor:
             submission=staged,
             spec_path=spec_copy,
             spec_digest=ctx.spec.digest,
-            seed=ctx.spec.grading.seed,
+            to_grade=tuple(r.context.spec.grading.seed for r, _ in bundle),
             seeds=ctx.seeds,
             data=ctx.data,
             holdout=None if holdout is None else save_staged(holdout, self._shared / "holdout"),
@@ -265,11 +279,11 @@ class SlurmExecutor:
         )
 
     def _task_folder(self, request: GradeRequest) -> Path:
-        """One folder per submission, key and seed: a later head finds what a task kept."""
-        sub, seed = request.submission, request.context.spec.grading.seed
+        """One folder per submission and key, so a later head finds what an earlier task kept."""
+        sub = request.submission
         key = json.dumps(asdict(self._key_of(request)), sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        return self._shared / "tasks" / sub.assignment / f"{sub.student}-{digest}-seed{seed}"
+        return self._shared / "tasks" / sub.assignment / f"{sub.student}-{digest}"
 
     def _watch(self, waiting: list[_Waiting]) -> None:
         with self._lock:
@@ -325,9 +339,13 @@ class SlurmExecutor:
         if value.refusal:
             raise SandboxError(f"node {value.node}: {value.refusal}")
         self._note_layers(value)
-        assert value.result is not None
-        _keep_weights(value.result, self._task_folder(w.request) / "kept", ctx.weights_dir)
-        return value.result
+        seed = ctx.spec.grading.seed
+        result = next((r for r in value.results if r.seed == seed), None)
+        if result is None:  # a task of another grader version, say: grade it again next run
+            return failed(sub, ctx, Status.CRASHED, f"the Slurm task returned no seed {seed}")
+        if seed == ctx.all_seeds[0]:  # the seed whose weights a row names, as in a local run
+            _keep_weights(result, self._task_folder(w.request) / "kept", ctx.weights_dir)
+        return result
 
     def _ended_without_result(self, w: _Waiting, state: TaskState | None) -> Result:
         status, message = slurm_queue.failure(state)
@@ -360,14 +378,20 @@ class SlurmExecutor:
             self._log(message)
 
 
-def _by_assignment(
-    items: list[tuple[GradeRequest, Future[Result]]],
-) -> Iterable[list[tuple[GradeRequest, Future[Result]]]]:
+def _by_assignment(items: list[Waited]) -> Iterable[list[Waited]]:
     """One job array per assignment: its tasks share the spec's limits."""
-    groups: dict[str, list[tuple[GradeRequest, Future[Result]]]] = {}
+    groups: dict[str, list[Waited]] = {}
     for item in items:
         groups.setdefault(item[0].submission.assignment, []).append(item)
     return groups.values()
+
+
+def _by_submission(items: list[Waited]) -> list[list[Waited]]:
+    """One task per submission: the seeds it still needs, graded in turn."""
+    groups: dict[str, list[Waited]] = {}
+    for item in items:
+        groups.setdefault(item[0].submission.student, []).append(item)
+    return list(groups.values())
 
 
 def _copy(path: Path, folder: Path) -> Path:

@@ -1,5 +1,5 @@
-"""What a Slurm task runs on its node: grade one submission with the same sandbox and job
-protocol as a local run, and hand the Result back to the head.
+"""What a Slurm task runs on its node: grade one submission on each of its seeds with the same
+sandbox and job protocol as a local run, and hand the Results back to the head.
 
 submitit pickles `run_task` (by reference) and its NodeTask into the task's folder. A NodeTask is
 plain data: paths inside the shared folder (the staged submission, the spec, the data cache
@@ -47,7 +47,7 @@ class NodeTask:
     submission: Submission  # its files staged in the shared folder
     spec_path: Path  # a copy in the shared folder
     spec_digest: str
-    seed: int  # the one seed this task grades
+    to_grade: tuple[int, ...]  # the seeds this task grades, in turn
     seeds: tuple[int, ...]  # the head's --seeds (empty: the spec's), as the reuse key has them
     data: PreparedData  # a cache entry in the shared folder
     holdout: Path | None  # the spec's hold-out set, saved in the shared folder
@@ -63,7 +63,7 @@ class NodeTask:
 
 @dataclass(frozen=True)
 class NodeOutcome:
-    result: Result | None
+    results: tuple[Result, ...]  # one a seed graded; none when the sandbox refused
     node: str
     layers: tuple[str, ...] = ()  # the sandbox's layers on this node, as `grader sandbox` shows
     refusal: str = ""  # why the sandbox would not run the job (--require-sandbox), if it would not
@@ -84,12 +84,12 @@ def run_task(task: NodeTask) -> NodeOutcome:
     try:
         with Sandbox(enabled=flags.enabled, require=flags.require, warm=flags.warm) as sandbox:
             layers = tuple(str(layer) for layer in sandbox.layers)
-            result = grade(task.submission, ctx, sandbox)
+            results = tuple(grade(task.submission, seeded(ctx, s), sandbox) for s in task.to_grade)
     except SandboxError as exc:
-        return NodeOutcome(None, node, layers, refusal=str(exc))
+        return NodeOutcome((), node, layers, refusal=str(exc))
     if _stopped_by_slurm():  # the job may have died of Slurm's signal before the task heard it
         raise SystemExit(128 + signal.SIGTERM)
-    return NodeOutcome(result, node, layers)
+    return NodeOutcome(results, node, layers)
 
 
 def _context(task: NodeTask, node: str) -> GradingContext:
@@ -97,7 +97,7 @@ def _context(task: NodeTask, node: str) -> GradingContext:
     if spec.digest != task.spec_digest:
         raise TaskError(f"node {node}: {task.spec_path} is not the spec the head graded with")
     holdout = None if task.holdout is None else load_staged(task.holdout, task.holdout_checksum)
-    ctx = GradingContext(
+    return GradingContext(
         spec=spec,
         data=task.data,
         environment=_environment(task.environment, node),
@@ -109,7 +109,6 @@ def _context(task: NodeTask, node: str) -> GradingContext:
         reviewed=task.reviewed,
         seeds=task.seeds,
     )
-    return seeded(ctx, task.seed)
 
 
 def _environment(expected: Environment, node: str) -> Environment:
@@ -131,13 +130,11 @@ def _environment(expected: Environment, node: str) -> Environment:
 
 
 def _leave_stopping_to_slurm() -> None:
-    """submitit asks Slurm for SIGUSR2 shortly before the time limit, to checkpoint and requeue;
-    a grading cannot resume, and the sandbox's per-phase deadlines come first, so it is ignored.
-    At the limit (or on scancel) Slurm sends SIGTERM to every process of the task, the job's
-    too, then SIGKILL KillWait seconds later. The job dying of it is no verdict on the student:
+    """At the time limit (or on scancel) Slurm sends SIGTERM to every process of the task, the
+    job's too, then SIGKILL KillWait seconds later (its early warning is a signal every process
+    ignores, see slurm.WARNING_SIGNAL). The job dying of it is no verdict on the student:
     unwinding lets the sandbox end the job and remove its cgroup and workspace, and as SystemExit
     is no Exception, submitit writes no result and the head reads Slurm's state instead."""
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _unwind)
 
 
