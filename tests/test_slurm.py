@@ -30,7 +30,7 @@ from conftest import (
     TEST_ENVIRONMENT,
     require_sandbox,
 )
-from test_runner import STUDENTS, write_course
+from test_runner import STUDENTS, options, write_course
 from test_sandbox_layers import LAYER_NAMES, READ_STATUS, assert_status_shows
 
 from grader.api import RunOptions, RunSummary, run
@@ -237,18 +237,10 @@ def _options(
     extra: tuple[tuple[str, str], ...] = (),
     **changes: object,
 ) -> RunOptions:
-    """A run of the course, on the test cluster unless slurm is False."""
+    """A run of the course, on the test cluster unless slurm is False (then on two workers)."""
     flags = SandboxFlags(require=require_sandbox())
     on_slurm = SlurmOptions(course["shared"], extra=extra, sandbox=flags, poll_seconds=0.5)
-    settings: dict[str, object] = {
-        "submissions": course["submissions"],
-        "out": course["out"],
-        "assignments": course["assignments"],
-        "data_dir": course["data"],
-        "cache_dir": course["cache"],
-        "slurm": on_slurm if slurm else None,
-    }
-    return RunOptions(**(settings | changes))  # type: ignore[arg-type]
+    return options(course, slurm=on_slurm if slurm else None, **changes)
 
 
 def _cli_args(course: dict[str, Path]) -> list[str | Path]:
@@ -302,7 +294,7 @@ def test_a_batch_graded_on_slurm_equals_the_local_leaderboard(
     spec.write_text(spec.read_text() + '\n[holdout]\nfolder = "holdout"\n')
     local_out = tmp_path / "local"
     seeds = (0, 1)  # graded in turn by each submission's task
-    local_options = _options(course, slurm=False, out=local_out, workers=2, seeds=seeds)
+    local_options = _options(course, slurm=False, out=local_out, seeds=seeds)
     local = run(local_options, sandbox, print)
     on_slurm = run(_options(course, seeds=seeds), sandbox, print)
 
