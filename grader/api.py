@@ -76,12 +76,16 @@ class RunSummary:
 def environment(device: str = "auto") -> Environment:
     """Where jobs will run; part of every result's reuse key. Torch is only imported where an
     NVIDIA GPU is present, to ask it whether CUDA works."""
-    if device not in DEVICES:
-        raise DeviceError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    _check_device(device)
     cuda = bool(gpus()) and device != "cpu" and _cuda_works()
     if device == "cuda" and not cuda:
         raise DeviceError("--device cuda: no CUDA device is usable here")
     return Environment(_torch_version(), "cuda" if cuda else "cpu", cpu())
+
+
+def _check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
 
 
 def _cuda_works() -> bool:
@@ -246,10 +250,7 @@ def _run_environment(options: RunOptions) -> Environment:
     from grader.execute.slurm_queue import require_commands
 
     require_commands()  # before any data is prepared for nodes that cannot be reached
-    if options.device not in DEVICES:
-        raise DeviceError(
-            f"unknown device {options.device!r}; expected one of {', '.join(DEVICES)}"
-        )
+    _check_device(options.device)
     gpus = options.slurm.gpus_per_task > 0
     if options.device == "cuda" and not gpus:
         raise DeviceError("--device cuda with --executor slurm needs --gpus-per-task")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -175,16 +175,22 @@ executor_options = [
 ]
 
 
-def with_sandbox_options(command: Callable[..., None]) -> Callable[..., None]:
-    for option in reversed(sandbox_options):
-        command = option(command)
-    return command
+Decorator = Callable[[Callable[..., None]], Callable[..., None]]
 
 
-def with_executor_options(command: Callable[..., None]) -> Callable[..., None]:
-    for option in reversed(executor_options):
-        command = option(command)
-    return command
+def _all_of(options: Sequence[Decorator]) -> Decorator:
+    """One decorator applying a group of click options, in the order --help lists them."""
+
+    def apply(command: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+with_sandbox_options = _all_of(sandbox_options)
+with_executor_options = _all_of(executor_options)
 
 
 @click.group()

@@ -25,12 +25,9 @@ class GradeRequest:
 
 
 class Executor(Protocol):
-    def submit(self, request: GradeRequest) -> Future[Result]:
-        """Start grading; the future holds the Result (grading never raises for the student)."""
-        ...
-
     def submit_all(self, requests: list[GradeRequest]) -> list[Future[Result]]:
-        """Start grading a batch at once (a cluster sends it as one job array)."""
+        """Start grading a batch at once (a cluster sends it as job arrays); each future holds
+        a request's Result (grading never raises for the student)."""
         ...
 
     def stop(self) -> None:
@@ -45,11 +42,8 @@ class LocalExecutor:
         self._sandbox = sandbox
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grader")
 
-    def submit(self, request: GradeRequest) -> Future[Result]:
-        return self._pool.submit(grade, request.submission, request.context, self._sandbox)
-
     def submit_all(self, requests: list[GradeRequest]) -> list[Future[Result]]:
-        return [self.submit(request) for request in requests]
+        return [self._pool.submit(grade, r.submission, r.context, self._sandbox) for r in requests]
 
     def stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

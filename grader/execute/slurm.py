@@ -118,7 +118,7 @@ def sbatch_parameters(
 
 @dataclass(eq=False)
 class _Waiting:
-    """A task whose Result the head still waits for."""
+    """A request (one seed of a task) whose Result the head still waits for."""
 
     request: GradeRequest
     future: Future[Result]
@@ -148,9 +148,6 @@ class SlurmExecutor:
         self._stopping = threading.Event()
         self._collector = threading.Thread(target=self._collect, name="slurm", daemon=True)
         self._noted: set[str] = set()  # nodes and problems already said on the terminal
-
-    def submit(self, request: GradeRequest) -> Future[Result]:
-        return self.submit_all([request])[0]
 
     def submit_all(self, requests: list[GradeRequest]) -> list[Future[Result]]:
         futures: list[Future[Result]] = [Future() for _ in requests]

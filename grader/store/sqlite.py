@@ -33,6 +33,7 @@ _SUBMISSION = "assignment, kind, student"
 _BEST_FIRST = "(status = 'ok') DESC, test_accuracy DESC, gap ASC, params ASC, id DESC"
 SECRET_KEY = "anonymize_secret"
 _KEY_FIELDS = [f.name for f in dataclasses.fields(CacheKey)]  # all of them are Result fields too
+_KEY_MATCH = " AND ".join(f"{name} = ?" for name in _KEY_FIELDS)  # with _key_values(key)
 
 
 @dataclass(frozen=True)
@@ -167,13 +168,11 @@ class Store:
 
     def cached(self, student: str, assignment: str, key: CacheKey) -> Result | None:
         """The latest attempt graded under exactly these conditions, if any."""
-        values = {name: str(value) for name, value in dataclasses.asdict(key).items()}
-        conditions = " AND ".join(f"{name} = ?" for name in values)
         with self._connect() as db:
             row = db.execute(
                 f"SELECT * FROM attempts WHERE student = ? AND assignment = ? AND "
-                f"{conditions} ORDER BY id DESC LIMIT 1",
-                [student, assignment, *values.values()],
+                f"{_KEY_MATCH} ORDER BY id DESC LIMIT 1",
+                [student, assignment, *_key_values(key)],
             ).fetchone()
         return _to_result(row) if row else None
 
@@ -190,7 +189,7 @@ class Store:
             db.execute(
                 "UPDATE slurm_tasks SET closed_at = ?, closed_by = 'result' "
                 "WHERE student = ? AND assignment = ? AND seed = ? AND closed_at IS NULL AND "
-                + " AND ".join(f"{name} = ?" for name in _KEY_FIELDS),
+                + _KEY_MATCH,
                 [
                     result.finished_at or result.started_at,
                     result.student,
