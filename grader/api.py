@@ -12,8 +12,9 @@ import importlib.util
 import json
 import os
 import re
+import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,15 +27,18 @@ from grader.core.results import CacheKey, Environment, Mode, Result, Status
 from grader.core.review import load_reviewed, reviewed_path
 from grader.core.spec import Spec, load_specs
 from grader.core.submission import StudentMeta, Submission, discover, from_file
+from grader.core.text import one_line, printable
 from grader.data.cache import PreparedData
 from grader.data.holdout import HoldoutData, load_holdout
 from grader.data.registry import prepare
 from grader.execute.local import Executor, GradeRequest, LocalExecutor
-from grader.jobs.grade import GradingContext, now, resolve_mode
+from grader.jobs.grade import GradingContext, failed, now, resolve_mode
 from grader.jobs.seeds import combine, grade_seeds, seeded
+from grader.protocol import MESSAGE_CHARS
 from grader.publish.board import CSV_NAME, write_leaderboard
 from grader.publish.reports import REPORTS, build_report, report_folder, write_report
-from grader.sandbox.box import Sandbox
+from grader.sandbox.box import Sandbox, SandboxError
+from grader.sandbox.supervise import LOG_TAIL_BYTES
 from grader.sandbox.workspace import remove_stale_workspaces
 from grader.store.sqlite import DB_NAME, Store
 
@@ -219,14 +223,34 @@ def _grade_all(
         futures = dict(zip(executor.submit_all(requests), places, strict=True))
         for future in as_completed(futures):
             index, seed = futures[future]
-            result = future.result()
             sub, ctx = pending[index]
+            result = _graded(future, sub, seeded(ctx, seed))
             store.record_seed(result, cache_key(sub, ctx))
             results[index][seed] = result
             arrived(index)
     except BaseException:
         executor.stop()
         raise
+
+
+def _graded(future: Future[Result], sub: Submission, ctx: GradingContext) -> Result:
+    """The Result of grading sub in ctx. The grader's own error while grading it becomes its
+    row and the batch goes on (a Slurm task's error already does); a sandbox that refuses to
+    run jobs (--require-sandbox) stops the batch."""
+    try:
+        return future.result()
+    except SandboxError:
+        raise
+    except Exception as exc:
+        said = f"the grader failed while grading this submission: {type(exc).__name__}: {exc}"
+        trace = "".join(traceback.format_exception(exc))
+        return failed(
+            sub,
+            ctx,
+            Status.CRASHED,
+            one_line(said, MESSAGE_CHARS),
+            log_tail=printable(trace[-LOG_TAIL_BYTES:], keep_lines=True),
+        )
 
 
 def _executor(

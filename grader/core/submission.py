@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.core.files import megabytes
-from grader.core.text import one_line
+from grader.core.text import escaped, one_line
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt")
 MAX_SOURCE_BYTES = 1 << 20
@@ -93,7 +93,7 @@ def discover(root: Path, assignments: Iterable[str], max_weights_bytes: int) -> 
 
 def from_file(source: Path, assignment: str, max_weights_bytes: int) -> Submission:
     """A single file graded on its own, as `grader check` does; the student id is its folder's."""
-    student = source.resolve().parent.name or "student"
+    student = escaped(source.resolve().parent.name) or "student"
     problem = _source_problem(source)
     weights, weights_problem = _find_weights(source, assignment, max_weights_bytes)
     return Submission(
@@ -136,7 +136,7 @@ def mark_duplicates(submissions: list[Submission]) -> list[Submission]:
 def _from_folder(
     root: Path, folder: Path, wanted: set[str], max_weights_bytes: int
 ) -> list[Submission]:
-    student = folder.name
+    student = escaped(folder.name)  # a name that is not UTF-8 shows its bytes as \xNN
     sources = sorted(p for p in folder.glob("*.py") if p.stem in wanted)
     if folder.is_symlink() and not _inside(folder.resolve(), root.resolve()):
         return [
@@ -146,12 +146,16 @@ def _from_folder(
             for p in sources
         ]
     if not STUDENT_ID.fullmatch(student):  # match() would let a trailing newline through
-        return [
-            _rejected(student, p.stem, p, f"folder name {student!r} is not a valid student id")
-            for p in sources
-        ]
+        problem = _id_problem(folder.name, student)
+        return [_rejected(student, p.stem, p, problem) for p in sources]
     meta = read_meta(folder / META_FILE)
     return [replace(from_file(p, p.stem, max_weights_bytes), meta=meta) for p in sources]
+
+
+def _id_problem(name: str, shown: str) -> str:
+    if shown != name:
+        return f"folder name '{shown}' is not UTF-8; rename the folder to the student's id"
+    return f"folder name {name!r} is not a valid student id"
 
 
 def read_meta(path: Path) -> StudentMeta:

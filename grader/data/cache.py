@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from filelock import FileLock
 
 from grader.core.files import atomic_copy
 from grader.data.errors import DataError
+from grader.sandbox.tree import remove_tree
 
 PARTS = ("train_inputs", "train_labels", "test_inputs", "test_labels")
 PRIVATE_PARTS = frozenset({"test_labels"})
@@ -113,16 +113,16 @@ def _open_entry(name: str, entry: Path) -> PreparedData | None:
 def _build_entry(name: str, entry: Path, build: Callable[[Path], Parsed]) -> PreparedData:
     # Holding the lock: whatever else is there is a broken entry or a crashed build's leftovers.
     for leftover in [entry, *entry.parent.glob(f".{name}-*.tmp")]:
-        shutil.rmtree(leftover, ignore_errors=True)
+        remove_tree(leftover)
     work = Path(tempfile.mkdtemp(prefix=f".{name}-", suffix=".tmp", dir=entry.parent))
     try:
         staging = work / "staging"
         parsed = build(staging)
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)
         _write_entry(work, parsed)
         os.replace(work, entry)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
         raise
     prepared = _open_entry(name, entry)
     assert prepared is not None, f"cache entry {entry} unreadable right after writing it"

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -47,6 +46,7 @@ from grader.execute.slurm_queue import SlurmError, TaskState
 from grader.execute.slurm_task import NodeOutcome, NodeTask, SandboxFlags, run_task
 from grader.jobs.grade import failed, grade, now
 from grader.sandbox.box import Sandbox, SandboxError
+from grader.sandbox.tree import remove_tree
 from grader.store.sqlite import Store, SubmittedTask
 
 Log = Callable[[str], None]
@@ -253,7 +253,7 @@ class SlurmExecutor:
         if not spec_copy.exists():
             atomic_copy(ctx.spec.path, spec_copy)
         folder = self._task_folder(request)
-        shutil.rmtree(folder, ignore_errors=True)  # what an earlier, abandoned task left
+        remove_tree(folder)  # what an earlier, abandoned task left
         weights = None if sub.weights is None else _copy(sub.weights, folder)
         staged = replace(sub, source=_copy(sub.source, folder), weights=weights)
         holdout = ctx.holdout
@@ -402,7 +402,7 @@ def _keep_weights(result: Result, kept: Path, weights_dir: Path | None) -> None:
     source = kept / result.assignment / f"{result.student}.safetensors"
     if weights_dir is not None and result.ok and source.is_file():
         atomic_copy(source, weights_dir / result.assignment / f"{result.student}.safetensors")
-    shutil.rmtree(kept, ignore_errors=True)
+    remove_tree(kept)
 
 
 def _last_line(text: str) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from grader.sandbox.tree import remove_tree
 
 PREFIX = "grader-job-"
 
@@ -21,7 +22,7 @@ def workspace() -> Iterator[Path]:
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
 
 
 def job_folders(job: Path) -> tuple[Path, Path]:
@@ -34,8 +35,9 @@ def job_folders(job: Path) -> tuple[Path, Path]:
 
 
 def remove_stale_workspaces() -> None:
-    """Remove what graders killed mid-job (kill -9, power loss) left in the temp folder."""
+    """Remove what graders killed mid-job (kill -9, power loss) left in the temp folder; what
+    cannot be removed stays, and never stops this run."""
     for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
         owner = folder.name[len(PREFIX) :].split("-")[0]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
