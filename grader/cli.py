@@ -616,6 +616,11 @@ def sandbox_command(require_sandbox: bool) -> None:
     with user_errors(), Sandbox(require=require_sandbox) as sandbox:
         for layer in sandbox.layers:
             click.echo(str(layer))
+        rules = sandbox.landlock_rules()
+        if rules:
+            click.echo("landlock rules of a job (its own folders have other names):")
+            for rule in rules:
+                click.echo(f"  {rule}")
         click.echo(f"jobs: {sandbox.launch}")
 
 

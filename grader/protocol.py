@@ -30,8 +30,8 @@ from grader.core.results import Status
 from grader.core.text import one_line
 
 # 1: course-grader 0.1's argv and environment, never versioned; 2: the training history;
-# 3: the contract checks the child ran, in the report.
-PROTOCOL_VERSION = 3
+# 3: the contract checks the child ran, in the report; 4: Landlock, in the config and attestation.
+PROTOCOL_VERSION = 4
 MESSAGE_CHARS = 300
 ATTESTATION_BYTES = 16_000
 REPORT_BYTES = 256_000
@@ -99,11 +99,43 @@ class Task:
 
 
 @dataclass(frozen=True)
+class LandlockRules:
+    """The paths a job may reach, as it sees them; everything else is out of its reach."""
+
+    read: tuple[str, ...]  # read and execute files, list folders
+    write: tuple[str, ...]  # and create, write, rename and remove under them
+    devices: tuple[str, ...]  # character devices to read, write and ioctl (/dev/null, GPUs)
+    min_abi: int = 1
+
+    def describe(self, abi: int) -> tuple[str, ...]:
+        """The rules as enforced under a kernel's ABI, in words: what the child attests and the
+        grader expects."""
+        rules = [f"{kind} {path}" for kind, paths in
+                 (("read", self.read), ("write", self.write), ("device", self.devices))
+                 for path in paths]  # fmt: skip
+        if abi >= 4:
+            rules.append("tcp: no bind, no connect")
+        if abi >= 6:
+            rules.append("scoped: abstract unix sockets, signals")
+        return tuple(rules)
+
+    @classmethod
+    def from_data(cls, raw: dict[str, Any]) -> LandlockRules:
+        return cls(
+            read=tuple(map(str, raw["read"])),
+            write=tuple(map(str, raw["write"])),
+            devices=tuple(map(str, raw["devices"])),
+            min_abi=int(raw.get("min_abi", 1)),
+        )
+
+
+@dataclass(frozen=True)
 class Confinement:
     """What the sandbox asks the child to apply to itself before any student code runs."""
 
     rlimits: dict[str, int]  # RLIMIT_* name -> soft and hard value
     seccomp_library: str | None  # absolute path of libseccomp; None: no filter was promised
+    landlock: LandlockRules | None = None  # None: no Landlock was promised
 
 
 @dataclass(frozen=True)
@@ -126,7 +158,10 @@ class JobConfig:
         task = dict(raw["task"])
         task["phase"] = Phase(task["phase"])
         task["input_shape"] = tuple(task["input_shape"])
-        return cls(Task(**task), Confinement(**raw["confinement"]))
+        confinement = dict(raw["confinement"])
+        if confinement.get("landlock") is not None:
+            confinement["landlock"] = LandlockRules.from_data(confinement["landlock"])
+        return cls(Task(**task), Confinement(**confinement))
 
 
 @dataclass(frozen=True)
@@ -143,6 +178,9 @@ class Attestation:
     no_new_privs: int
     rlimits: dict[str, tuple[int, int]]
     namespaces: dict[str, str]  # name -> "net:[4026532...]"
+    landlock_abi: int = 0  # the kernel's ABI when Landlock was applied; 0: not applied
+    landlock_rules: tuple[str, ...] = ()  # LandlockRules.describe, as applied
+    landlock_enforced: bool = False  # the job tried to list / and was refused
     error: str = ""  # why confinement failed; the child then exits without running anything
     protocol: int = PROTOCOL_VERSION
 
@@ -164,6 +202,9 @@ class Attestation:
                 no_new_privs=int(raw["no_new_privs"]),
                 rlimits={str(k): (int(v[0]), int(v[1])) for k, v in raw["rlimits"].items()},
                 namespaces={str(k): str(v) for k, v in raw["namespaces"].items()},
+                landlock_abi=int(raw.get("landlock_abi", 0)),
+                landlock_rules=tuple(str(r) for r in raw.get("landlock_rules", ())),
+                landlock_enforced=raw.get("landlock_enforced") is True,
                 error=str(raw.get("error", "")),
                 protocol=int(raw["protocol"]),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from grader.sandbox import argv, view
@@ -67,24 +68,12 @@ def test_setpriv_drops_everything() -> None:
     ]  # fmt: skip
 
 
-def test_the_fallback_view_hides_and_binds_back(tmp_path: Path) -> None:
-    command = argv.private_view("/py", TMP, hide=["/root"], keep=["/tmp/venv"], writable=["/o"])
-    assert command == [
-        "/py", "-s", "-B", "-P", "-m", "grader.sandbox.private_view", str(TMP),
-        "--hide", "/root", "--keep", "/tmp/venv", "--writable", "/o", "--",
-    ]  # fmt: skip
-
-
-def test_untraversable_names_the_outermost_closed_folder(tmp_path: Path) -> None:
-    closed = tmp_path / "closed"
-    (closed / "inner" / "deeper").mkdir(parents=True)
-    closed.chmod(0o700)
-    open_one = tmp_path / "open" / "x"
-    open_one.mkdir(parents=True)
-    tmp_path.chmod(0o755)
-    found = argv.untraversable([str(closed / "inner" / "deeper"), str(open_one)])
-    outside_tmp = not str(tmp_path).startswith("/tmp/")
-    assert found == ([str(closed)] if outside_tmp else [])  # /tmp is replaced anyway
+def test_the_fallback_builds_the_view_it_is_given() -> None:
+    mounts = view.plan(visible=[], binds=[("/a", "/job/in", False)], tmp_bytes=1)
+    command = argv.private_view("/py", "/w/root", json.dumps(view.to_data(mounts)))
+    assert command[:7] == ["/py", "-s", "-B", "-P", "-m", "grader.sandbox.private_view", "/w/root"]
+    assert view.from_data(json.loads(command[7])) == mounts
+    assert command[8:] == ["--"]
 
 
 def test_entering_the_cgroup_comes_first() -> None:

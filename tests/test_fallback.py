@@ -2,7 +2,9 @@
 
 `grader run` is run for real, once as it is and once with bwrap hidden from PATH (root then gets
 the unshare fallback), and, where the interpreter is reachable for other users, once as an
-unprivileged user (no namespaces, no uid of its own, no cgroups)."""
+unprivileged user who cannot make user namespaces (no namespaces, no uid of its own, no
+cgroups; Landlock, seccomp and the limits remain). In each, a job reads its own
+/proc/self/status, which must show exactly the layers the terminal said were on."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -22,19 +26,25 @@ from conftest import (
     require_sandbox,
     without_baselines,
 )
+from support.layers import READ_STATUS, assert_status_shows, status_in
+
+from grader.sandbox.probe import landlock_abi, seccomp_library
+from grader.sandbox.tree import remove_tree
 
 pytestmark = pytest.mark.slow
 METRICS = ["student", "status", "test_accuracy", "train_accuracy", "gap", "params"]
 METRICS += ["weights_sha256", "target_a", "target_b"]
 NOBODY = 65534
+LAUNCHER = Path(__file__).parent / "support" / "unprivileged.py"
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny HAR data, a small spec and two students, all readable by any user."""
+def course() -> Iterator[Path]:
+    """Tiny HAR data, a small spec and two students, all readable by any user (outside
+    pytest's own temp folders, which only their owner may enter)."""
     from data_factories import write_tiny_har
 
-    root = tmp_path_factory.mktemp("fallback")
+    root = Path(tempfile.mkdtemp(prefix="fallback-"))
     root.chmod(0o755)
     write_tiny_har(root / "data", TINY_TRAIN, TINY_TEST)
     (root / "assignments").mkdir()
@@ -45,9 +55,12 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / "submissions" / student).mkdir(parents=True)
         source = GOOD_HAR.replace('"lr": 0.01', f'"lr": {lr}')
         (root / "submissions" / student / "har.py").write_text(source)
+    (root / "submissions" / "zz_status").mkdir()
+    (root / "submissions" / "zz_status" / "har.py").write_text(READ_STATUS)
     for path in [root, *root.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    return root
+    yield root
+    remove_tree(root)
 
 
 def grader_run(
@@ -61,9 +74,7 @@ def grader_run(
         env["PATH"] = path
     prefix: list[str] = []
     if user is not None:
-        setpriv = shutil.which("setpriv")
-        assert setpriv is not None
-        prefix = [setpriv, f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"]
+        prefix = [sys.executable, str(LAUNCHER), str(user), "--"]
         env["HOME"] = str(out)
     args = ["run", str(course / "submissions"), "--out", str(out), "--workers", "2"]
     args += ["--assignments", str(course / "assignments"), "--data-dir", str(course / "data")]
@@ -78,7 +89,12 @@ def grader_run(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return pd.read_csv(out / "leaderboard.csv"), done.stderr
+    board = pd.read_csv(out / "leaderboard.csv")
+    on = {line.split(":")[0].removeprefix("sandbox ") for line in layer_lines(done.stderr)
+          if ": on (" in line}  # fmt: skip
+    message = board.loc[board.student == "zz_status", "message"].iloc[0]
+    assert_status_shows(status_in(message), on, user)
+    return board, done.stderr
 
 
 def layer_lines(stderr: str) -> list[str]:
@@ -121,18 +137,19 @@ def test_without_bubblewrap_the_metrics_are_the_same_and_the_terminal_says_so(
         assert "warning: isolation is weak on this machine" in second
 
 
-def test_as_an_unprivileged_user_without_bubblewrap(course: Path) -> None:
+def test_as_an_unprivileged_user_without_user_namespaces(course: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to become another user")
-    interpreter = Path(os.path.realpath(sys.executable))
-    if not all(parent.stat().st_mode & 0o001 for parent in interpreter.parents):
-        pytest.skip(f"{interpreter} is not reachable for other users")
+    import grader
+
+    for needed in (Path(os.path.realpath(sys.executable)), Path(grader.__file__)):
+        if not all(parent.stat().st_mode & 0o001 for parent in needed.parents):
+            pytest.skip(f"{needed} is not reachable for other users")
     reference, _ = grader_run(course, "as-root")
-    graded, stderr = grader_run(
-        course, "as-nobody", path=without_bwrap(course / "bin"), user=NOBODY
-    )
+    graded, stderr = grader_run(course, "as-nobody", user=NOBODY)  # bwrap, if any, cannot start
     pd.testing.assert_frame_equal(reference[METRICS], graded[METRICS])
     off = [line.split(":")[0].removeprefix("sandbox ") for line in layer_lines(stderr)
            if ": OFF (" in line]  # fmt: skip
-    assert off[:3] == ["namespaces", "identity", "cgroups"]
+    weak = ["seccomp"] * (seccomp_library() is None) + ["landlock"] * (landlock_abi() == 0)
+    assert off == ["namespaces", "identity", "cgroups", *weak]
     assert "warning: isolation is weak on this machine" in stderr

@@ -16,9 +16,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import re
+import shutil
 import socket
 import struct
+import subprocess
+import sys
+import sysconfig
 import tempfile
 import textwrap
 import threading
@@ -37,14 +42,15 @@ from safetensors.torch import save
 
 from grader.api import RunOptions, run
 from grader.core.results import Mode
-from grader.core.spec import load_spec
+from grader.core.spec import load_spec, load_specs
 from grader.data.cache import PreparedData
 from grader.data.registry import prepare
-from grader.publish.board import CSV_NAME
+from grader.publish.board import CSV_NAME, build_board
 from grader.publish.export import write_csv
 from grader.publish.ranking import ranked
 from grader.sandbox.box import Sandbox
 from grader.sandbox.leases import JOB_UIDS
+from grader.sandbox.tree import remove_tree
 from grader.store.sqlite import DB_NAME, Store
 
 pytestmark = pytest.mark.slow
@@ -62,6 +68,8 @@ import os as _os
 import sys as _sys
 
 PHASE = _sys.argv[1] if len(_sys.argv) > 1 else "none"
+# The job's folders: /job/in and /job/out in a view of its own, host paths where it has none.
+IN_DIR, OUT_DIR = _sys.argv[2:4] if len(_sys.argv) > 3 else ("/job/in", "/job/out")
 
 
 class Leak(Exception):
@@ -183,6 +191,7 @@ if PHASE == "eval":
         pass
 """,
         HONEST_LOADED,
+        layers=("namespaces|landlock",),
     ),
     Case(
         "labels_raw_txt",
@@ -195,21 +204,23 @@ if PHASE == "eval":
         pass
 """,
         HONEST_LOADED,
+        layers=("namespaces|landlock",),
     ),
     Case(
         "labels_in_job_dir",
         """
 if PHASE == "eval":
     import numpy
-    for _name in _os.listdir("/job/in"):
+    for _name in _os.listdir(IN_DIR):
         if "label" in _name or "test_labels" in _name:
             leak("the eval job holds " + _name)
     try:
-        predict_labels(numpy.load("/job/in/test_labels.npy"))
+        predict_labels(numpy.load(_os.path.join(IN_DIR, "test_labels.npy")))
     except OSError:
         pass
 """,
         HONEST_LOADED,
+        layers=(),
     ),
     Case(
         "labels_search_filesystem",
@@ -230,6 +241,7 @@ if PHASE == "eval":
             leak("could read " + _path)
 """,
         HONEST_LOADED,
+        layers=("namespaces|landlock",),
     ),
     Case(
         "read_grader_memory",
@@ -272,6 +284,7 @@ if PHASE == "eval":
             leak(f"the environment has {_key}={_value}")
 """,
         HONEST_LOADED,
+        layers=(),
     ),
     Case(
         "proc_listing",
@@ -293,7 +306,8 @@ if PHASE == "eval":
         """
 if PHASE == "eval":
     for _path in ({{leaderboard}}, {{grades}}, {{other_source}}, {{other_notes}},
-                  {{tmp_canary}}, {{out_canary}}, {{private_labels}}):
+                  {{tmp_canary}}, {{out_canary}}, {{private_labels}}, {{other_course}},
+                  {{cached_inputs}}):
         try:
             with open(_path, "rb") as _f:
                 _f.read(1)
@@ -302,10 +316,11 @@ if PHASE == "eval":
         leak("could read " + _path)
 """,
         HONEST_LOADED,
+        layers=("namespaces|landlock",),
     ),
 ]
 
-NETWORK_LAYERS = ("namespaces", "seccomp")
+NETWORK_LAYERS = ("namespaces|seccomp|landlock",)
 NETWORK = [
     Case(
         "net_tcp_grader_host",
@@ -425,7 +440,7 @@ if PHASE == "eval":
     _libc = ctypes.CDLL(None, use_errno=True)
     if _libc.mount(b"none", b"/tmp", b"tmpfs", 0, None) == 0:
         leak("mount succeeded")
-    if _libc.umount2(b"/job/in", 2) == 0:
+    if _libc.umount2(IN_DIR.encode(), 2) == 0:
         leak("umount2 succeeded")
     if _libc.chroot(b"/tmp") == 0:
         leak("chroot succeeded")
@@ -465,7 +480,7 @@ if PHASE == "train":
 """,
         contained("memory", "crashed"),
         weights=None,
-        layers=("limits",),
+        layers=("cgroups",),  # memory of several processes, or shared
     ),
     Case(
         "memory_fork_split",
@@ -511,7 +526,7 @@ if PHASE == "train":
 """,
         contained("memory", "crashed"),
         weights=None,
-        layers=("limits",),
+        layers=("cgroups",),  # memory of several processes, or shared
     ),
     Case(
         "fork_bomb",
@@ -576,21 +591,22 @@ if PHASE == "train":
                         written += 1
                     return written
             except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    return written
+                if exc.errno in (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS):
+                    return written  # full, or out of this job's reach
                 if exc.errno != errno.EFBIG:  # one file over RLIMIT_FSIZE: start the next
                     raise
 
     _fill("/tmp", 1 << 20)  # the private /tmp, until it is full
     _fill(_os.path.expanduser("~"), 1 << 20)
     _fill(_os.getcwd(), 1 << 20)
-    _fill("/job/out", 256)  # the host disk: the output watchdog must stop this
+    _fill(OUT_DIR, 256)  # the host disk: the output watchdog must stop this
     time.sleep(3)
     raise RuntimeError("DISK_FILL_NOT_STOPPED")
 """,
-        fails("invalid", rf"train wrote more than {OUTPUT_MB} MB"),
+        # A private /tmp is a capped tmpfs; a temp folder on the host's disk is watched.
+        fails("invalid", rf"train wrote more than (?:{OUTPUT_MB} MB|256 MB to its temp folder)"),
         weights=None,
-        layers=("namespaces", "limits"),
+        layers=("limits",),
     ),
     Case(
         "disk_fill_dir_entries",
@@ -598,10 +614,10 @@ if PHASE == "train":
 if PHASE == "eval":
     import time
     for _j in range(2):
-        open(f"/job/out/e{_j}", "w").close()
+        open(f"{OUT_DIR}/e{_j}", "w").close()
     _long = "n" * 240
     for _i in range(70000):  # hard links to empty files: only directory blocks grow
-        _os.link(f"/job/out/e{_i % 2}", f"/job/out/{_i:06d}{_long}")
+        _os.link(f"{OUT_DIR}/e{_i % 2}", f"{OUT_DIR}/{_i:06d}{_long}")
     time.sleep(1.5)
 """,
         fails("invalid", rf"eval wrote more than {OUTPUT_MB} MB"),
@@ -628,6 +644,7 @@ if PHASE == "eval":
     _os.waitpid(_pid, 0)
 """,
         HONEST_LOADED,
+        layers=(),
     ),
     Case(
         "kill_grader",
@@ -647,6 +664,7 @@ if PHASE == "eval":
                 pass
 """,
         HONEST_LOADED,
+        layers=("namespaces|landlock",),
     ),
     Case(
         "exit_before_results",
@@ -673,11 +691,67 @@ if PHASE == "eval":
 
 FILES = [
     Case(
+        "write_grader_venv",
+        """
+if PHASE == "eval":
+    _pth = _os.path.join({{site_packages}}, "hostile-{{token_short}}.pth")
+    try:
+        with open(_pth, "a") as _f:
+            _f.write("import os; os.system('echo {{pwned}}')\\n")
+    except OSError:
+        pass
+    else:
+        _os.unlink(_pth)
+        leak("wrote " + _pth + ", which every later grader command would run")
+""",
+        HONEST_LOADED,
+        layers=("namespaces|identity|landlock",),
+    ),
+    Case(
+        "write_through_input",
+        """
+if PHASE == "train":
+    _input = _os.path.join(IN_DIR, "train_inputs.npy")
+    try:
+        _os.chmod(_input, 0o666)
+    except OSError:
+        pass
+    try:
+        with open(_input, "r+b") as _f:
+            _f.seek(200)
+            _f.write(b"\\0" * 64)
+    except OSError:
+        pass
+    else:
+        leak("wrote into " + _input)
+""",
+        HONEST_RETRAINED,
+        weights=None,
+        layers=("namespaces|identity|landlock",),
+    ),
+    Case(
+        "write_warm_process_memory",
+        """
+if PHASE == "eval":
+    for _pid in [p for p in _os.listdir("/proc") if p.isdigit() and int(p) != _os.getpid()]:
+        for _part in ("mem", "environ"):
+            try:
+                with open(f"/proc/{_pid}/{_part}", "r+b" if _part == "mem" else "rb") as _f:
+                    _f.read(1)
+            except OSError:
+                continue
+            leak(f"/proc/{_pid}/{_part} is open to this job")
+""",
+        HONEST_LOADED,
+        layers=("namespaces|identity|landlock",),
+    ),
+    Case(
         "write_outside",
         """
 if PHASE == "eval":
     for _path in ({{leaderboard}}, {{grades}}, {{other_source}}, {{other_notes}},
-                  {{tmp_canary}}, {{out_canary}}, {{new_in_submissions}}, {{new_in_out}}):
+                  {{tmp_canary}}, {{out_canary}}, {{new_in_submissions}}, {{new_in_out}},
+                  {{other_course}}):
         try:
             with open(_path, "a") as _f:
                 _f.write({{pwned}})
@@ -686,7 +760,7 @@ if PHASE == "eval":
         leak("wrote " + _path)
 """,
         HONEST_LOADED,
-        layers=("namespaces", "identity"),
+        layers=("namespaces|identity|landlock",),
     ),
     Case(
         "forged_stdout",
@@ -706,7 +780,7 @@ print("test_accuracy=1.0 train_accuracy=1.0 status=ok", flush=True)
         """
 if PHASE == "train":
     import json
-    with open("/job/out/report.json", "w") as _f:
+    with open(_os.path.join(OUT_DIR, "report.json"), "w") as _f:
         json.dump({"status": "ok", "message": "", "epochs": 1, "train_seconds": 0.0,
                    "test_accuracy": 1.0, "train_accuracy": 1.0}, _f)
     _os._exit(0)
@@ -721,7 +795,8 @@ if PHASE == "train":
 import socket
 _SPOTS = ["/tmp/smuggled", _os.path.expanduser("~/.smuggled"),
           _os.path.join(_os.getcwd(), "smuggled-cwd"), "/dev/shm/smuggled",
-          "/var/tmp/smuggled", "/job/smuggled", "/job/in/smuggled"]
+          "/var/tmp/smuggled", "/run/lock/smuggled", "/job/smuggled",
+          _os.path.join(IN_DIR, "smuggled"), _os.path.join(IN_DIR, "..", "smuggled")]
 _ADDRESS = "\\0hostile-smuggle-{{token_short}}"
 if PHASE == "train":
     for _path in _SPOTS:
@@ -757,7 +832,7 @@ elif PHASE == "eval":
 """,
         HONEST_RETRAINED,
         weights=None,
-        layers=("namespaces",),
+        layers=("namespaces|landlock",),
     ),
     Case(
         "monkeypatch_grader",
@@ -789,7 +864,7 @@ json.dumps = lambda obj, *a, **k: _real_dumps(
 def _save(file, arr, *args, **kwargs):
     _real_save(file, arr, *args, **kwargs)
     try:
-        with open("/job/out/accuracy.json", "w") as f:
+        with open(_os.path.join(OUT_DIR, "accuracy.json"), "w") as f:
             f.write('{"test_accuracy": 1.0}')
     except OSError:
         pass
@@ -980,6 +1055,35 @@ on_save(_pickled)
         weights="header_bomb",
         layers=(),
     ),
+    Case(
+        "deep_output_tree",
+        """
+if PHASE == "eval":
+    _here = _os.open(_sys.argv[3], _os.O_RDONLY | _os.O_DIRECTORY)  # the job's out folder
+    for _ in range(3000):  # deeper than a path may be long (PATH_MAX), or Python recurse
+        _os.mkdir("d", dir_fd=_here)
+        _down = _os.open("d", _os.O_RDONLY | _os.O_DIRECTORY, dir_fd=_here)
+        _os.close(_here)
+        _here = _down
+    _os.close(_here)
+""",
+        fails("invalid", "eval nested folders more than 32 deep"),
+        layers=("limits",),
+    ),
+    Case(
+        "many_output_entries",
+        """
+if PHASE == "eval":
+    for _i in range(20000):  # empty files and folders: each an entry, few or no blocks
+        _path = _os.path.join(_sys.argv[3], f"e{_i}")
+        if _i % 2:
+            open(_path, "w").close()
+        else:
+            _os.mkdir(_path)
+""",
+        fails("invalid", rf"eval wrote more than {OUTPUT_MB} MB"),
+        layers=("limits",),
+    ),
 ]
 
 CASES = LABELS + NETWORK + SECCOMP + RESOURCES + PROCESSES + FILES + OUTPUTS
@@ -988,6 +1092,8 @@ CASES_BY_NAME = {case.name: case for case in CASES}
 GOOD_WIDE = GOOD_HAR.replace("16", "24").replace('"epochs": 2', '"epochs": 3')
 CONTROLS = {"control_good": (GOOD_HAR, None), "control_wide": (GOOD_WIDE, None)}
 CONTROLS_LOADED = {"control_loaded": (GOOD_HAR, "good")}
+# A folder name that is not UTF-8, as unzip makes from a Latin-1 zip, and the id it shows as.
+NOT_UTF8_FOLDER, NOT_UTF8_ID = os.fsdecode(b"caf\xe9-latin1"), "caf\\xe9-latin1"
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -1003,6 +1109,8 @@ class HostileRun:
     canaries: dict[Path, bytes]
     submissions_before: dict[str, str]  # file -> sha256, before and after the run
     submissions_after: dict[str, str]
+    cache_before: dict[str, str]  # the data cache every job's inputs are copied from
+    cache_after: dict[str, str]
     accepted: list[Any]
     leftover_processes: list[str]
     leftover_workspaces: list[str]
@@ -1075,11 +1183,13 @@ def small_assignments(folder: Path) -> Path:
     return folder
 
 
-def job_processes(token: str) -> list[str]:
-    """Live processes of a job uid that run one of this suite's submissions.
+def job_processes(token: str, grader_uid: int | None) -> list[str]:
+    """Live processes of a job uid that run one of this suite's submissions, and any process
+    of the grader's own uid (where it is not ours) left after the grader ended.
 
-    Other grader runs may share the machine (and the uid range), so a process counts as ours
-    when its /job/in/submission.py, seen through its own root, holds this suite's token.
+    Other grader runs may share the machine (and the uid range), so a process of a job uid
+    counts as ours when its /job/in/submission.py, seen through its own root, holds this suite's
+    token.
     """
     found = []
     for entry in Path("/proc").iterdir():
@@ -1089,6 +1199,10 @@ def job_processes(token: str) -> list[str]:
             status = (entry / "status").read_text()
             uid = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("Uid:")))
         except (OSError, StopIteration, ValueError):
+            continue
+        if uid == grader_uid:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")[:100]
+            found.append(f"pid {entry.name} uid {uid}: {cmdline.decode(errors='replace')}")
             continue
         if uid not in JOB_UIDS:
             continue
@@ -1156,38 +1270,150 @@ class LoopbackServer:
         self.sock.close()
 
 
-@pytest.fixture(scope="module", params=["warm", "cold"])
-def hostile_sandbox(
+UNPRIVILEGED_UID = 65534  # nobody
+LAUNCHER = Path(__file__).parent / "support" / "unprivileged.py"
+
+
+@dataclasses.dataclass(frozen=True)
+class Configuration:
+    """One way the grader runs, and the layers it really has there."""
+
+    name: str
+    layers: frozenset[str]  # on
+    # Off by the nature of the configuration, never by a fault: a case that needs one of these
+    # (and no other layer that contains it) is skipped there, also in CI.
+    lacks: frozenset[str]
+    grade: Callable[[RunOptions, dict[str, str]], pd.DataFrame]
+    uid: int | None = None  # the grader's own uid, where it is not this process's
+
+
+def _in_process(name: str, sandbox: Sandbox) -> Configuration:
+    def grade(options: RunOptions, env: dict[str, str]) -> pd.DataFrame:
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)  # secrets in the grader's own environment
+            return run(options, sandbox, log=lambda _message: None).board
+
+    on = frozenset(layer.name for layer in sandbox.layers if layer.on)
+    return Configuration(name, on, frozenset(), grade)
+
+
+def _unprivileged() -> Configuration:
+    """`grader run` as an ordinary user on a machine without user namespaces: no bubblewrap,
+    no unshare, no uid per job, no cgroups; Landlock, seccomp and the limits remain."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become another user")
+    unreachable = [str(p) for p in _needed_paths() if not _reachable(p)]
+    if unreachable:
+        pytest.skip(f"not reachable for other users: {', '.join(unreachable)}")
+
+    def grade(options: RunOptions, env: dict[str, str]) -> pd.DataFrame:
+        args = ["run", str(options.submissions), "--out", str(options.out), "--workers", "2"]
+        args += ["--assignments", str(options.assignments), "--data-dir", str(options.data_dir)]
+        args += ["--mode", str(options.mode)]
+        done = subprocess.run(
+            [sys.executable, str(LAUNCHER), str(UNPRIVILEGED_UID), "--",
+             sys.executable, "-m", "grader.cli", *args],
+            env={**os.environ, **env, "HOME": str(options.out), "GRADER_REQUIRE_SANDBOX": ""},
+            cwd=options.out, capture_output=True, text=True, timeout=1200, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        reported = re.findall(r"(?m)^sandbox (\w+): (on|OFF) ", done.stderr)
+        assert {name for name, state in reported if state == "on"} == layers, done.stderr
+        assert options.assignments is not None
+        specs = load_specs(options.assignments)
+        return build_board(Store(options.out / DB_NAME).latest(), specs).frame
+
+    layers = frozenset({"limits", "landlock", "seccomp"})
+    lacks = frozenset({"namespaces", "identity", "cgroups"})
+    return Configuration("unprivileged", layers, lacks, grade, UNPRIVILEGED_UID)
+
+
+def _needed_paths() -> list[Path]:
+    import grader
+
+    return [Path(os.path.realpath(sys.executable)), Path(grader.__file__), LAUNCHER]
+
+
+def _reachable(path: Path) -> bool:
+    return all(parent.stat().st_mode & 0o001 for parent in path.parents)
+
+
+@pytest.fixture(scope="module", params=["warm", "cold", "cold-unshare", "unprivileged"])
+def configuration(
     request: pytest.FixtureRequest, sandbox: Sandbox, cold_sandbox: Sandbox
-) -> Sandbox:
-    """The suite runs twice: jobs forked from warm processes, and fresh processes (--no-warm)."""
-    if request.param == "cold":
-        return cold_sandbox
-    if not sandbox.warm:
-        if require_sandbox():
-            pytest.fail(f"the warm path should work here: {sandbox.launch}")
-        pytest.skip(f"no warm path on this machine: {sandbox.launch}")
-    return sandbox
+) -> Iterator[Configuration]:
+    """The suite runs once per configuration: jobs forked from warm processes; fresh processes
+    (--no-warm: bubblewrap where it is installed, else the unshare fallback); the unshare
+    fallback with bubblewrap hidden from PATH; an unprivileged user without user namespaces."""
+    name = request.param
+    if name == "warm":
+        if not sandbox.warm:
+            if require_sandbox():
+                pytest.fail(f"the warm path should work here: {sandbox.launch}")
+            pytest.skip(f"no warm path on this machine: {sandbox.launch}")
+        yield _in_process(name, sandbox)
+    elif name == "cold":
+        yield _in_process(name, cold_sandbox)
+    elif name == "cold-unshare":
+        if cold_sandbox.mode != "bwrap":
+            pytest.skip(f"the cold configuration is {cold_sandbox.mode} here already")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PATH", _path_without_bwrap())
+            with Sandbox(require=require_sandbox(), warm=False) as box:
+                assert box.mode == "unshare", box.launch
+                yield _in_process(name, box)
+    else:
+        yield _unprivileged()
+
+
+def _path_without_bwrap() -> str:
+    folder = Path(tempfile.mkdtemp(prefix="path-without-bwrap-"))
+    for tool in ("unshare", "setpriv"):
+        found = shutil.which(tool)
+        if found:
+            (folder / tool).symlink_to(found)
+    return str(folder)
+
+
+def _course_base(tmp_path_factory: pytest.TempPathFactory, config: Configuration) -> Path:
+    """Where the course lives: somewhere the grader's user can reach and own."""
+    if config.uid is None:
+        return tmp_path_factory.mktemp("hostile")
+    base = Path(tempfile.mkdtemp(prefix="hostile-unprivileged-"))
+    base.chmod(0o755)
+    return base
+
+
+def _hand_over(base: Path, uid: int | None) -> None:
+    if uid is None:
+        return
+    for path in [base, *base.rglob("*")]:
+        os.chown(path, uid, uid, follow_symlinks=False)
 
 
 @pytest.fixture(scope="module")
 def hostile(
-    tmp_path_factory: pytest.TempPathFactory, hostile_sandbox: Sandbox
+    tmp_path_factory: pytest.TempPathFactory, configuration: Configuration
 ) -> Iterator[HostileRun]:
     """Grade every hostile case and the controls in one run; collect what the checks need."""
     from data_factories import write_tiny_har
 
-    base = tmp_path_factory.mktemp("hostile")
+    base = _course_base(tmp_path_factory, configuration)
     data_dir, cache_dir, out = base / "data", base / "cache", base / "out"
     submissions = base / "submissions"
     write_tiny_har(data_dir, N_TRAIN, N_TEST)
     data = prepare("uci_har", data_dir, cache_dir, download=False)
     assignments = small_assignments(base / "assignments")
     out.mkdir()
+    other_course = base / "other-course"
+    other_course.mkdir()
+    (other_course / DB_NAME).write_bytes(b"another course's store\n")
     canaries = {
         submissions / "control_good" / "NOTES.txt": b"control student's notes\n",
         base / "tmp-canary.txt": b"a file in the grader's tmp\n",
         out / "CANARY.txt": b"a file in the results folder\n",
+        other_course / DB_NAME: b"another course's store\n",
     }
     pickle_canary = base / "pickle-ran.txt"
     with LoopbackServer() as server:
@@ -1199,14 +1425,17 @@ def hostile(
             "raw_labels": str(data_dir / "UCI_HAR" / "UCI HAR Dataset" / "test" / "y_test.txt"),
             "data_dir": str(data_dir),
             "cache_dir": str(cache_dir),
+            "cached_inputs": str(data.public_dir / "train_inputs.npy"),
             "leaderboard": str(out / CSV_NAME),
             "grades": str(out / DB_NAME),
+            "other_course": str(other_course / DB_NAME),
             "other_source": str(submissions / "control_good" / "har.py"),
             "other_notes": str(submissions / "control_good" / "NOTES.txt"),
             "tmp_canary": str(base / "tmp-canary.txt"),
             "out_canary": str(out / "CANARY.txt"),
             "new_in_submissions": str(submissions / PWNED),
             "new_in_out": str(out / PWNED),
+            "site_packages": sysconfig.get_paths()["purelib"],
             "pwned": PWNED,
             "port": server.port,
             "memory_mb": MEMORY_MB,
@@ -1225,9 +1454,13 @@ def hostile(
             if weights is not None:
                 suffix, payload = weights_bytes(weights, pickle_canary)
                 (folder / f"har{suffix}").write_bytes(payload)
+        (submissions / NOT_UTF8_FOLDER).mkdir()
+        (submissions / NOT_UTF8_FOLDER / "har.py").write_text(GOOD_HAR)
         for path, content in canaries.items():
             path.write_bytes(content)
         before = snapshot(submissions)
+        cached_before = snapshot(cache_dir)
+        _hand_over(base, configuration.uid)
         options = RunOptions(
             submissions=submissions,
             out=out,
@@ -1237,16 +1470,16 @@ def hostile(
             mode=Mode.AUTO,
             workers=2,
         )
-        with pytest.MonkeyPatch.context() as env:
-            # Secrets in the grader's own environment, which no job may see.
-            env.setenv("GRADER_DATA_DIR", str(data_dir))
-            env.setenv("GRADER_CACHE_DIR", str(cache_dir))
-            env.setenv("HOSTILE_SUITE_SECRET", TOKEN)
-            summary = run(options, hostile_sandbox, log=lambda _message: None)
-        leftover_processes = job_processes(TOKEN)
+        secrets = {
+            "GRADER_DATA_DIR": str(data_dir),
+            "GRADER_CACHE_DIR": str(cache_dir),
+            "HOSTILE_SUITE_SECRET": TOKEN,
+        }
+        board = configuration.grade(options, secrets)
+        leftover_processes = job_processes(TOKEN, configuration.uid)
     private = data.private_dir / "test_labels.npy"
     yield HostileRun(
-        board=summary.board,
+        board=board,
         base=base,
         submissions=submissions,
         out=out,
@@ -1254,6 +1487,8 @@ def hostile(
         canaries=canaries,
         submissions_before=before,
         submissions_after=snapshot(submissions),
+        cache_before=cached_before,
+        cache_after=snapshot(cache_dir),
         accepted=server.accepted,
         leftover_processes=leftover_processes,
         leftover_workspaces=job_workspaces(TOKEN),
@@ -1261,15 +1496,20 @@ def hostile(
         private_modes=(data.private_dir.stat().st_mode & 0o777, private.stat().st_mode & 0o777),
         private_digest=hashlib.sha256(private.read_bytes()).hexdigest(),
     )
+    if configuration.uid is not None:
+        remove_tree(base)
 
 
-def skip_if_layers_off(sandbox: Sandbox, needed: tuple[str, ...]) -> None:
-    """Off layers only excuse a case on a developer machine; CI requires every layer."""
-    if require_sandbox():
+def skip_if_layers_off(config: Configuration, needed: tuple[str, ...]) -> None:
+    """Each needed entry is a layer, or layers any one of which contains the attack ("a|b").
+    A configuration excuses a case only for the layers it lacks by nature; elsewhere off layers
+    excuse a case on a developer machine only, as CI requires every layer."""
+    missing = [need for need in needed if not set(need.split("|")) & config.layers]
+    if not missing:
         return
-    off = [layer.name for layer in sandbox.layers if not layer.on and layer.name in needed]
-    if off:
-        pytest.skip(f"isolation layer(s) off on this machine: {', '.join(off)}")
+    by_nature = all(set(need.split("|")) <= config.lacks for need in missing)
+    if by_nature or not require_sandbox():
+        pytest.skip(f"{config.name}: isolation layer(s) off: {', '.join(missing)}")
 
 
 def _params() -> list[Any]:
@@ -1281,9 +1521,9 @@ def _params() -> list[Any]:
 
 
 @pytest.mark.parametrize("name", _params())
-def test_hostile_case(hostile: HostileRun, hostile_sandbox: Sandbox, name: str) -> None:
+def test_hostile_case(hostile: HostileRun, configuration: Configuration, name: str) -> None:
     case = CASES_BY_NAME[name]
-    skip_if_layers_off(hostile_sandbox, case.layers)
+    skip_if_layers_off(configuration, case.layers)
     case.check(hostile.row(name), hostile)
 
 
@@ -1291,10 +1531,18 @@ def test_hostile_case(hostile: HostileRun, hostile_sandbox: Sandbox, name: str) 
 
 
 def test_every_submission_has_exactly_one_row(hostile: HostileRun) -> None:
-    expected = set(CASES_BY_NAME) | set(CONTROLS) | set(CONTROLS_LOADED)
+    expected = set(CASES_BY_NAME) | set(CONTROLS) | set(CONTROLS_LOADED) | {NOT_UTF8_ID}
     assert sorted(hostile.board.student) == sorted(expected)
     store = Store(hostile.out / DB_NAME)
     assert store.attempts() == len(expected)
+
+
+def test_a_folder_name_that_is_not_utf8_is_a_row_of_its_own(hostile: HostileRun) -> None:
+    row = hostile.row(NOT_UTF8_ID)
+    assert (row.status, row.message) == (
+        "invalid",
+        f"folder name '{NOT_UTF8_ID}' is not UTF-8; rename the folder to the student's id",
+    )
 
 
 def test_controls_are_graded_as_if_alone(hostile: HostileRun, grade_source: GradeSource) -> None:
@@ -1320,9 +1568,9 @@ def test_controls_are_graded_as_if_alone(hostile: HostileRun, grade_source: Grad
         assert row[keys].tolist() == expected, student
 
 
-def test_no_job_process_outlives_the_run(hostile: HostileRun) -> None:
+def test_no_job_process_outlives_the_run(hostile: HostileRun, configuration: Configuration) -> None:
     assert hostile.leftover_processes == []
-    assert job_processes(TOKEN) == []
+    assert job_processes(TOKEN, configuration.uid) == []
 
 
 def test_job_workspaces_are_removed(hostile: HostileRun) -> None:
@@ -1336,6 +1584,11 @@ def test_files_outside_the_jobs_are_unchanged(hostile: HostileRun) -> None:
     pwned = [str(p) for p in hostile.base.rglob(f"*{PWNED}*")]
     assert pwned == []
     assert not hostile.pickle_canary.exists()
+
+
+def test_the_data_cache_is_unchanged(hostile: HostileRun) -> None:
+    """Jobs read copies of the cached inputs: none can write into the cache through them."""
+    assert hostile.cache_after == hostile.cache_before
 
 
 def test_leaderboard_is_what_the_store_says(hostile: HostileRun, tmp_path: Path) -> None:

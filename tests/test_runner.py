@@ -270,7 +270,7 @@ def test_each_run_is_logged_with_its_sandbox_layers(
     assert [(graded, reused) for _, graded, reused in rows] == [(3, 0), (0, 3)]
     layers = json.loads(rows[0][0])
     assert [layer.split(":")[0] for layer in layers] == [
-        "namespaces", "identity", "limits", "cgroups", "seccomp"]  # fmt: skip
+        "namespaces", "identity", "limits", "cgroups", "seccomp", "landlock"]  # fmt: skip
     assert layers == [str(layer) for layer in sandbox.layers]
 
 

@@ -1,5 +1,5 @@
-"""Inside the child, before student code is imported: rlimits, the seccomp filter, and an
-attestation of what the kernel says this process really runs under.
+"""Inside the child, before student code is imported: rlimits, Landlock, the seccomp filter,
+and an attestation of what the kernel says this process really runs under.
 
 Lowering both soft and hard limits means the student's code cannot raise them again. A layer the
 config asks for is applied or the child stops: it never runs student code without it.
@@ -13,6 +13,7 @@ import os
 import resource
 from types import ModuleType
 
+from grader.child import landlock
 from grader.protocol import NAMESPACES, RLIMITS, Attestation, Confinement
 
 DENIED_SYSCALLS = (
@@ -65,6 +66,7 @@ NAMESPACE_FLAGS = (
     0x40000000,
     0x00000080,
 )
+PR_SET_DUMPABLE = 4
 
 
 class ConfinementError(Exception):
@@ -74,17 +76,27 @@ class ConfinementError(Exception):
         super().__init__(f"{layer}: {problem}")
 
 
-def confine(confinement: Confinement) -> None:
+def confine(confinement: Confinement) -> landlock.Applied | None:
+    """Apply every layer asked for; what Landlock enforced, if it was asked for."""
+    # Another job of the same uid may not open this one's /proc/<pid>/mem.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     for name, value in confinement.rlimits.items():
         try:
             resource.setrlimit(getattr(resource, name), (value, value))
         except (ValueError, OSError, AttributeError) as exc:
             raise ConfinementError("limits", f"cannot set {name} to {value} ({exc})") from None
+    applied = None
+    if confinement.landlock is not None:
+        try:
+            applied = landlock.restrict(confinement.landlock)
+        except landlock.LandlockError as exc:
+            raise ConfinementError("landlock", str(exc)) from None
     if confinement.seccomp_library is not None:
         _load_seccomp(confinement.seccomp_library)
+    return applied
 
 
-def attest(error: str = "") -> Attestation:
+def attest(applied: landlock.Applied | None = None, error: str = "") -> Attestation:
     """This process as the kernel sees it, after confine()."""
     status = _proc_status()
     return Attestation(
@@ -98,8 +110,22 @@ def attest(error: str = "") -> Attestation:
         no_new_privs=int(status.get("NoNewPrivs", "0")),
         rlimits={name: resource.getrlimit(getattr(resource, name)) for name in RLIMITS},
         namespaces={name: _namespace(name) for name in NAMESPACES},
+        landlock_abi=applied.abi if applied else 0,
+        landlock_rules=applied.rules if applied else (),
+        landlock_enforced=_refused("/"),
         error=error,
     )
+
+
+def _refused(folder: str) -> bool:
+    """Whether listing folder is refused: no rule grants `/`, so under Landlock it is."""
+    try:
+        os.close(os.open(folder, os.O_RDONLY | os.O_DIRECTORY))
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _proc_status() -> dict[str, str]:

@@ -333,11 +333,12 @@ def _job_inputs(
     job: Path, sub: Submission, ctx: GradingContext, files: dict[str, str]
 ) -> tuple[Path, Path]:
     """The job's folders, with the source and its data files (name in the job -> cached part).
-    Only public parts exist to be linked: the test labels are never in a job."""
+    Only public parts exist to be copied: the test labels are never in a job. Copies, never
+    links: a job that could write to its inputs would write into the cache every job reads."""
     in_dir, out_dir = job_folders(job)
     shutil.copyfile(sub.source, in_dir / protocol.SOURCE)
     for name, part in files.items():
-        _link_or_copy(ctx.data.public_dir / f"{part}.npy", in_dir / name)
+        shutil.copyfile(ctx.data.public_dir / f"{part}.npy", in_dir / name)
     return in_dir, out_dir
 
 
@@ -370,7 +371,7 @@ def _raise_for_outcome(
             Status.TIMEOUT, f"{phase} took longer than {limits.timeout_seconds:g} s", tail
         )
     if outcome.output_exceeded:
-        raise JobFailed(Status.INVALID, f"{phase} wrote more than {budgets.max_output_mb} MB", tail)
+        raise JobFailed(Status.INVALID, f"{phase} {outcome.overflow}", tail)
     signal_name = outcome.signal_name
     if signal_name == "SIGXCPU":
         raise JobFailed(Status.TIMEOUT, f"{phase} used up its CPU time limit", tail)
@@ -410,10 +411,3 @@ def _keep_weights(weights: Weights, weights_dir: Path | None, sub: Submission) -
     if weights_dir is None or weights.path.suffix != ".safetensors":
         return
     atomic_copy(weights.path, weights_dir / sub.assignment / f"{sub.student}.safetensors")
-
-
-def _link_or_copy(source: Path, dest: Path) -> None:
-    try:
-        dest.hardlink_to(source)
-    except OSError:
-        shutil.copyfile(source, dest)

@@ -68,45 +68,14 @@ def bwrap(program: str, *, root: bool, env: dict[str, str], mounts: list[view.Mo
 
 
 def unshare(program: str) -> list[str]:
-    """The fallback without bubblewrap (root only): new namespaces, the host's filesystem."""
-    return [
-        program,
-        "--net",
-        "--pid",
-        "--ipc",
-        "--uts",
-        "--mount",
-        "--fork",
-        "--kill-child",
-        "--mount-proc",
-    ]
+    """The fallback without bubblewrap (root only): new namespaces, in which private_view
+    builds the job's view (it mounts the new /proc itself)."""
+    return [program, "--net", "--pid", "--ipc", "--uts", "--mount", "--fork", "--kill-child"]
 
 
-def private_view(
-    python: str, tmp_bytes: int, hide: list[str], keep: list[str], writable: list[str]
-) -> list[str]:
-    """Inside unshare's mount namespace: a fresh /tmp, the `hide` folders emptied, and `keep`
-    (read-only) and `writable` bound back into them: a venv under /tmp, an interpreter under
-    /root, the job's own folders stay reachable, and nothing else there does."""
-    argv = [python, "-s", "-B", "-P", "-m", "grader.sandbox.private_view", str(tmp_bytes)]
-    for flag, paths in (("--hide", hide), ("--keep", keep), ("--writable", writable)):
-        for path in paths:
-            argv += [flag, path]
-    return [*argv, "--"]
-
-
-def untraversable(paths: Iterable[str]) -> list[str]:
-    """For each path, its outermost folder other users may not pass through (outside /tmp,
-    which the fallback replaces anyway). Reads the filesystem; builds nothing."""
-    found = set()
-    for path in paths:
-        for parent in reversed(Path(path).parents[:-1]):  # from the top down, without "/"
-            if str(parent) == "/tmp":
-                break
-            if not parent.stat().st_mode & 0o001:
-                found.add(str(parent))
-                break
-    return outermost(found)
+def private_view(python: str, root: str, mounts: str) -> list[str]:
+    """Inside unshare's namespaces: the job's view (`mounts`, as JSON) built on root."""
+    return [python, "-s", "-B", "-P", "-m", "grader.sandbox.private_view", root, mounts, "--"]
 
 
 def setpriv(program: str, uid: int) -> list[str]:

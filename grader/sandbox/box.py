@@ -15,6 +15,8 @@ that silently fails to apply is worse than one known to be missing.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import os
 import queue
@@ -22,13 +24,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from grader import protocol
 from grader.core.files import MB
 from grader.core.machine import gpus
-from grader.protocol import Attestation, Confinement, JobConfig, Phase, Task
+from grader.protocol import Attestation, Confinement, JobConfig, LandlockRules, Phase, Task
 from grader.sandbox import launch, leases, reap, supervise
 from grader.sandbox.cgroups import JobCgroup
 from grader.sandbox.launch import Job
@@ -48,7 +51,8 @@ PROBE_LIMITS = Limits(
 )
 
 
-OPTIONAL_LAYERS = ("identity", "cgroups", "seccomp")  # a setup can do without these
+PR_SET_DUMPABLE = 4
+OPTIONAL_LAYERS = ("identity", "cgroups", "seccomp", "landlock")  # a setup can do without these
 
 
 Starter = Callable[[Job, int, int, int], Running]
@@ -63,6 +67,8 @@ class Sandbox:
     warm process where it can (warm=True), else as a fresh process per job phase."""
 
     def __init__(self, *, enabled: bool = True, require: bool = False, warm: bool = True) -> None:
+        # Where jobs share the grader's uid, none may open its /proc/<pid>/mem (and the labels).
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         self._machine = Machine.detect(enabled)
         self._namespaces = own_namespaces()
         self._active: dict[int, int | None] = {}  # process group -> job uid, for kill_all
@@ -124,6 +130,18 @@ class Sandbox:
             return self._run(self._setup, task, in_dir, out_dir, log_path, limits)
         except WarmError as exc:
             return JobOutcome(-1, False, False, 0.0, str(exc), breaches=(("start", str(exc)),))
+
+    def landlock_rules(self) -> tuple[str, ...]:
+        """The Landlock rules a job gets here, in words, as a probe job's (a job's own folders
+        have other names); empty where Landlock is off."""
+        if not self._setup.landlock_abi:
+            return ()
+        with workspace() as folder:
+            in_dir, out_dir = job_folders(folder)
+            draft = Job(self._setup, Phase.PROBE, in_dir, out_dir, folder / "log", PROBE_LIMITS,
+                        None, None, _promise(self._setup, None, PROBE_LIMITS, {}), {})  # fmt: skip
+            job, _ = _with_landlock(draft)
+        return job.promise.landlock or ()
 
     def kill_all(self) -> None:
         """Stop every running job at once, and any a worker thread starts after (the grader was
@@ -212,24 +230,20 @@ class Sandbox:
             self._job_cgroup(setup, limits) as cgroup,
             self._job_gpu(task.device) as gpu,
         ):
-            promise = Promise(
-                rlimits=launch.rlimits(limits, uid is not None),
-                seccomp=setup.seccomp_library is not None,
-                uid=uid,
-                separate_from=self._namespaces if setup.mode != "none" else None,
-            )
-            config = JobConfig(task, Confinement(promise.rlimits, setup.seccomp_library))
-            (in_dir / protocol.CONFIG).write_text(config.to_json())
-            for path in in_dir.iterdir():
-                path.chmod(0o644)
-            if uid is not None:
-                os.chown(out_dir, uid, uid)
-            env = protocol.child_env(limits.threads) | gpu
-            job = Job(setup, task.phase, in_dir, out_dir, log, limits, uid, cgroup, promise, env)
-            if not setup.warm:
+            draft = Job(setup, task.phase, in_dir, out_dir, log, limits, uid, cgroup,
+                        _promise(setup, uid, limits, self._namespaces),
+                        protocol.child_env(limits.threads) | gpu)  # fmt: skip
+            job, rules = _with_landlock(draft)
+            _hand_over(job, task, rules)
+            if not setup.warm and job.own_view:
                 return self._supervise(job, partial(launch.start_cold, self._machine))
-            with (pool or self._pool).lend(limits.threads) as zygote:
-                return self._supervise(job, partial(launch.start_warm, zygote))
+            # A job without a pid namespace of its own is forked by a warm process, which ends
+            # whatever the job leaves running; cold, by a fresh one without torch preloaded.
+            with contextlib.ExitStack() as stack:
+                if pool is None:
+                    pool = self._pool if setup.warm else stack.enter_context(ZygotePool(False))
+                with pool.lend(limits.threads) as zygote:
+                    return self._supervise(job, partial(launch.start_warm, zygote))
 
     def _supervise(self, job: Job, start: Starter) -> JobOutcome:
         attest_r, attest_w = os.pipe()
@@ -257,7 +271,8 @@ class Sandbox:
 
         try:
             supervise.handshake(attest_r, go_w, deadline, check)
-            timed_out, exceeded = supervise.watch(process, job.out_dir, job.limits, deadline)
+            tmp = None if job.own_view else job.tmp_dir
+            timed_out, overflow = supervise.watch(process, job.out_dir, job.limits, deadline, tmp)
         finally:
             reap.sweep(process.pid, job.uid)
             with self._lock:
@@ -266,10 +281,11 @@ class Sandbox:
         return JobOutcome(
             process.returncode,
             timed_out,
-            exceeded,
+            overflow is not None,
             time.monotonic() - started,
             supervise.tail(job.log),
             out_of_memory=job.cgroup is not None and job.cgroup.oom_killed(),
+            overflow=overflow or "",
             breaches=tuple(found),
         )
 
@@ -309,6 +325,38 @@ class Sandbox:
                 yield uid
         except leases.LeaseError as exc:
             raise SandboxError(str(exc)) from None
+
+
+def _promise(setup: Setup, uid: int | None, limits: Limits, namespaces: dict[str, str]) -> Promise:
+    return Promise(
+        rlimits=launch.rlimits(limits, uid is not None),
+        seccomp=setup.seccomp_library is not None,
+        uid=uid,
+        separate_from=namespaces if setup.mode != "none" else None,
+    )
+
+
+def _with_landlock(draft: Job) -> tuple[Job, LandlockRules | None]:
+    """The job with Landlock's rules (drawn from its view) in its promise, and the rules. A job
+    that sees the host's filesystem gets a temp folder of its own, never the host's /tmp, where
+    the next job could find what it left."""
+    rules = launch.landlock_rules(draft)
+    expected = None if rules is None else rules.describe(draft.setup.landlock_abi)
+    temp = {} if draft.own_view else {"TMPDIR": str(draft.tmp_dir), "HOME": str(draft.tmp_dir)}
+    job = replace(draft, promise=replace(draft.promise, landlock=expected), env=draft.env | temp)
+    return job, rules
+
+
+def _hand_over(job: Job, task: Task, rules: LandlockRules | None) -> None:
+    """The job's config beside its inputs, all readable, and its writable folders its own."""
+    confinement = Confinement(job.promise.rlimits, job.setup.seccomp_library, rules)
+    (job.in_dir / protocol.CONFIG).write_text(JobConfig(task, confinement).to_json())
+    for path in job.in_dir.iterdir():
+        path.chmod(0o644)
+    for folder in (job.out_dir, *(() if job.own_view else (job.tmp_dir,))):
+        folder.mkdir(exist_ok=True)
+        if job.uid is not None:
+            os.chown(folder, job.uid, job.uid)
 
 
 def _launch_line(setup: Setup, warm: bool, notes: dict[str, str]) -> str:

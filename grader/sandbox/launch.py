@@ -3,12 +3,14 @@ warm process that applies them itself. Both give the child the same view and arg
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader import protocol
-from grader.protocol import Phase
+from grader.protocol import LandlockRules, Phase
 from grader.sandbox import argv, supervise, view
 from grader.sandbox.cgroups import JobCgroup
 from grader.sandbox.probe import Machine, Setup
@@ -33,6 +35,17 @@ class Job:
     promise: Promise
     env: dict[str, str]  # the child's whole environment
 
+    @property
+    def own_view(self) -> bool:
+        """Whether the job sees its own view (/job/in, /job/out, a private /tmp), not the
+        host's filesystem."""
+        return self.setup.mode != "none"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """The job's temp folder on the host, where it has no private /tmp of its own."""
+        return self.in_dir.parent / "tmp"
+
 
 def start_cold(machine: Machine, job: Job, log: int, attest_fd: int, go_fd: int) -> Running:
     command = _command(machine, job, attest_fd, go_fd)
@@ -43,12 +56,7 @@ def start_cold(machine: Machine, job: Job, log: int, attest_fd: int, go_fd: int)
 
 def start_warm(zygote: Zygote, job: Job, log: int, attest_fd: int, go_fd: int) -> Running:
     forked = job.setup.mode == "forked"
-    in_dir, out_dir = (
-        (protocol.VIEW_IN, protocol.VIEW_OUT) if forked else (str(job.in_dir), str(job.out_dir))
-    )
-    root = job.in_dir.parent / "root"  # an empty folder to mount the view's root on
-    if forked:
-        root.mkdir(mode=0o700, exist_ok=True)
+    in_dir, out_dir = _job_paths(job)
     request = Request(
         phase=str(job.phase),
         in_dir=in_dir,
@@ -57,21 +65,58 @@ def start_warm(zygote: Zygote, job: Job, log: int, attest_fd: int, go_fd: int) -
         cgroup_procs=[str(p) for p in job.cgroup.procs_files] if job.cgroup else [],
         uid=job.uid,
         mounts=view.to_data(plan(job)) if forked else None,
-        root=str(root),
+        root=str(_root(job)) if forked else "",
+        cwd="/tmp" if job.own_view else str(job.tmp_dir),
     )
     return zygote.start(request, log, attest_fd, go_fd)
 
 
 def plan(job: Job) -> list[view.Mount]:
-    """The job's view: the interpreter, this package and libseccomp, and its own folders."""
+    """The job's view: the interpreter, this package and libseccomp, and its own folders; in
+    mode none, the same paths where they are on the host (for Landlock's rules)."""
+    in_dir, out_dir = _job_paths(job)
+    binds = [(str(job.in_dir), in_dir, False), (str(job.out_dir), out_dir, True)]
+    if not job.own_view:
+        binds.append((str(job.tmp_dir), str(job.tmp_dir), True))
     return view.plan(
         visible=argv.outermost([*argv.python_paths(), *_library(job.setup)]),
-        binds=[
-            (str(job.in_dir), protocol.VIEW_IN, False),
-            (str(job.out_dir), protocol.VIEW_OUT, True),
-        ],
+        binds=binds,
         tmp_bytes=job.limits.tmp_bytes,
     )
+
+
+def landlock_rules(job: Job) -> LandlockRules | None:
+    """What the job may reach, enforced by the kernel inside whichever view it has: the view's
+    read-only binds, its writable folders and its devices. Where the job sees the host's
+    filesystem, /proc and /sys are the host's (read-only) and /tmp and /dev/shm are left out."""
+    if not job.setup.landlock_abi:
+        return None
+    mounts = plan(job)
+    binds = [m for m in mounts if m.kind == "bind"]
+    own = ("/tmp", "/dev/shm") if job.own_view else ()
+    # Not /dev/tty: through it a job could write to the TA's terminal.
+    devices = [f"/dev/{d}" for d in view.DEVICES if d != "tty" and os.path.exists(f"/dev/{d}")]
+    devices += [m.target for m in mounts if m.kind == "device" and os.path.exists(m.source)]
+    return LandlockRules(
+        read=(*(m.target for m in binds if not m.writable), "/proc",
+              *(() if job.own_view else ("/sys",))),
+        write=(*(m.target for m in binds if m.writable), *own),
+        devices=tuple(devices),
+    )  # fmt: skip
+
+
+def _job_paths(job: Job) -> tuple[str, str]:
+    """Where the job finds its in and out folders: in its own view, or on the host."""
+    if job.own_view:
+        return protocol.VIEW_IN, protocol.VIEW_OUT
+    return str(job.in_dir), str(job.out_dir)
+
+
+def _root(job: Job) -> Path:
+    """An empty folder to mount the view's root on."""
+    root = job.in_dir.parent / "root"
+    root.mkdir(mode=0o700, exist_ok=True)
+    return root
 
 
 def rlimits(limits: Limits, own_uid: bool) -> dict[str, int]:
@@ -90,27 +135,18 @@ def rlimits(limits: Limits, own_uid: bool) -> dict[str, int]:
 
 def _command(machine: Machine, job: Job, attest_fd: int, go_fd: int) -> list[str]:
     setup = job.setup
-    in_dir, out_dir = str(job.in_dir), str(job.out_dir)
     drop = [] if job.uid is None else argv.setpriv(_need(machine.setpriv), job.uid)
     python = sys.executable
     if setup.mode == "bwrap":
         prefix = argv.bwrap(_need(machine.bwrap), root=machine.root, env=job.env, mounts=plan(job))
-        in_dir, out_dir = protocol.VIEW_IN, protocol.VIEW_OUT
-    elif setup.mode == "unshare":
-        keep = argv.outermost([*argv.python_paths(), *_library(setup), in_dir])
+    else:
+        assert setup.mode == "unshare", "a job without a view of its own is forked (start_warm)"
+        mounts = json.dumps(view.to_data(plan(job)))
         prefix = [
             *argv.unshare(_need(machine.unshare)),
-            *argv.private_view(
-                python,
-                job.limits.tmp_bytes,
-                hide=argv.untraversable([*keep, out_dir]),
-                keep=keep,
-                writable=[out_dir],
-            ),
+            *argv.private_view(python, str(_root(job)), mounts),
         ]
-    else:
-        prefix = []
-    args = protocol.child_args(job.phase, in_dir, out_dir, attest_fd, go_fd)
+    args = protocol.child_args(job.phase, *_job_paths(job), attest_fd, go_fd)
     return [*prefix, *drop, *protocol.child_argv(python, args)]
 
 

@@ -17,7 +17,8 @@ from grader.protocol import NAMESPACES
 from grader.sandbox.cgroups import Cgroups
 from grader.sandbox.leases import JOB_UIDS
 
-LAYERS = ("namespaces", "identity", "limits", "cgroups", "seccomp")
+LAYERS = ("namespaces", "identity", "limits", "cgroups", "seccomp", "landlock")
+LANDLOCK_CREATE_RULESET, LANDLOCK_CREATE_RULESET_VERSION = 444, 1
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Setup:
     cgroups: Cgroups | None
     seccomp_library: str | None
     warm: bool = False  # forked from a warm process, not started afresh
+    landlock_abi: int = 0  # the kernel's Landlock ABI the jobs confine themselves with; 0: off
 
     def layers_on(self) -> set[str]:
         on = {"limits"}
@@ -46,6 +48,7 @@ class Setup:
         on |= {"identity"} if self.identity else set()
         on |= {"cgroups"} if self.cgroups else set()
         on |= {"seccomp"} if self.seccomp_library else set()
+        on |= {"landlock"} if self.landlock_abi else set()
         return on
 
     def without(self, layer: str) -> Setup:
@@ -55,6 +58,8 @@ class Setup:
             return replace(self, cgroups=None)
         if layer == "seccomp":
             return replace(self, seccomp_library=None)
+        if layer == "landlock":
+            return replace(self, landlock_abi=0)
         raise ValueError(f"layer {layer} cannot be left out")
 
 
@@ -67,6 +72,7 @@ class Machine:
     setpriv: str | None
     cgroups: Cgroups | None
     seccomp_library: str | None
+    landlock_abi: int = 0
 
     @classmethod
     def detect(cls, enabled: bool) -> Machine:
@@ -79,12 +85,14 @@ class Machine:
             setpriv=_tool("setpriv") if enabled and root else None,
             cgroups=usable_cgroups() if enabled else None,
             seccomp_library=seccomp_library(),
+            landlock_abi=landlock_abi(),
         )
 
     def warm_setups(self) -> list[Setup]:
         """Forked from a warm process: as root, each job makes its own namespaces."""
         mode = "forked" if self.root and self.enabled else "none"
-        return [Setup(mode, mode == "forked", self.cgroups, self.seccomp_library, warm=True)]
+        return [Setup(mode, mode == "forked", self.cgroups, self.seccomp_library, warm=True,
+                      landlock_abi=self.landlock_abi)]  # fmt: skip
 
     def cold_setups(self) -> list[Setup]:
         """A fresh process per job, strongest first: bubblewrap, unshare (root), nothing."""
@@ -93,8 +101,10 @@ class Machine:
             modes.append("unshare")
         modes.append("none")
         return [
-            Setup(mode, self._identity(mode), self.cgroups, self.seccomp_library) for mode in modes
-        ]
+            Setup(mode, self._identity(mode), self.cgroups, self.seccomp_library,
+                  landlock_abi=self.landlock_abi)
+            for mode in modes
+        ]  # fmt: skip
 
     def _identity(self, mode: str) -> bool:
         # Both views make the interpreter reachable for a job uid, wherever it is installed.
@@ -106,8 +116,8 @@ class Machine:
             "forked": "made by each forked job for itself: no network, own pid/ipc/uts/mount, "
             "read-only job view, private /tmp",
             "bwrap": "bubblewrap: no network, own pid/ipc/uts, read-only job view, private /tmp",
-            "unshare": "unshare fallback: no network, own pid/ipc/uts/mount, private /tmp; "
-            "the rest of the filesystem stays visible",
+            "unshare": "unshare fallback: no network, own pid/ipc/uts/mount, the same read-only "
+            "job view as bubblewrap, private /tmp and /dev/shm",
             "none": notes.get("namespaces", self._no_namespaces()),
         }
         return [
@@ -144,6 +154,13 @@ class Machine:
                 f"filter on sockets, ptrace, mount, namespaces, bpf ({setup.seccomp_library})"
                 if setup.seccomp_library
                 else notes.get("seccomp", "libseccomp or pyseccomp not available"),
+            ),
+            Layer(
+                "landlock",
+                setup.landlock_abi > 0,
+                _landlock_detail(setup.landlock_abi)
+                if setup.landlock_abi
+                else notes.get("landlock", "this kernel offers no Landlock (Linux 5.13+)"),
             ),
         ]
 
@@ -184,6 +201,27 @@ def seccomp_library() -> str | None:
             if os.path.basename(path).startswith("libseccomp.so"):
                 return os.path.realpath(path)
     return None
+
+
+def _landlock_detail(abi: int) -> str:
+    detail = (
+        f"ABI {abi}, applied by each job to itself: reads only the interpreter, its packages "
+        "and the job's inputs, writes only the job's output and temp folders"
+    )
+    if abi >= 4:
+        detail += ", no TCP bind or connect"
+    if abi >= 6:
+        detail += ", no abstract unix sockets or signals outside the job"
+    return detail
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 where it has none or it is disabled."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    version = libc.syscall(
+        LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), LANDLOCK_CREATE_RULESET_VERSION
+    )
+    return max(int(version), 0)
 
 
 def own_namespaces() -> dict[str, str]:

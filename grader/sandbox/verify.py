@@ -22,6 +22,7 @@ class Promise:
     separate_from: (
         dict[str, str] | None
     )  # namespaces: the grader's own, which the job must not share
+    landlock: tuple[str, ...] | None = None  # the rules in words (LandlockRules.describe)
 
 
 def breaches(attestation: Attestation | None, promise: Promise) -> list[tuple[str, str]]:
@@ -38,6 +39,8 @@ def breaches(attestation: Attestation | None, promise: Promise) -> list[tuple[st
         found.append(("seccomp", f"Seccomp is {attestation.seccomp}, not {SECCOMP_FILTER}"))
     if promise.uid is not None:
         found += [("identity", p) for p in _identity(attestation, promise.uid)]
+    if promise.landlock is not None:
+        found += [("landlock", p) for p in _landlock(attestation, promise.landlock)]
     if promise.separate_from is not None:
         shared = [
             name
@@ -70,4 +73,18 @@ def _identity(attestation: Attestation, uid: int) -> list[str]:
         )
     if a.no_new_privs != 1:
         problems.append("can gain privileges (NoNewPrivs is 0)")
+    return problems
+
+
+def _landlock(attestation: Attestation, rules: tuple[str, ...]) -> list[str]:
+    a = attestation
+    if not a.landlock_abi:
+        return ["not applied"]
+    problems = []
+    if a.landlock_rules != rules:
+        missing = [rule for rule in rules if rule not in a.landlock_rules]
+        extra = [rule for rule in a.landlock_rules if rule not in rules]
+        problems.append(f"applied other rules (missing {missing}, extra {extra})")
+    if not a.landlock_enforced:
+        problems.append("the job could still list /")
     return problems

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from grader import protocol
-from grader.sandbox import view
+from grader.sandbox import pid1, view
 
 # Imported before the first fork; the child's own code is imported by name, as `python -m
 # grader.child` would, so the grader's side never imports it.
@@ -40,7 +40,8 @@ CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
 CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x08000000, 0x20000000, 0x40000000
 NAMESPACE_FLAGS = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
 NAMESPACE_FLAGS |= CLONE_NEWNET
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
+PR_SET_CHILD_SUBREAPER = 36
 MESSAGE_BYTES = 1 << 20
 FAILED_SETUP = 71  # exit code of a forked child that could not make its sandbox
 
@@ -57,6 +58,7 @@ class Request:
     uid: int | None = None
     mounts: list[dict[str, Any]] | None = None  # the view; None: no namespaces
     root: str = ""  # an empty folder to mount the view's root on
+    cwd: str = "/tmp"  # the job's working folder: its temp folder
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -65,6 +67,12 @@ class Request:
 def main(argv: list[str]) -> int:
     channel = socket.socket(fileno=int(argv[0]))
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the grader
+    # Jobs it forks may share its uid (no uid per job): none may open its /proc/<pid>/mem and
+    # change what later jobs inherit.
+    _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    # What a job leaves running (a daemon that forked twice) is reparented here, to be ended:
+    # a job without a pid namespace of its own has nothing else to end it.
+    _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     if os.getppid() != int(argv[1]):
         return 1  # the grader is gone already
     if "--preload" in argv:
@@ -107,6 +115,7 @@ def _wait(pid: int, channel: socket.socket, wakeup: int) -> bool:
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
+            _end_orphans()
             _send(channel, {"exit": os.waitstatus_to_exitcode(status)})
             return True
         ready, _, _ = select.select([channel.fileno(), wakeup], [], [])
@@ -116,7 +125,35 @@ def _wait(pid: int, channel: socket.socket, wakeup: int) -> bool:
         if channel.fileno() in ready and not channel.recv(1, socket.MSG_PEEK):
             os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+            _end_orphans()
             return False
+
+
+def _end_orphans() -> None:
+    """Kill and reap every child left: between jobs this process has none of its own."""
+    while orphans := _children():
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in orphans:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _children() -> list[int]:
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue  # gone meanwhile
+        if int(stat.rpartition(")")[2].split()[1]) == me:  # the fields after the name: ppid
+            found.append(int(entry))
+    return found
 
 
 def _drain(fd: int) -> bool:
@@ -170,38 +207,19 @@ def _confined(request: Request, args: list[str]) -> int:
         view.build(view.from_data(request.mounts), request.root)
         pid = os.fork()  # pid 1 stays a plain init, as under bubblewrap: signals reach the job
         if pid:
-            _become_init(pid)
+            pid1.become_init(pid)
         _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if request.uid is not None:
         _become(request.uid)
     os.environ.clear()
     os.environ.update(request.env)
-    os.chdir("/tmp")
+    os.chdir(request.cwd)
     sys.argv = ["-m", *args]  # as `python -m grader.child ARGS` has it
     job = importlib.import_module("grader.child.job")
     code: int = job.main(args)
     sys.stdout.flush()
     sys.stderr.flush()
     return code
-
-
-# Pid 1 of a job's namespace: reap whatever is orphaned, end as the job ends. Its end takes
-# every other process of the namespace with it.
-INIT = """
-import os, sys
-job = int(sys.argv[1])
-while True:
-    pid, status = os.wait()
-    if pid == job:
-        code = os.waitstatus_to_exitcode(status)
-        os._exit(128 - code if code < 0 else code)
-"""
-
-
-def _become_init(job: int) -> None:
-    """Replace this copy of the warm process (and all it holds) with a bare init."""
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-    os.execv(sys.executable, ["init", "-I", "-S", "-c", INIT, str(job)])
 
 
 def _relay(pid: int) -> int:
