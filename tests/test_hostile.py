@@ -1635,7 +1635,7 @@ def test_sleeping_forever_with_signals_ignored_is_stopped(grade_source: GradeSou
     )
     result = grade_source(source, timeout_seconds=8)
     assert (result.status, result.message) == ("timeout", "train took longer than 8 s")
-    assert job_processes(TOKEN) == []
+    assert job_processes(TOKEN, None) == []
 
 
 def test_reseeding_from_the_clock_is_flagged(grade_source: GradeSource) -> None:
@@ -1670,7 +1670,7 @@ def test_the_graders_working_directory_is_not_visible(
 ) -> None:
     """`python -m grader.cli` puts its working directory (the course folder) on sys.path;
     the job's view must hold the interpreter and packages only, not every sys.path entry."""
-    skip_if_layers_off(sandbox, ("namespaces",))
+    skip_if_layers_off(_in_process("this machine", sandbox), ("namespaces",))
     course = tmp_path / "course-root"
     secret = course / "results" / "leaderboard.csv"
     secret.parent.mkdir(parents=True)
@@ -1708,7 +1708,7 @@ time.sleep(3600)
 def test_a_cpu_hog_does_not_starve_a_concurrent_job(
     grade_source: GradeSource, sandbox: Sandbox
 ) -> None:
-    skip_if_layers_off(sandbox, ("limits",))
+    skip_if_layers_off(_in_process("this machine", sandbox), ("limits",))
     results: dict[str, Any] = {}
 
     def grade(student: str, source: str, timeout: int) -> None:
@@ -1719,6 +1719,6 @@ def test_a_cpu_hog_does_not_starve_a_concurrent_job(
     time.sleep(1)
     grade("bystander", GOOD_HAR, 15)
     hog.join()
-    assert job_processes(TOKEN) == []
+    assert job_processes(TOKEN, None) == []
     assert results["hog"].status == "timeout"
     assert results["bystander"].status == "ok", results["bystander"].message
