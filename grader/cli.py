@@ -23,6 +23,7 @@ from grader.core.results import Mode, Policy, Result
 from grader.core.review import ReviewError
 from grader.core.spec import DATASETS, Spec, SpecError, SpecsFound, load_specs, locate_specs
 from grader.core.submission import SubmissionsError, assignment_of
+from grader.core.text import printable
 from grader.data.errors import DataError
 from grader.data.fetch import FetchError
 from grader.data.registry import default_cache_dir, default_data_dir
@@ -704,7 +705,7 @@ def collect_command(
     if report.problems:
         click.echo("not placed:")
         for problem in report.problems:
-            click.echo(f"  {problem.path}: {problem.reason}")
+            click.echo(f"  {printable(problem.path)}: {printable(problem.reason)}")
     counts = {a: sum(p.action == a for p in report.placed) for a in ("new", "replaced")}
     click.echo(
         f"{len(report.placed)} placed in {to} ({counts['new']} new, {counts['replaced']} "
@@ -857,13 +858,13 @@ def _print_check(
     from grader.publish.reports import build_report, write_report
 
     report = build_report(result, spec, pictures=report_dir is not None)
-    click.echo(f"{result.student}/{result.assignment}: {result.status}")
+    click.echo(f"{printable(result.student)}/{result.assignment}: {result.status}")
     if not result.ok:
-        click.echo(f"  {result.message}")
+        click.echo(f"  {printable(result.message)}")
         if result.log_tail.strip():
             click.echo("  last lines of its output:")
             for line in result.log_tail.strip().splitlines()[-LOG_LINES:]:
-                click.echo(f"    {line}")
+                click.echo(f"    {printable(line)}")
     else:
         assert result.train_accuracy is not None and result.test_accuracy is not None
         click.echo(
@@ -886,8 +887,8 @@ def _print_check(
             f"  {result.params} parameters, {how}, seed {result.seed}, {result.threads} thread(s)"
         )
     click.echo("diagnosis:")
-    for finding in report.findings:
-        click.echo(f"  {finding.title}. {finding.evidence}")
+    for finding in report.findings:  # a failure's evidence quotes the student's message
+        click.echo(f"  {finding.title}. {printable(finding.evidence)}")
         for advice in finding.advice:
             click.echo(f"    - {advice}")
     if save_weights and result.ok:

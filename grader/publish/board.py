@@ -20,11 +20,12 @@ from grader.core.files import atomic_path
 from grader.core.results import STUDENT, Policy, Result, Status
 from grader.core.spec import Spec, Target
 from grader.core.submission import StudentMeta
+from grader.core.text import visible
 from grader.publish.anonymize import anonymize
 from grader.publish.export import write_csv
 from grader.publish.plot import assignment_png, plot_leaderboard
 from grader.publish.ranking import board_targets, ranked, target_column, target_names
-from grader.publish.render import csp_hash, html_env, md_env
+from grader.publish.render import MdSafe, csp_hash, html_env, md_env
 
 CSV_NAME = "leaderboard.csv"
 PLOT_NAME = "leaderboard.png"
@@ -151,19 +152,21 @@ def write_leaderboard(
 def write_board(board: Board, out: Path, formats: Iterable[str]) -> list[Path]:
     """Write each format's file into out; returns the paths written."""
     written = []
+    plot = PLOT_NAME
     for name in formats:
         path = out / FORMATS[name]
         if name == "csv":
             write_csv(board.frame, path)
-            plot_leaderboard(board.frame, board.specs, out / PLOT_NAME)
-            written += [path, out / PLOT_NAME]
+            plot_leaderboard(board.frame, board.specs, out / plot)
+            written += [path, out / plot]
             continue
         if name == "json":
             text = json.dumps(board.to_json(), indent=2, sort_keys=True, allow_nan=False) + "\n"
         elif name == "md":
-            plot_leaderboard(board.frame, board.specs, out / PLOT_NAME)
-            written.append(out / PLOT_NAME)
-            text = md_env().get_template("leaderboard.md.j2").render(board=board, plot=PLOT_NAME)
+            plot_leaderboard(board.frame, board.specs, out / plot)
+            written.append(out / plot)
+            md = md_env().get_template("leaderboard.md.j2")
+            text = md.render(board=board, plot=MdSafe(plot))  # the grader's own file name
         else:
             text = render_html(board)
         with atomic_path(path) as temp:
@@ -217,7 +220,10 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars as the JSON types they are."""
+    """numpy scalars as the JSON types they are; text with its control and invisible characters
+    shown as "?" (a JSON reader would decode an escaped override back into a live one)."""
+    if isinstance(value, str):
+        return visible(value)
     return value.item() if hasattr(value, "item") else value
 
 
