@@ -168,7 +168,8 @@ def test_anonymized_files_hold_no_real_id_anywhere(tmp_path: Path) -> None:
             assert not re.search(student, text, re.IGNORECASE), (name, student)
     assert "logistic-regression" in texts["html"]  # reference rows keep their names
     assert derived_id("zoe", SECRET) in texts["html"]
-    png = (tmp_path / "leaderboard.png").read_bytes()
+    png = (tmp_path / "leaderboard-anonymized.png").read_bytes()
+    assert not (tmp_path / "leaderboard.png").exists()  # a run's picture is another file
     plain = written(tmp_path / "plain", results())
     assert png != (tmp_path / "plain" / "leaderboard.png").read_bytes()  # labels changed
     assert "zoe" in plain["html"]

@@ -45,3 +45,9 @@ def escaped(text: str) -> str:
 
 def one_line(text: str, limit: int) -> str:
     return printable(text)[:limit].rstrip()
+
+
+def folded(text: str) -> str:
+    """The form in which two names are the same name: case folded after NFKC, so "ANN", "ann"
+    and "ann" in fullwidth letters (U+FF41 U+FF4E U+FF4E) are one."""
+    return unicodedata.normalize("NFKC", text).casefold()
