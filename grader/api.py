@@ -35,6 +35,7 @@ from grader.execute.local import Executor, GradeRequest, LocalExecutor
 from grader.jobs.grade import GradingContext, failed, now, resolve_mode
 from grader.jobs.seeds import combine, grade_seeds, seeded
 from grader.protocol import MESSAGE_CHARS
+from grader.publish.anonymize import refusal_lines
 from grader.publish.board import CSV_NAME, write_leaderboard
 from grader.publish.reports import REPORTS, build_report, report_folder, write_report
 from grader.sandbox.box import Sandbox, SandboxError
@@ -147,6 +148,8 @@ def run(
     for result in store.latest():  # rows reused from earlier runs whose reports are missing
         if not _report_path(options.out, result).exists():
             written += _write_report(result, specs, options.out, meta, log)
+    for line in refusal_lines(store.latest(), meta):  # known once every row is
+        log(line)
     store.finish_run(run_id, now(), len(pending), reused)
     return RunSummary(
         board, len(pending), reused, options.out / CSV_NAME, options.out / REPORTS, written

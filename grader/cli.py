@@ -23,10 +23,12 @@ from grader.core.results import Mode, Policy, Result
 from grader.core.review import ReviewError
 from grader.core.spec import DATASETS, Spec, SpecError, SpecsFound, load_specs, locate_specs
 from grader.core.submission import SubmissionsError, assignment_of
+from grader.core.text import printable
 from grader.data.errors import DataError
 from grader.data.fetch import FetchError
 from grader.data.registry import default_cache_dir, default_data_dir
 from grader.execute.slurm_queue import SlurmError
+from grader.publish.errors import PublishError
 from grader.sandbox.box import Sandbox, SandboxError
 from grader.store.sqlite import StoreError
 
@@ -46,6 +48,7 @@ USER_ERRORS = (
     DeviceError,
     ReviewError,
     SlurmError,
+    PublishError,
 )
 LOG_LINES = 12
 FORMATS = ("csv", "md", "html", "json")  # grader.publish.board.FORMATS, without importing it
@@ -415,7 +418,8 @@ def check_command(
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("results"),
     show_default=True,
-    help="Folder to write into; it holds grades.sqlite unless --store says otherwise.",
+    help="Folder to write into (with --anonymize, OUT/publish); it holds grades.sqlite unless "
+    "--store says otherwise.",
 )
 @click.option(
     "--store",
@@ -445,7 +449,8 @@ def check_command(
     "--anonymize",
     is_flag=True,
     help="Show pseudonyms (student.toml's, else ids derived with this store's secret) instead "
-    "of student ids, everywhere in the files.",
+    "of student ids, everywhere in the files, and write them into OUT/publish, a folder that "
+    "holds anonymized files only (the picture is leaderboard-anonymized.png).",
 )
 @assignments_option
 def leaderboard_command(
@@ -460,9 +465,8 @@ def leaderboard_command(
 
     It never grades or retrains: every file comes from the attempts the store holds.
     """
-    from grader.core.submission import StudentMeta
-    from grader.publish.board import build_board, write_board
-    from grader.store.sqlite import DB_NAME, Store
+    from grader.publish.board import PUBLISH, BoardOptions, leaderboard
+    from grader.store.sqlite import DB_NAME
 
     for name in formats:
         if name not in FORMATS:
@@ -470,26 +474,22 @@ def leaderboard_command(
     if policy not in {p.value for p in Policy}:
         raise click.ClickException(f"unknown policy {policy!r} (known: best, latest)")
     path = store_path or out / DB_NAME
+    folder = out / PUBLISH if anonymize else out
     with user_errors():
-        store = Store(path, create=False)
-        results = store.standing(Policy(policy))
-        if not results:
-            raise click.ClickException(
-                f"{path} holds no graded submissions; run `grader run` first"
-            )
-        specs = load_specs(_specs(assignments, path.parent).folder)
-        meta = {s: StudentMeta.from_dict(m) for s, m in store.students().items()}
-        board = build_board(
-            results,
-            specs,
+        options = BoardOptions(
+            store=path,
+            assignments=_specs(assignments, path.parent).folder,
+            out=folder,
+            formats=tuple(dict.fromkeys(formats)),
             policy=Policy(policy),
-            meta=meta,
-            secret=store.secret() if anonymize else None,
+            anonymize=anonymize,
         )
         try:
-            written = write_board(board, out, dict.fromkeys(formats))
+            board, written = leaderboard(options, _log)
         except OSError as exc:
-            raise click.ClickException(f"cannot write into {out}: {exc.strerror or exc}") from None
+            raise click.ClickException(
+                f"cannot write into {folder}: {exc.strerror or exc}"
+            ) from None
     _print_table(board.frame)
     _log("wrote " + ", ".join(str(p) for p in dict.fromkeys(written)))
 
@@ -704,7 +704,7 @@ def collect_command(
     if report.problems:
         click.echo("not placed:")
         for problem in report.problems:
-            click.echo(f"  {problem.path}: {problem.reason}")
+            click.echo(f"  {printable(problem.path)}: {printable(problem.reason)}")
     counts = {a: sum(p.action == a for p in report.placed) for a in ("new", "replaced")}
     click.echo(
         f"{len(report.placed)} placed in {to} ({counts['new']} new, {counts['replaced']} "
@@ -857,13 +857,13 @@ def _print_check(
     from grader.publish.reports import build_report, write_report
 
     report = build_report(result, spec, pictures=report_dir is not None)
-    click.echo(f"{result.student}/{result.assignment}: {result.status}")
+    click.echo(f"{printable(result.student)}/{result.assignment}: {result.status}")
     if not result.ok:
-        click.echo(f"  {result.message}")
+        click.echo(f"  {printable(result.message)}")
         if result.log_tail.strip():
             click.echo("  last lines of its output:")
             for line in result.log_tail.strip().splitlines()[-LOG_LINES:]:
-                click.echo(f"    {line}")
+                click.echo(f"    {printable(line)}")
     else:
         assert result.train_accuracy is not None and result.test_accuracy is not None
         click.echo(
@@ -886,8 +886,8 @@ def _print_check(
             f"  {result.params} parameters, {how}, seed {result.seed}, {result.threads} thread(s)"
         )
     click.echo("diagnosis:")
-    for finding in report.findings:
-        click.echo(f"  {finding.title}. {finding.evidence}")
+    for finding in report.findings:  # a failure's evidence quotes the student's message
+        click.echo(f"  {finding.title}. {printable(finding.evidence)}")
         for advice in finding.advice:
             click.echo(f"    - {advice}")
     if save_weights and result.ok:

@@ -91,12 +91,14 @@ def test_best_policy_picks_the_best_attempt(store: Path) -> None:
 
 
 def test_anonymized_page_into_another_folder(store: Path, tmp_path: Path) -> None:
-    public = tmp_path / "public"
+    out = tmp_path / "public"
     result = invoke(
-        "leaderboard", "--store", store, "--out", public, "--format", "html", "--format", "json",
+        "leaderboard", "--store", store, "--out", out, "--format", "html", "--format", "json",
         "--anonymize",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    public = out / "publish"
+    assert [p.name for p in out.iterdir()] == ["publish"]
     assert sorted(p.name for p in public.iterdir()) == ["leaderboard.html", "leaderboard.json"]
     for path in public.iterdir():
         text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", path.read_text())

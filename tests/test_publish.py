@@ -168,7 +168,8 @@ def test_anonymized_files_hold_no_real_id_anywhere(tmp_path: Path) -> None:
             assert not re.search(student, text, re.IGNORECASE), (name, student)
     assert "logistic-regression" in texts["html"]  # reference rows keep their names
     assert derived_id("zoe", SECRET) in texts["html"]
-    png = (tmp_path / "leaderboard.png").read_bytes()
+    png = (tmp_path / "leaderboard-anonymized.png").read_bytes()
+    assert not (tmp_path / "leaderboard.png").exists()  # a run's picture is another file
     plain = written(tmp_path / "plain", results())
     assert png != (tmp_path / "plain" / "leaderboard.png").read_bytes()  # labels changed
     assert "zoe" in plain["html"]
@@ -214,12 +215,12 @@ def test_hostile_text_is_inert_in_every_format(tmp_path: Path) -> None:
     assert len(re.findall(r"(?<!\\)\|", line)) == len(re.findall(r"\|", header))  # no new cell
     assert "<script>" not in md
     assert re.findall(r"(?<!\\)\]\(", md) == ["]("]  # the board's own picture only
-    assert "\\[link\\](http://x)" in md
+    assert "\\[link\\](http\\:/\\/x)" in md
     assert "\\*\\*bold\\*\\*" in md and "\\`code\\`" in md
     cells = [c for r in csv.reader(texts["csv"].splitlines()) for c in r]
     assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")]
     rows_json = json.loads(texts["json"])["assignments"][0]["rows"]
-    assert rows_json[2]["message"] == HOSTILE.replace("\x1b", "\x1b")  # exact text, as data
+    assert rows_json[2]["message"] == HOSTILE.replace("\x1b", "?")  # as data, shown as elsewhere
     anonymized = written(tmp_path / "anon", rows, meta=meta, secret=SECRET)
     cells = [c for r in csv.reader(anonymized["csv"].splitlines()) for c in r]
     assert "'=cmd|' /C calc'!A0" in cells  # the pseudonym, shown as text

@@ -18,43 +18,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import ASSIGNMENTS, GOOD_HAR, without_baselines
+from conftest import GOOD_HAR
+from support.course import STUDENTS, write_course
 
 from grader.api import RunOptions, run
 from grader.cli import main
 from grader.sandbox.box import Sandbox
 
 pytestmark = pytest.mark.slow
-STUDENTS = ("ana", "ben", "cy")
 
 
 @pytest.fixture
 def course(tmp_path: Path, tiny_data_dir: Path) -> dict[str, Path]:
     return write_course(tmp_path, tiny_data_dir)
-
-
-def write_course(tmp_path: Path, data: Path, timeout_seconds: int = 60) -> dict[str, Path]:
-    """A submissions folder of three students and a HAR-only assignments folder (one seed, no
-    baselines, small budgets)."""
-    assignments = tmp_path / "assignments"
-    assignments.mkdir()
-    spec = without_baselines((ASSIGNMENTS / "har.toml").read_text())
-    spec = spec.replace("max_epochs = 100", "max_epochs = 5").replace(
-        "timeout_seconds = 600", f"timeout_seconds = {timeout_seconds}"
-    )
-    (assignments / "har.toml").write_text(spec)
-    submissions = tmp_path / "submissions"
-    for i, student in enumerate(STUDENTS):
-        (submissions / student).mkdir(parents=True)
-        source = GOOD_HAR.replace('"lr": 0.01', f'"lr": 0.0{i + 1}')
-        (submissions / student / "har.py").write_text(source)
-    return {
-        "submissions": submissions,
-        "assignments": assignments,
-        "out": tmp_path / "results",
-        "data": data,
-        "cache": tmp_path / "cache",
-    }
 
 
 def options(course: dict[str, Path], **overrides: object) -> RunOptions:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.core.files import megabytes
-from grader.core.text import escaped, one_line
+from grader.core.text import escaped, folded, one_line
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt")
 MAX_SOURCE_BYTES = 1 << 20
@@ -24,6 +24,9 @@ STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 META_FILE = "student.toml"  # optional, per student folder: written by the LMS export
 META_BYTES = 4096
 META_CHARS = 40  # the longest pseudonym, timestamp or source kept
+# What every id the grader derives for an anonymized board starts with (grader.publish.
+# anonymize); no pseudonym may, so none can pass for another student's derived id.
+DERIVED_PREFIX = "anon-"
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,10 @@ def _parse_meta(raw: dict[str, Any], ignored: list[str]) -> StudentMeta:
                 ignored.append(f"{key!r} is longer than {META_CHARS} characters")
             elif key == "submitted_at" and not _is_timestamp(text):
                 ignored.append("'submitted_at' is not an ISO 8601 time")
+            elif key == "pseudonym" and folded(text).startswith(DERIVED_PREFIX):
+                ignored.append(
+                    f"'pseudonym' {text!r} starts with {DERIVED_PREFIX!r}, as derived ids do"
+                )
             else:
                 kept[key] = text
         else:

@@ -4,7 +4,8 @@ by hashing a roster.
 
 No real id may survive anywhere on the page: the student column, the picture's labels, and the
 free text of messages and log tails (a rejected folder's name, a duplicate-id message), where
-every real id is replaced by that student's public name.
+every real id is replaced by that student's public name. Nor may two students stand under one
+name: a pseudonym that is the same name as any other the board could show is refused.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import base64
 import hashlib
 import hmac
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
 from grader.core.results import Result
-from grader.core.submission import StudentMeta
+from grader.core.submission import DERIVED_PREFIX, StudentMeta
+from grader.core.text import folded
 
-PREFIX = "anon-"
+PREFIX = DERIVED_PREFIX
 
 
 def derived_id(student: str, secret: bytes) -> str:
@@ -28,33 +31,72 @@ def derived_id(student: str, secret: bytes) -> str:
 
 
 def public_names(
-    students: Iterable[str], meta: Mapping[str, StudentMeta], secret: bytes
+    students: Iterable[str],
+    meta: Mapping[str, StudentMeta],
+    secret: bytes,
+    references: Iterable[str] = (),
 ) -> dict[str, str]:
-    """Real id -> the name shown. A pseudonym is used only if it is nobody's real id and no
-    other student chose it too; otherwise the derived id stands in."""
+    """Real id -> the name shown: the student's pseudonym unless refused (see refusals), else
+    the derived id."""
     students = sorted(set(students))
-    real = {s.casefold() for s in students}
-    chosen: dict[str, list[str]] = {}
-    for student in students:
-        pseudonym = meta.get(student, StudentMeta()).pseudonym
-        if pseudonym and pseudonym.casefold() not in real:
-            chosen.setdefault(pseudonym.casefold(), []).append(student)
+    refused = refusals(students, meta, references)
     names = {}
     for student in students:
         pseudonym = meta.get(student, StudentMeta()).pseudonym
-        unique = pseudonym is not None and len(chosen.get(pseudonym.casefold(), [])) == 1
-        names[student] = pseudonym if unique and pseudonym else derived_id(student, secret)
+        shown = pseudonym if student not in refused else None
+        names[student] = shown or derived_id(student, secret)
     return names
+
+
+def refusals(
+    students: Iterable[str], meta: Mapping[str, StudentMeta], references: Iterable[str] = ()
+) -> dict[str, str]:
+    """Real id -> why that student's pseudonym is not shown. A pseudonym is shown only if no
+    other name the board could show is the same name (see folded): it is nobody's id (its own
+    student's included), no reference row's name, looks like no derived id, and no other
+    student chose it too. Otherwise two rows could stand under one name, or one student under
+    another's."""
+    students = set(students)
+    chosen = {s: p for s in students if (p := meta.get(s, StudentMeta()).pseudonym)}
+    taken = {
+        "is a student id": {folded(s) for s in students},
+        "is a reference row's name": {folded(r) for r in references},
+    }
+    counts = Counter(folded(p) for p in chosen.values())
+    refused = {}
+    for student, pseudonym in sorted(chosen.items()):
+        name = folded(pseudonym)
+        why = [reason for reason, names in taken.items() if name in names]
+        if name.startswith(PREFIX):
+            why.append(f"starts with {PREFIX!r}, as derived ids do")
+        if counts[name] > 1:
+            why.append("was chosen by another student too")
+        if why:
+            refused[student] = f"'pseudonym' {pseudonym!r} {why[0]}"
+    return refused
+
+
+def refusal_lines(results: Iterable[Result], meta: Mapping[str, StudentMeta]) -> list[str]:
+    """Each pseudonym an anonymized board of these rows would not show, in the words that say
+    what else in a student.toml was ignored."""
+    results = list(results)
+    students = {r.student for r in results if not r.reference}
+    references = {r.student for r in results if r.reference}
+    return [
+        f"{student}/student.toml: ignored: {reason}; anonymized boards show a derived id"
+        for student, reason in sorted(refusals(students, meta, references).items())
+    ]
 
 
 def anonymize(
     results: Iterable[Result], meta: Mapping[str, StudentMeta], secret: bytes
 ) -> tuple[list[Result], dict[str, StudentMeta]]:
     """Students' rows under their public names, with real ids scrubbed from their text; the
-    metadata re-keyed the same way (its pseudonyms, already shown, are kept). Reference rows
-    keep their names."""
+    metadata re-keyed the same way (the pseudonyms shown are kept). Reference rows keep their
+    names."""
     results = list(results)
-    names = public_names((r.student for r in results if not r.reference), meta, secret)
+    references = {r.student for r in results if r.reference}
+    names = public_names((r.student for r in results if not r.reference), meta, secret, references)
     scrub = _scrubber(names)
     shown = []
     for result in results:
@@ -69,7 +111,11 @@ def anonymize(
                 log_tail=scrub(result.log_tail),
             )
         )
-    public_meta = {names[s]: m for s, m in meta.items() if s in names}
+    public_meta = {  # a refused pseudonym is not shown, so not kept either
+        names[s]: m if m.pseudonym == names[s] else replace(m, pseudonym=None)
+        for s, m in meta.items()
+        if s in names
+    }
     return shown, public_meta
 
 

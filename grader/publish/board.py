@@ -9,7 +9,7 @@ files; it renders what the store holds.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,16 +18,23 @@ import pandas as pd
 
 from grader.core.files import atomic_path
 from grader.core.results import STUDENT, Policy, Result, Status
-from grader.core.spec import Spec, Target
+from grader.core.spec import Spec, Target, load_specs
 from grader.core.submission import StudentMeta
-from grader.publish.anonymize import anonymize
+from grader.core.text import visible
+from grader.publish.anonymize import anonymize, refusal_lines
+from grader.publish.errors import PublishError
 from grader.publish.export import write_csv
 from grader.publish.plot import assignment_png, plot_leaderboard
 from grader.publish.ranking import board_targets, ranked, target_column, target_names
-from grader.publish.render import csp_hash, html_env, md_env
+from grader.publish.render import MdSafe, csp_hash, html_env, md_env
+from grader.store.sqlite import Store, StoreError
 
 CSV_NAME = "leaderboard.csv"
 PLOT_NAME = "leaderboard.png"
+# An anonymized board's picture has a name of its own, so no run, which draws PLOT_NAME with
+# real ids, can ever replace the picture an anonymized page embeds.
+ANONYMIZED_PLOT_NAME = "leaderboard-anonymized.png"
+PUBLISH = "publish"  # OUT/publish: the anonymized board's files, and nothing else
 FORMATS = {
     "csv": CSV_NAME,
     "md": "leaderboard.md",
@@ -39,6 +46,18 @@ JSON_COLUMNS = [
     "epochs", "train_seconds", "mode", "seed", "late", "message", "finished_at", "agreement",
     "perturbed_drop", "holdout_accuracy", "test_accuracy_std", "seeds",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BoardOptions:
+    """What `grader leaderboard` renders, from which store, and where to."""
+
+    store: Path
+    assignments: Path  # the folder of specs
+    out: Path  # the folder the files go into; anonymized, a publish folder (see publish_board)
+    formats: tuple[str, ...] = ("csv",)
+    policy: Policy = Policy.LATEST
+    anonymize: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +137,25 @@ class Board:
         }
 
 
+def leaderboard(options: BoardOptions, log: Callable[[str], None]) -> tuple[Board, list[Path]]:
+    """Render the store's board (never grading, and importing neither torch nor scikit-learn);
+    anonymized, into a publish folder, saying which pseudonyms it would not show."""
+    store = Store(options.store, create=False)
+    results = store.standing(options.policy)
+    if not results:
+        raise StoreError(f"{options.store} holds no graded submissions; run `grader run` first")
+    specs = load_specs(options.assignments)
+    meta = {s: StudentMeta.from_dict(m) for s, m in store.students().items()}
+    if not options.anonymize:
+        board = build_board(results, specs, policy=options.policy, meta=meta)
+        return board, write_board(board, options.out, options.formats)
+    for line in refusal_lines(results, meta):
+        log(line)
+    secret = store.secret()
+    board = build_board(results, specs, policy=options.policy, meta=meta, secret=secret)
+    return board, publish_board(board, options.out, options.formats)
+
+
 def build_board(
     results: Iterable[Result],
     specs: Mapping[str, Spec],
@@ -151,24 +189,49 @@ def write_leaderboard(
 def write_board(board: Board, out: Path, formats: Iterable[str]) -> list[Path]:
     """Write each format's file into out; returns the paths written."""
     written = []
+    plot = ANONYMIZED_PLOT_NAME if board.anonymized else PLOT_NAME
     for name in formats:
         path = out / FORMATS[name]
         if name == "csv":
             write_csv(board.frame, path)
-            plot_leaderboard(board.frame, board.specs, out / PLOT_NAME)
-            written += [path, out / PLOT_NAME]
+            plot_leaderboard(board.frame, board.specs, out / plot)
+            written += [path, out / plot]
             continue
         if name == "json":
             text = json.dumps(board.to_json(), indent=2, sort_keys=True, allow_nan=False) + "\n"
         elif name == "md":
-            plot_leaderboard(board.frame, board.specs, out / PLOT_NAME)
-            written.append(out / PLOT_NAME)
-            text = md_env().get_template("leaderboard.md.j2").render(board=board, plot=PLOT_NAME)
+            plot_leaderboard(board.frame, board.specs, out / plot)
+            written.append(out / plot)
+            md = md_env().get_template("leaderboard.md.j2")
+            text = md.render(board=board, plot=MdSafe(plot))  # the grader's own file name
         else:
             text = render_html(board)
         with atomic_path(path) as temp:
             temp.write_text(text, encoding="utf-8")
         written.append(path)
+    return written
+
+
+def publish_board(board: Board, folder: Path, formats: Iterable[str]) -> list[Path]:
+    """Write an anonymized board into a folder that holds nothing else, ready to upload as it
+    is. A folder holding anything else (a store, reports, a file of the instructor's) is
+    refused; an earlier publish's files that this one does not write are removed, so every
+    file there is this board's."""
+    if not board.anonymized:
+        raise ValueError("only an anonymized board is published")
+    ours = {*FORMATS.values(), ANONYMIZED_PLOT_NAME}
+    others = (
+        sorted(p.name for p in folder.iterdir() if p.name not in ours) if folder.is_dir() else []
+    )
+    if others:
+        raise PublishError(
+            f"{folder} holds {', '.join(others)}, which no anonymized board wrote; move that "
+            "out: the publish folder holds anonymized files only"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    written = write_board(board, folder, formats)
+    for name in ours - {path.name for path in written}:
+        (folder / name).unlink(missing_ok=True)
     return written
 
 
@@ -217,7 +280,10 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars as the JSON types they are."""
+    """numpy scalars as the JSON types they are; text with its control and invisible characters
+    shown as "?" (a JSON reader would decode an escaped override back into a live one)."""
+    if isinstance(value, str):
+        return visible(value)
     return value.item() if hasattr(value, "item") else value
 
 

@@ -3,7 +3,7 @@
 Text cells can hold student-controlled text (rejected folder names, exception messages,
 pseudonyms). A spreadsheet would run a cell starting with `=`, `+`, `-`, `@` (or a tab or
 carriage return before one) as a formula, so such cells get a leading apostrophe, as OWASP
-advises; numbers are left alone.
+advises; numbers are left alone. Control and invisible characters show as "?".
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from grader.core.files import atomic_path
-from grader.core.text import CONTROL
+from grader.core.text import visible
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -38,4 +38,5 @@ def inert_cell(value: Any) -> Any:
         return value
     if value.startswith(FORMULA_STARTS):
         value = "'" + value
-    return CONTROL.sub("?", value)  # no terminal escapes for whoever cats the file
+    # No terminal escapes for whoever cats the file, no override that reverses a cell's text.
+    return visible(value)

@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from grader.core.files import atomic_path
 from grader.core.results import STUDENT, Status
 from grader.core.spec import Spec
+from grader.core.text import printable
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -82,7 +83,7 @@ def _panel(axis: Axes, rows: pd.DataFrame, name: str, spec: Spec | None) -> None
         )
     for _, row in graded.iterrows():
         axis.annotate(
-            str(row["student"]),
+            printable(str(row["student"])),  # a rejected folder's name is the student's
             (row["gap"] * 100, row["test_accuracy"] * 100),
             textcoords="offset points",
             xytext=(4, 4),

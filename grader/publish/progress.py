@@ -27,7 +27,8 @@ class RunProgress:
                 from tqdm import tqdm
 
                 self._tqdm = tqdm(total=total, desc="grading", unit="sub", file=self.stream)
-            self._tqdm.set_postfix_str(f"{result.student}/{result.assignment}: {result.status}")
+            name = one_line(result.student, 64)  # a rejected folder's name is the student's
+            self._tqdm.set_postfix_str(f"{name}/{result.assignment}: {result.status}")
             self._tqdm.update()
             if done == total:
                 self.close()

@@ -3,7 +3,9 @@ Jinja environments (HTML escapes by default; Markdown escapes every value by def
 
 Markdown has no autoescape of its own, so the Markdown environment finalizes every `{{ }}`
 value through `md_text` unless a filter marked it as already Markdown (`MdSafe`): student text
-can then never open a link, an image, a heading, raw HTML or a new table cell.
+can then never open a link, an image, a heading, raw HTML or a new table cell, and no viewer
+that links bare URLs (GitHub, markdown-it's linkify) finds one in it. In both environments
+control and invisible characters (a right-to-left override, a zero-width space) show as "?".
 """
 
 from __future__ import annotations
@@ -19,11 +21,17 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from grader.core.text import CONTROL, printable
+from grader.core.text import printable, visible
 
 DASH = "\N{EN DASH}"  # a value that does not exist (a failed row's accuracy)
 # Markdown punctuation that could start markup anywhere in a line; backslash-escaped.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~$])")
+# What viewers turn into links with no markup at all (GitHub's autolinks, markdown-it's
+# linkify): a scheme (`http:`, `mailto:`), `www.`, a domain (`evil.example`), an email
+# (`a@b.example`), `//host`. A backslash before the punctuation they key on (a colon after a
+# letter, a dot before a letter, `@`, a second `/`) splits the text they scan, and CommonMark
+# shows the escaped character as it is: `http\:/\/evil\.example` reads as the URL, links nowhere.
+_MD_LINKISH = re.compile(r"((?<=[A-Za-z]):(?=\S)|\.(?=[^\W\d_])|@|(?<=/)/)")
 
 
 class MdSafe(str):
@@ -34,9 +42,9 @@ def md_text(value: Any) -> str:
     """Any value as inert one-line Markdown text."""
     if isinstance(value, MdSafe):
         return value
-    text = CONTROL.sub("?", re.sub(r"\s+", " ", "" if value is None else str(value)))
+    text = visible(re.sub(r"\s+", " ", "" if value is None else str(value)))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    return _MD_LINKISH.sub(r"\\\1", _MD_SPECIAL.sub(r"\\\1", text))
 
 
 def md_code(text: str, language: str = "text") -> MdSafe:
@@ -107,10 +115,11 @@ FILTERS = {
 
 
 def html_text(value: Any) -> Any:
-    """Before HTML escaping: control characters (terminal escapes, NULs) become "?"; line
-    breaks stay for log tails in <pre>. Markup made by the templates passes untouched."""
+    """Before HTML escaping: control and invisible characters (terminal escapes, NULs,
+    bidirectional overrides, zero-width spaces) become "?"; line breaks stay for log tails in
+    <pre>. Markup made by the templates passes untouched."""
     if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
-        return CONTROL.sub("?", value)
+        return visible(value)
     return value
 
 

@@ -18,7 +18,7 @@ from grader.core.results import Mode, Result
 from grader.core.spec import BOUNDARY_DIGITS, Spec, Target
 from grader.core.submission import STUDENT_ID, StudentMeta
 from grader.publish.diagnosis import Finding, diagnose
-from grader.publish.render import csp_hash, html_env, md_env
+from grader.publish.render import MdSafe, csp_hash, html_env, md_env
 from grader.publish.report_plots import classes_png, training_png
 
 REPORTS = "reports"  # OUT/reports/<student>/<assignment>.html and .md
@@ -126,7 +126,7 @@ def write_report(report: Report, folder: Path) -> list[Path]:
     markdown = (
         md_env()
         .get_template("report.md.j2")
-        .render(r=report, pictures={key: f"{name}-{key}.png" for key in pictures})
+        .render(r=report, pictures={key: MdSafe(f"{name}-{key}.png") for key in pictures})
     )
     for key in ("training", "classes"):  # a picture an earlier attempt left, now unlinked
         if key not in pictures:

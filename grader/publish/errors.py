@@ -1,0 +1,5 @@
+"""The publishing error the command line shows as one line; light, so the CLI imports it first."""
+
+
+class PublishError(Exception):
+    """A board cannot be published where asked; the message names the folder and the fix."""
