@@ -11,14 +11,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from click.testing import Result as Invoked
 from conftest import ASSIGNMENTS
 from matplotlib.text import Text
+from support.cli import invoke
 from support.course import STUDENTS, write_course
 
 import grader.publish.plot
-from grader.cli import main
 from grader.core.results import Result
 from grader.core.spec import load_specs
 from grader.core.submission import StudentMeta, read_meta
@@ -39,14 +38,6 @@ PUBLISHED = [
     "leaderboard-anonymized.png", "leaderboard.csv", "leaderboard.html", "leaderboard.json",
     "leaderboard.md",
 ]  # fmt: skip
-
-
-def invoke(*args: str | Path) -> Invoked:
-    try:  # click 8.1 mixes stderr into stdout unless told not to; 8.2 always keeps both
-        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, [str(a) for a in args])
 
 
 def graded(student: str, test: float, **changes: object) -> Result:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support.cli import invoke
 
 from grader import __version__
-from grader.cli import main
 from grader.core.results import Result as Graded
 from grader.core.spec import PACKAGED
 from grader.store.sqlite import Store
@@ -26,14 +26,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GRADER_DATA_DIR", str(tmp_path / "no-data"))
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "no-cache"))
-
-
-def invoke(*args: str | Path) -> Result:
-    try:  # click 8.1 mixes stderr into stdout unless told not to; 8.2 always keeps both
-        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, [str(a) for a in args])
 
 
 def assert_error(result: Result, message: str) -> None:

@@ -9,24 +9,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from conftest import ASSIGNMENTS, GOOD_HAR
+from support.cli import invoke
 from test_publish import baseline
 from test_runner import course, options  # noqa: F401  (a fixture, and a helper)
 
 from grader.api import run
-from grader.cli import main
 from grader.core.results import Result as Graded
 from grader.sandbox.box import Sandbox
 from grader.store.sqlite import Store
-
-
-def invoke(*args: str | Path) -> Result:
-    try:  # click 8.1 mixes stderr into stdout unless told not to; 8.2 always keeps both
-        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, [str(a) for a in args])
 
 
 def assert_error(result: Result, message: str) -> None:

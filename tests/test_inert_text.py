@@ -10,14 +10,12 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from click.testing import Result as Invoked
 from conftest import ASSIGNMENTS
+from support.cli import invoke
 from support.course import write_course
 from support.inert import MESSAGE, PSEUDONYM, URL, assert_inert, hidden, linkified
 
 import grader.api
-from grader.cli import main
 from grader.core.results import Result
 from grader.core.spec import load_specs
 from grader.core.submission import StudentMeta, read_meta
@@ -56,14 +54,6 @@ def crashed(student: str, status: str = "error") -> Result:
 
 ROWS = [graded("ann", 0.97), graded("bob", 0.96), crashed("cy"), crashed(FOLDER, "invalid")]
 META = {"bob": StudentMeta(pseudonym=PSEUDONYM), "cy": StudentMeta(pseudonym=PSEUDONYM + "2")}
-
-
-def invoke(*args: str | Path) -> Invoked:
-    try:  # click 8.1 mixes stderr into stdout unless told not to; 8.2 always keeps both
-        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, [str(a) for a in args])
 
 
 # --- the checks themselves ------------------------------------------------------------------
