@@ -204,7 +204,9 @@ def _grade(
             "test": scores.test.class_accuracy,
         },
         checks=_checks(report.checks or eval_report.checks),
-        params=evaluated.params,
+        # Counted from the file the grader hashed and handed to the eval job, never from
+        # anything the eval job wrote (student code could forge it).
+        params=weights.params,
         epochs=report.epochs,
         train_seconds=report.train_seconds,
         history=[dataclasses.asdict(record) for record in report.history],
@@ -323,10 +325,12 @@ def _submitted_weights(sub: Submission, work: Path, max_bytes: int) -> Weights:
             return sanitize_weights(sub.weights, work / "submitted.safetensors", max_bytes)
         except UntrustedFileError as exc:
             raise JobFailed(Status.INVALID, str(exc)) from None
-    # A pickle-based .pt file is only ever opened inside the sandbox, with weights_only=True.
+    # A pickle-based .pt file is only ever opened inside the sandbox, with weights_only=True:
+    # the grader has no file of its own to count, and the eval job's count is the student's
+    # word, so the row shows no parameter count (it ranks after equal rows that have one).
     copy = work / "submitted.pt"
     shutil.copyfile(sub.weights, copy)
-    return Weights(copy, "", 0)
+    return Weights(copy, "", None)
 
 
 def _job_inputs(
