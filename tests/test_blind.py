@@ -67,3 +67,80 @@ def test_a_pickle_has_no_count_rather_than_the_students_word(grade_source: Grade
     )
     assert result.status is Status.OK, result.message
     assert result.params is None
+
+
+# Reports what its evaluation job was given, as the error message the row then carries.
+LOOKS_AROUND = (
+    GOOD_HAR
+    + """
+import os
+import numpy as np
+
+_here = os.path.dirname(os.path.abspath(__file__))
+_names = sorted(os.listdir(_here))
+if any(name.startswith("weights.") for name in _names):
+    _arrays = [n for n in _names if n.endswith(".npy")]
+    _shapes = {n: np.load(os.path.join(_here, n)).shape for n in _arrays}
+    raise RuntimeError(f"saw {_names} {_shapes}")
+"""
+)
+
+# The gap-gaming attack of issue 17: swap the top two classes on every row equal to a training
+# row, found through the training inputs the evaluation job used to get in a file of their own.
+GAP_GAMER = """
+import os
+
+import numpy as np
+import torch
+
+HPARAMS = {"epochs": 2, "batch_size": 32, "lr": 0.01, "optimizer": "adam"}
+_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_inputs.npy")
+SEEN = {row.tobytes() for row in np.load(_path)} if os.path.exists(_path) else set()
+
+
+class Gamer(torch.nn.Module):
+    def __init__(self, features, classes):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(features, 16), torch.nn.ReLU(),
+                                       torch.nn.Linear(16, classes))
+
+    def forward(self, x):
+        out = self.net(x)
+        if self.training or not SEEN:
+            return out
+        out = out.clone()
+        for i, row in enumerate(x):
+            if row.numpy().tobytes() in SEEN:
+                top = out[i].topk(2).indices
+                out[i, top[0]], out[i, top[1]] = out[i, top[1]].item(), out[i, top[0]].item()
+        return out
+
+
+def build_model(input_shape, num_classes):
+    return Gamer(input_shape[0], num_classes)
+"""
+
+
+def test_the_eval_job_gets_one_blind_array_and_no_training_file(
+    grade_source: GradeSource,
+) -> None:
+    from conftest import TINY_TEST, TINY_TRAIN
+
+    result = grade_source(LOOKS_AROUND)
+    assert result.status is Status.ERROR
+    blind = TINY_TRAIN + 2 * TINY_TEST  # training sample (all 120), test, changed copies
+    assert f"'inputs.npy': ({blind}, 561)" in result.message, result.message
+    assert "train_inputs" not in result.message and "labels" not in result.message
+
+
+def test_swapping_classes_on_training_rows_no_longer_moves_the_gap(
+    grade_source: GradeSource,
+) -> None:
+    honest = grade_source(GOOD_HAR, student="honest")
+    gamer = grade_source(GAP_GAMER, student="gamer")
+    assert gamer.status is Status.OK, gamer.message
+    assert (gamer.test_accuracy, gamer.train_accuracy, gamer.gap) == (
+        honest.test_accuracy,
+        honest.train_accuracy,
+        honest.gap,
+    )

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix
 
 from grader.core.spec import Audit, Target
+from grader.jobs.audit import Parts
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,12 @@ class AuditFigures:
 
 
 def audit_figures(
-    original: np.ndarray,
-    copies: np.ndarray,
-    holdout: np.ndarray,
-    test_labels: np.ndarray,
-    holdout_labels: np.ndarray | None,
+    parts: Parts, test_labels: np.ndarray, holdout_labels: np.ndarray | None
 ) -> AuditFigures:
+    original, copies = parts.test, parts.copies
     agreement = float(np.mean(original == copies)) if len(original) else 1.0
     drop = accuracy(original, test_labels) - accuracy(copies, test_labels)
-    held = None if holdout_labels is None else accuracy(holdout, holdout_labels)
+    held = None if holdout_labels is None else accuracy(parts.holdout, holdout_labels)
     return AuditFigures(agreement, drop, held)
 
 
