@@ -128,7 +128,9 @@ def test_the_eval_job_gets_one_blind_array_and_no_training_file(
 
     result = grade_source(LOOKS_AROUND)
     assert result.status is Status.ERROR
-    blind = TINY_TRAIN + 2 * TINY_TEST  # training sample (all 120), test, changed copies
+    # The training sample (all 120 rows), the test rows, their changed copies, and the test rows
+    # again to measure self-agreement (all 60 of so few): no hold-out in this spec.
+    blind = TINY_TRAIN + 3 * TINY_TEST
     assert f"'inputs.npy': ({blind}, 561)" in result.message, result.message
     assert "train_inputs" not in result.message and "labels" not in result.message
 
@@ -144,3 +146,41 @@ def test_swapping_classes_on_training_rows_no_longer_moves_the_gap(
         honest.train_accuracy,
         honest.gap,
     )
+
+
+# Dropout on at evaluation too (F.dropout's training defaults to True): a beginner's bug.
+ALWAYS_DROPOUT = """
+import torch
+import torch.nn.functional as F
+
+HPARAMS = {"epochs": 2, "batch_size": 32, "lr": 0.01, "optimizer": "adam"}
+
+
+class Net(torch.nn.Module):
+    def __init__(self, features, classes):
+        super().__init__()
+        self.hidden = torch.nn.Linear(features, 16)
+        self.out = torch.nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.out(F.dropout(torch.relu(self.hidden(x)), 0.5))
+
+
+def build_model(input_shape, num_classes):
+    return Net(input_shape[0], num_classes)
+"""
+
+
+def test_a_model_noisy_at_evaluation_is_told_why_not_flagged(grade_source: GradeSource) -> None:
+    result = grade_source(ALWAYS_DROPOUT)
+    assert result.status is Status.OK, result.message
+    assert "predictions are not deterministic at evaluation" in result.message
+    assert "F.dropout without training=self.training" in result.message
+    assert result.agreement is not None and result.agreement < 0.99
+    again = grade_source(ALWAYS_DROPOUT, student="again")  # noisy, yet reproducible
+    assert (again.test_accuracy, again.agreement) == (result.test_accuracy, result.agreement)
+
+
+def test_a_deterministic_model_gets_no_noise_note(grade_source: GradeSource) -> None:
+    result = grade_source(GOOD_HAR)
+    assert (result.status, result.message) == (Status.OK, "")

@@ -58,7 +58,7 @@ pytestmark = pytest.mark.slow
 TOKEN = uuid.uuid4().hex  # in every hostile source: tells this suite's jobs from other runs'
 TIMEOUT_S, MEMORY_MB, OUTPUT_MB = 30, 2048, 16
 N_TRAIN, N_TEST = 120, 60
-N_BLIND = N_TRAIN + 2 * N_TEST  # the eval job's one array: training rows, test rows, copies
+N_BLIND = N_TRAIN + 3 * N_TEST  # the eval job's one array: training, test, copies, repeats
 PWNED = "PWNED-" + TOKEN[:8]
 
 # The submission knows which phase it runs in: `python -m grader.child PHASE IN OUT ...`

@@ -278,16 +278,18 @@ def test_mixing_hides_the_parts_and_they_come_back_in_order() -> None:
     test = rng.integers(0, 256, (50, 1, 28, 28), dtype=np.uint8)
     holdout = np.zeros((7, 1, 28, 28), dtype=np.uint8)
     mixed = mix(train, test, holdout, Audit(changed_values=3), seed=0)
-    assert mixed.inputs.shape == (127, 1, 28, 28) and mixed.sizes == (20, 50, 50, 7)
+    assert mixed.inputs.shape == (177, 1, 28, 28) and mixed.sizes == (20, 50, 50, 50, 7)
     assert mixed.order[:20].tolist() != list(range(20))  # not training rows first
-    rows = np.arange(127)[mixed.order]  # each position's row of the unshuffled stack
+    rows = np.arange(177)[mixed.order]  # each position's row of the unshuffled stack
     parts = mixed.parts(rows)
     assert parts.train.tolist() == list(range(20)) and mixed.train_rows.tolist() == list(range(20))
     assert parts.test.tolist() == list(range(20, 70))
     assert parts.copies.tolist() == list(range(70, 120))
-    assert parts.holdout.tolist() == list(range(120, 127))
+    assert parts.repeats.tolist() == list(range(120, 170))
+    assert parts.holdout.tolist() == list(range(170, 177))
     unshuffled = mixed.inputs[np.argsort(mixed.order)]
     assert (unshuffled[:20] == train).all() and (unshuffled[20:70] == test).all()
+    assert (unshuffled[120:170] == test[mixed.repeated]).all()  # the same bytes, twice
     changed = unshuffled[70:120].astype(int) - test
     assert ((changed != 0).reshape(50, -1).sum(axis=1) == 3).all()  # three pixels each,
     assert np.abs(changed).max() == 1  # by one grey level
@@ -336,6 +338,24 @@ def test_signals_name_their_numbers() -> None:
         "(at most 2.0 points expected)",
         "hold-out accuracy 90.00% is 10.0 points below test accuracy (at most 3.3 points expected)",
     ]
+
+
+def test_a_noisy_model_is_judged_against_its_own_agreement() -> None:
+    from grader.core.spec import Audit
+    from grader.jobs.scoring import AuditFigures, audit_signals, noise_note
+
+    # HAR's dropout-always-on network: copies agree as often as the model agrees with itself.
+    noisy = AuditFigures(0.9001, 0.004, None, self_agreement=0.9, repeats=2000)
+    assert audit_signals(noisy, 0.9, 0.91, (2947, 0), Audit()) == []
+    assert "not deterministic at evaluation" in noise_note(noisy, Audit())
+    assert "F.dropout" in noise_note(noisy, Audit())
+    # Well below its own agreement: still a signal, against the lowered bar.
+    cheat = AuditFigures(0.5, 0.3, None, self_agreement=0.9, repeats=2000)
+    fired = audit_signals(cheat, 0.9, 0.91, (2947, 0), Audit())
+    assert fired[0].startswith("predictions on imperceptibly changed test inputs agree 50.00%")
+    assert "(at least 86.72% expected)" in fired[0] and "falls by 30.0 points" in fired[1]
+    steady = AuditFigures(0.999, 0.0, None, self_agreement=1.0, repeats=2000)
+    assert noise_note(steady, Audit()) == ""
 
 
 @pytest.mark.parametrize(

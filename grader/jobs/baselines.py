@@ -108,10 +108,11 @@ def grade_baseline(name: str, ctx: GradingContext) -> Result:
     fired = scoring.audit_signals(
         figures, scores.test_accuracy, scores.train_accuracy, sizes, spec.audit
     )
+    note = scoring.noise_note(figures, spec.audit)
     return replace(
         base,
         status=Status.FLAGGED if fired else Status.OK,
-        message="integrity audit: " + "; ".join(fired) if fired else "",
+        message=scoring.audit_message(fired, note),
         test_accuracy=scores.test_accuracy,
         train_accuracy=scores.train_accuracy,
         gap=scores.gap,

@@ -227,14 +227,16 @@ def _verdict(
     sub: Submission, ctx: GradingContext, scores: scoring.Scores, figures: scoring.AuditFigures
 ) -> dict[str, Any]:
     """ok with the targets met, or flagged (no targets) naming every audit signal that fired;
-    a row an instructor reviewed is ok, and says what the audit saw."""
+    a row an instructor reviewed is ok, and says what the audit saw. A model that disagrees
+    with itself at evaluation says so either way: that is a bug to fix, not cheating."""
     sizes = (ctx.data.test_size, 0 if ctx.holdout is None else len(ctx.holdout.labels))
     fired = scoring.audit_signals(
         figures, scores.test_accuracy, scores.train_accuracy, sizes, ctx.spec.audit
     )
+    note = scoring.noise_note(figures, ctx.spec.audit)
     if not fired:
-        return {"status": Status.OK, "targets": scores.targets}
-    said = "integrity audit: " + "; ".join(fired)
+        return {"status": Status.OK, "targets": scores.targets, "message": note}
+    said = scoring.audit_message(fired, note)
     if (sub.student, sub.content_hash) in ctx.reviewed:
         return {"status": Status.OK, "targets": scores.targets, "message": said + " (reviewed)"}
     return {"status": Status.FLAGGED, "targets": {}, "message": said}
