@@ -882,9 +882,9 @@ def _print_check(
             if result.mode is Mode.LOAD
             else f"{result.epochs} epochs, trained in {result.train_seconds or 0:.1f} s"
         )
-        click.echo(
-            f"  {result.params} parameters, {how}, seed {result.seed}, {result.threads} thread(s)"
-        )
+        # Pickled weights are never opened by the grader, so it has no count of its own.
+        count = "parameters not counted" if result.params is None else f"{result.params} parameters"
+        click.echo(f"  {count}, {how}, seed {result.seed}, {result.threads} thread(s)")
     click.echo("diagnosis:")
     for finding in report.findings:  # a failure's evidence quotes the student's message
         click.echo(f"  {finding.title}. {printable(finding.evidence)}")

@@ -30,8 +30,9 @@ from grader.core.results import Status
 from grader.core.text import one_line
 
 # 1: course-grader 0.1's argv and environment, never versioned; 2: the training history;
-# 3: the contract checks the child ran, in the report; 4: Landlock, in the config and attestation.
-PROTOCOL_VERSION = 4
+# 3: the contract checks the child ran, in the report; 4: Landlock, in the config and attestation;
+# 5: one blind array of inputs for eval (training sample, test, copies, hold-out), one scores file.
+PROTOCOL_VERSION = 5
 MESSAGE_CHARS = 300
 ATTESTATION_BYTES = 16_000
 REPORT_BYTES = 256_000
@@ -44,9 +45,12 @@ CONFIG = "job.json"
 SOURCE = "submission.py"
 WEIGHTS_STEM = "weights"  # eval: the weights to load, "weights.safetensors" or "weights.pt"
 TRAIN_LABELS = "train_labels.npy"
+# eval: every input to predict on, in an order only the grader knows (see grader.jobs.audit)
+EVAL_INPUTS = "inputs.npy"
 # Files in OUT_DIR
 REPORT = "report.json"
 MODEL = "model.safetensors"
+SCORES = "scores.npy"  # eval: class scores, one row per row of EVAL_INPUTS
 
 # Where the job's folders appear inside a bubblewrap view; other modes use the host paths.
 VIEW_IN, VIEW_OUT = "/job/in", "/job/out"
@@ -70,18 +74,13 @@ class ProtocolError(Exception):
 
 class Phase(StrEnum):
     TRAIN = "train"  # training data only; writes MODEL
-    EVAL = "eval"  # weights and inputs only, never labels; writes the score files and MODEL
+    EVAL = "eval"  # weights and EVAL_INPUTS only, never labels; writes SCORES and MODEL
     PROBE = "probe"  # confine and attest, nothing else: proves the layers at start-up
 
 
 def inputs_file(part: str) -> str:
-    """The inputs of a data part ("train" or "test") in IN_DIR."""
+    """The inputs of a data part in the train phase's IN_DIR ("train")."""
     return f"{part}_inputs.npy"
-
-
-def scores_file(part: str) -> str:
-    """Class scores, one row per input of the part, written by the eval phase to OUT_DIR."""
-    return f"{part}_scores.npy"
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ pytestmark = pytest.mark.slow
 TOKEN = uuid.uuid4().hex  # in every hostile source: tells this suite's jobs from other runs'
 TIMEOUT_S, MEMORY_MB, OUTPUT_MB = 30, 2048, 16
 N_TRAIN, N_TEST = 120, 60
+N_BLIND = N_TRAIN + 3 * N_TEST  # the eval job's one array: training, test, copies, repeats
 PWNED = "PWNED-" + TOKEN[:8]
 
 # The submission knows which phase it runs in: `python -m grader.child PHASE IN OUT ...`
@@ -95,18 +96,9 @@ def on_save(transform):
 
 
 def predict_labels(labels):
-    """Turn stolen test labels into perfect test predictions."""
-    import numpy
-
-    onehot = numpy.eye(6, dtype=numpy.float32)[numpy.asarray(labels, dtype=numpy.int64).ravel()]
-
-    def transform(path, arr, real):
-        if path.endswith("test_scores.npy") and len(onehot) == len(arr):
-            real(path, onehot, allow_pickle=False)
-            return True
-        return False
-
-    on_save(transform)
+    """Stolen test labels: the blind array hides which rows they would answer, so reading them
+    at all is the leak."""
+    leak(f"read {len(labels)} test labels")
 '''
 
 
@@ -883,7 +875,7 @@ import numpy
 
 
 def _class_zero(path, arr, real):
-    if path.endswith("_scores.npy"):
+    if path.endswith("scores.npy"):
         scores = numpy.zeros(arr.shape, dtype=numpy.float32)
         scores[:, 0] = 1.0
         real(path, scores, allow_pickle=False)
@@ -913,7 +905,7 @@ OUTPUTS = [
         "symlink_to_labels",
         """
 def _link(path, arr, real):
-    if path.endswith("train_scores.npy"):
+    if path.endswith("scores.npy"):
         _os.symlink({{private_labels}}, path)
         return True
     return False
@@ -921,14 +913,14 @@ def _link(path, arr, real):
 
 on_save(_link)
 """,
-        fails("invalid", LINKS_MSG.format(r"train_scores\.npy")),
+        fails("invalid", LINKS_MSG.format(r"scores\.npy")),
         layers=(),
     ),
     Case(
         "symlink_to_shadow",
         """
 def _link(path, arr, real):
-    if path.endswith("test_scores.npy"):
+    if path.endswith("scores.npy"):
         _os.symlink("/etc/shadow", path)
         return True
     return False
@@ -936,14 +928,14 @@ def _link(path, arr, real):
 
 on_save(_link)
 """,
-        fails("invalid", LINKS_MSG.format(r"test_scores\.npy")),
+        fails("invalid", LINKS_MSG.format(r"scores\.npy")),
         layers=(),
     ),
     Case(
         "nan_predictions",
         """
 import numpy
-on_save(lambda path, arr, real: path.endswith("_scores.npy") and real(
+on_save(lambda path, arr, real: path.endswith("scores.npy") and real(
     path, numpy.full(arr.shape, numpy.nan, dtype=numpy.float32), allow_pickle=False) is None)
 """,
         fails("invalid", "the model produced NaN or infinite outputs"),
@@ -952,17 +944,17 @@ on_save(lambda path, arr, real: path.endswith("_scores.npy") and real(
     Case(
         "wrong_shape_predictions",
         """
-on_save(lambda path, arr, real: path.endswith("_scores.npy") and real(
+on_save(lambda path, arr, real: path.endswith("scores.npy") and real(
     path, arr[:, :5], allow_pickle=False) is None)
 """,
-        fails("invalid", rf"predictions have shape \({N_TRAIN}, 5\), expected \({N_TRAIN}, 6\)"),
+        fails("invalid", rf"predictions have shape \({N_BLIND}, 5\), expected \({N_BLIND}, 6\)"),
         layers=(),
     ),
     Case(
         "integer_predictions",
         """
 import numpy
-on_save(lambda path, arr, real: path.endswith("_scores.npy") and real(
+on_save(lambda path, arr, real: path.endswith("scores.npy") and real(
     path, numpy.zeros(arr.shape, dtype=numpy.int64), allow_pickle=False) is None)
 """,
         fails("invalid", "predictions have dtype int64, expected floats"),
@@ -975,7 +967,7 @@ import time
 
 
 def _huge(path, arr, real):
-    if not path.endswith("train_scores.npy"):
+    if not path.endswith("scores.npy"):
         return False
     chunk = b"\\0" * (1 << 20)
     with open(path, "wb") as f:
@@ -997,7 +989,7 @@ on_save(_huge)
         "sparse_predictions",
         """
 def _sparse(path, arr, real):
-    if not path.endswith("train_scores.npy"):
+    if not path.endswith("scores.npy"):
         return False
     real(path, arr, allow_pickle=False)
     _os.truncate(path, 60 << 20)  # 60 MB on paper, a few blocks on disk
@@ -1008,7 +1000,7 @@ on_save(_sparse)
 """,
         fails(
             "invalid",
-            r"train_scores\.npy is [0-9.]+ (?:MB|KB|bytes), over the [0-9.]+ (?:MB|KB|bytes) limit",
+            r"scores\.npy is [0-9.]+ (?:MB|KB|bytes), over the [0-9.]+ (?:MB|KB|bytes) limit",
         ),
         layers=(),
     ),
@@ -1024,7 +1016,7 @@ class _RunsOnLoad:
 
 
 def _pickled(path, arr, real):
-    if not path.endswith("_scores.npy"):
+    if not path.endswith("scores.npy"):
         return False
     objects = numpy.empty(arr.shape, dtype=object)
     objects[0, 0] = _RunsOnLoad()
@@ -1036,7 +1028,7 @@ on_save(_pickled)
 """,
         fails(
             "invalid",
-            r"train_scores\.npy is not a valid \.npy array \(Object arrays cannot be loaded "
+            r"scores\.npy is not a valid \.npy array \(Object arrays cannot be loaded "
             r"when allow_pickle=False\)",
         ),
         layers=(),

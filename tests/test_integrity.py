@@ -269,24 +269,43 @@ def test_a_holdout_staged_for_slurm_nodes_reads_back_the_same_and_private(tmp_pa
 # --- the audit's pieces, without a sandbox ---------------------------------------------------
 
 
-def test_mixing_hides_the_copies_and_the_parts_come_back_in_order() -> None:
+def test_mixing_hides_the_parts_and_they_come_back_in_order() -> None:
     from grader.core.spec import Audit
     from grader.jobs.audit import mix
 
-    test = np.random.default_rng(0).integers(0, 256, (50, 1, 28, 28), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (20, 1, 28, 28), dtype=np.uint8)
+    test = rng.integers(0, 256, (50, 1, 28, 28), dtype=np.uint8)
     holdout = np.zeros((7, 1, 28, 28), dtype=np.uint8)
-    mixed = mix(test, holdout, Audit(changed_values=3), seed=0)
-    assert mixed.inputs.shape == (107, 1, 28, 28)
-    assert mixed.order[:50].tolist() != list(range(50))  # not originals first
-    rows = np.arange(107)[mixed.order]  # each position's row of the unshuffled stack
-    original, copies, held = mixed.parts(rows)
-    assert original.tolist() == list(range(50))
-    assert copies.tolist() == list(range(50, 100)) and held.tolist() == list(range(100, 107))
-    changed = mixed.inputs[np.argsort(mixed.order)][50:100].astype(int) - test
+    mixed = mix(train, test, holdout, Audit(changed_values=3), seed=0)
+    assert mixed.inputs.shape == (177, 1, 28, 28) and mixed.sizes == (20, 50, 50, 50, 7)
+    assert mixed.order[:20].tolist() != list(range(20))  # not training rows first
+    rows = np.arange(177)[mixed.order]  # each position's row of the unshuffled stack
+    parts = mixed.parts(rows)
+    assert parts.train.tolist() == list(range(20)) and mixed.train_rows.tolist() == list(range(20))
+    assert parts.test.tolist() == list(range(20, 70))
+    assert parts.copies.tolist() == list(range(70, 120))
+    assert parts.repeats.tolist() == list(range(120, 170))
+    assert parts.holdout.tolist() == list(range(170, 177))
+    unshuffled = mixed.inputs[np.argsort(mixed.order)]
+    assert (unshuffled[:20] == train).all() and (unshuffled[20:70] == test).all()
+    assert (unshuffled[120:170] == test[mixed.repeated]).all()  # the same bytes, twice
+    changed = unshuffled[70:120].astype(int) - test
     assert ((changed != 0).reshape(50, -1).sum(axis=1) == 3).all()  # three pixels each,
     assert np.abs(changed).max() == 1  # by one grey level
-    again = mix(test, holdout, Audit(changed_values=3), seed=0)
+    again = mix(train, test, holdout, Audit(changed_values=3), seed=0)
     assert (again.inputs == mixed.inputs).all() and (again.order == mixed.order).all()
+
+
+def test_a_large_training_set_is_sampled_to_the_test_sets_size_by_the_seed() -> None:
+    from grader.jobs.audit import FULL_TRAIN_ROWS, train_sample
+
+    assert train_sample(7352, 2947, seed=0).tolist() == list(range(7352))  # HAR: whole
+    rows = train_sample(60_000, 10_000, seed=0)  # MNIST: a sample
+    assert len(rows) == len(set(rows.tolist())) == max(10_000, FULL_TRAIN_ROWS)
+    assert (np.diff(rows) > 0).all() and rows[-1] < 60_000
+    assert (train_sample(60_000, 10_000, seed=0) == rows).all()
+    assert (train_sample(60_000, 10_000, seed=1) != rows).any()
 
 
 def test_float_data_moves_by_the_noise_and_saturated_pixels_move_down() -> None:
@@ -319,6 +338,24 @@ def test_signals_name_their_numbers() -> None:
         "(at most 2.0 points expected)",
         "hold-out accuracy 90.00% is 10.0 points below test accuracy (at most 3.3 points expected)",
     ]
+
+
+def test_a_noisy_model_is_judged_against_its_own_agreement() -> None:
+    from grader.core.spec import Audit
+    from grader.jobs.scoring import AuditFigures, audit_signals, noise_note
+
+    # HAR's dropout-always-on network: copies agree as often as the model agrees with itself.
+    noisy = AuditFigures(0.9001, 0.004, None, self_agreement=0.9, repeats=2000)
+    assert audit_signals(noisy, 0.9, 0.91, (2947, 0), Audit()) == []
+    assert "not deterministic at evaluation" in noise_note(noisy, Audit())
+    assert "F.dropout" in noise_note(noisy, Audit())
+    # Well below its own agreement: still a signal, against the lowered bar.
+    cheat = AuditFigures(0.5, 0.3, None, self_agreement=0.9, repeats=2000)
+    fired = audit_signals(cheat, 0.9, 0.91, (2947, 0), Audit())
+    assert fired[0].startswith("predictions on imperceptibly changed test inputs agree 50.00%")
+    assert "(at least 86.72% expected)" in fired[0] and "falls by 30.0 points" in fired[1]
+    steady = AuditFigures(0.999, 0.0, None, self_agreement=1.0, repeats=2000)
+    assert noise_note(steady, Audit()) == ""
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """One job phase inside the sandbox: confine, attest, wait for the go, then run the phase.
 
-`train` gets the training data, trains, and writes the model. `eval` gets weights and inputs
-only (never labels) and writes class scores. Both end with a report; see grader.protocol.
+`train` gets the training data, trains, and writes the model. `eval` gets weights and one blind
+array of inputs (never labels, never told which rows are training rows) and writes class
+scores. Both end with a report; see grader.protocol.
 """
 
 from __future__ import annotations
@@ -97,10 +98,9 @@ def evaluate(task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord])
     _, model = _prepare(task, in_dir, checks)
     _load_weights(model, in_dir / task.weights)
     model.to(training.pick_device(task.device))
-    for part in ("train", "test"):
-        inputs = training.as_model_input(_load(in_dir / protocol.inputs_file(part)))
-        scores = training.predict(model, inputs).numpy()
-        np.save(out_dir / protocol.scores_file(part), scores, allow_pickle=False)
+    inputs = training.as_model_input(_load(in_dir / protocol.EVAL_INPUTS))
+    scores = training.predict(model, inputs).numpy()
+    np.save(out_dir / protocol.SCORES, scores, allow_pickle=False)
     _save_model(model, out_dir)
     return ChildReport(Status.OK)
 

@@ -1,10 +1,13 @@
-"""The perturbation audit's inputs: what the evaluation child predicts on, and how to split it.
+"""The one blind array the evaluation child predicts on, and how to split its predictions.
 
-The child sees one array, the test inputs, imperceptibly changed copies of them and the private
-hold-out inputs, shuffled together by a permutation only the grader knows. A model that learned
-the task predicts the same on an input and its copy; one that looks answers up by the exact
-input does not. Labels never come near this module: the figures are computed in scoring.py.
-"""
+The child sees one array: a seeded sample of the training inputs, the test inputs,
+imperceptibly changed copies of them, some test inputs a second time unchanged, and the private
+hold-out inputs, shuffled together by a permutation only the grader knows. It cannot tell a
+training row from a test row except by recognising it, so it cannot answer training rows
+differently to steer the gap. A model that learned the task predicts the same on an input and
+its copy; one that looks answers up by the exact input does not; one that disagrees with itself
+on the very same input is noisy, not a cheat. Labels never come near this module: the figures
+are computed in scoring.py."""
 
 from __future__ import annotations
 
@@ -16,30 +19,64 @@ from grader.core.spec import Audit
 
 # Keeps the audit's draws apart from every other use of the grading seed.
 SALT = 0x5EED_A0D1
+# Train sets up to this many rows are evaluated whole; a larger one (MNIST's 60,000) on a seeded
+# sample of the test set's size (at least this many rows), which keeps evaluation cheap.
+FULL_TRAIN_ROWS = 10_000
+# Test inputs put in the array twice, unchanged, to measure how often a model agrees with itself
+# (dropout left on at evaluation does not): enough to measure it within a point or two.
+REPEATED_ROWS = 2_000
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Predictions on each part of the blind array, in data order."""
+
+    train: np.ndarray  # on the sampled training rows, Mixed.train_rows
+    test: np.ndarray
+    copies: np.ndarray  # on the changed copies of the test inputs, row for row
+    repeats: np.ndarray  # on the test rows `repeated`, a second time
+    holdout: np.ndarray
+    repeated: np.ndarray  # the test rows that are in the array twice, ascending
 
 
 @dataclass(frozen=True)
 class Mixed:
     inputs: np.ndarray  # what the child predicts on, in shuffled order
     order: np.ndarray  # order[i]: the row of the unshuffled stack at position i
-    test_size: int
-    holdout_size: int
+    train_rows: np.ndarray  # the training set's rows in the sample, ascending
+    repeated: np.ndarray  # the test rows that are in the array twice, ascending
+    sizes: tuple[int, int, int, int, int]  # train sample, test, copies, repeats, hold-out
 
-    def parts(self, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Predictions on the originals, on their copies and on the hold-out, in data order."""
+    def parts(self, predicted: np.ndarray) -> Parts:
         stacked = np.empty_like(predicted)
         stacked[self.order] = predicted
-        n = self.test_size
-        return stacked[:n], stacked[n : 2 * n], stacked[2 * n :]
+        train, test, copies, repeats, holdout = np.split(stacked, np.cumsum(self.sizes)[:-1])
+        return Parts(train, test, copies, repeats, holdout, self.repeated)
 
 
-def mix(test: np.ndarray, holdout: np.ndarray | None, audit: Audit, seed: int) -> Mixed:
+def train_sample(train_size: int, test_size: int, seed: int) -> np.ndarray:
+    """The training rows evaluated: all of them, or a seeded sample (the same for every
+    submission and baseline graded with this seed, so their train accuracies compare)."""
+    rows = min(train_size, max(test_size, FULL_TRAIN_ROWS))
+    if rows == train_size:
+        return np.arange(train_size)
+    rng = np.random.default_rng([SALT, seed, train_size])
+    return np.sort(rng.choice(train_size, rows, replace=False))
+
+
+def mix(
+    train: np.ndarray, test: np.ndarray, holdout: np.ndarray | None, audit: Audit, seed: int
+) -> Mixed:
     rng = np.random.default_rng([SALT, seed])
     copies = perturb(test, audit, rng)
+    repeated = np.sort(rng.choice(len(test), min(len(test), REPEATED_ROWS), replace=False))
+    rows = train_sample(len(train), len(test), seed)
     extra = holdout if holdout is not None else test[:0]
-    stacked = np.concatenate([test, copies, extra.astype(test.dtype, copy=False)])
+    stack = [np.asarray(train[rows]), test, copies, test[repeated], extra]
+    stacked = np.concatenate([part.astype(test.dtype, copy=False) for part in stack])
     order = rng.permutation(len(stacked))
-    return Mixed(stacked[order], order, len(test), len(extra))
+    sizes = (len(rows), len(test), len(copies), len(repeated), len(extra))
+    return Mixed(stacked[order], order, rows, repeated, sizes)
 
 
 def perturb(inputs: np.ndarray, audit: Audit, rng: np.random.Generator) -> np.ndarray:

@@ -1,7 +1,7 @@
 """scikit-learn baselines, graded by the grader itself into reference rows (kind "baseline").
 
 A baseline is the grader's own code, not a student's, so it runs in this process: fitted on the
-training set, predicting on the same mixed test inputs a submission's evaluation job gets, and
+training set, predicting on the same blind array a submission's evaluation job gets, and
 scored and audited exactly as a submission is. Every board shows them, unranked.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import sklearn
 
 from grader.core.results import Mode, Result, Status
-from grader.jobs import audit, scoring
-from grader.jobs.grade import GradingContext, now
+from grader.jobs import scoring
+from grader.jobs.grade import GradingContext, blind_inputs, now
 
 BASELINE = "baseline"  # the kind of their rows
 PREFIX = "sklearn:"  # their rows' names: no student id holds a colon
@@ -82,8 +82,7 @@ def grade_baseline(name: str, ctx: GradingContext) -> Result:
         cpu=ctx.environment.cpu,
         started_at=now(),
     )
-    holdout = None if ctx.holdout is None else ctx.holdout.inputs
-    mixed = audit.mix(data.load("test_inputs"), holdout, spec.audit, seed)
+    mixed = blind_inputs(ctx)
     model = MODELS[name](seed, spec.grading.threads)
     started = time.perf_counter()
     try:
@@ -91,28 +90,29 @@ def grade_baseline(name: str, ctx: GradingContext) -> Result:
     except Exception as exc:  # e.g. too little memory: the row says so
         return replace(base, message=f"{type(exc).__name__}: {exc}", finished_at=now())
     seconds = time.perf_counter() - started
-    train_pred = model.predict(_features(data.load("train_inputs")))
-    original, copies, held = mixed.parts(model.predict(_features(mixed.inputs)))
+    # One blind array, as a submission's evaluation job gets: train accuracy on the same sample.
+    parts = mixed.parts(model.predict(_features(mixed.inputs)))
     test_labels = data.load("test_labels")
     scores = scoring.score(
-        train_pred,
-        original,
-        data.load("train_labels"),
+        parts.train,
+        parts.test,
+        data.load("train_labels")[mixed.train_rows],
         test_labels,
         spec.targets,
         spec.assignment.num_classes,
     )
     labels = None if ctx.holdout is None else ctx.holdout.labels
-    figures = scoring.audit_figures(original, copies, held, test_labels, labels)
+    figures = scoring.audit_figures(parts, test_labels, labels)
     sizes = (data.test_size, 0 if labels is None else len(labels))
     # Audited as a submission is: a baseline is the calibration's first honest model.
     fired = scoring.audit_signals(
         figures, scores.test_accuracy, scores.train_accuracy, sizes, spec.audit
     )
+    note = scoring.noise_note(figures, spec.audit)
     return replace(
         base,
         status=Status.FLAGGED if fired else Status.OK,
-        message="integrity audit: " + "; ".join(fired) if fired else "",
+        message=scoring.audit_message(fired, note),
         test_accuracy=scores.test_accuracy,
         train_accuracy=scores.train_accuracy,
         gap=scores.gap,

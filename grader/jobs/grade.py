@@ -166,7 +166,7 @@ def _grade(
                         checks=report.checks,
                     )
         try:
-            train_pred, test_pred, mixed, evaluated, eval_report = _evaluate(
+            parts, mixed, evaluated, eval_report = _evaluate(
                 sub, ctx, sandbox, work / "eval", weights
             )
         except JobFailed as failure:  # the checks training passed still count
@@ -176,18 +176,17 @@ def _grade(
         if ctx.spec.grading.seed == ctx.all_seeds[0]:  # the row shows the first seed's weights
             _keep_weights(kept, ctx.weights_dir, sub)
         submitted = _submitted_accuracy(sub, ctx, sandbox, work) if mode is Mode.VERIFY else None
-    original, copies, held = mixed.parts(test_pred)
     test_labels = ctx.data.load("test_labels")
     scores = scoring.score(
-        train_pred,
-        original,
-        ctx.data.load("train_labels"),
+        parts.train,
+        parts.test,
+        ctx.data.load("train_labels")[mixed.train_rows],
         test_labels,
         ctx.spec.targets,
         ctx.spec.assignment.num_classes,
     )
     labels = None if ctx.holdout is None else ctx.holdout.labels
-    figures = scoring.audit_figures(original, copies, held, test_labels, labels)
+    figures = scoring.audit_figures(parts, test_labels, labels)
     return replace(
         base,
         **_verdict(sub, ctx, scores, figures),
@@ -204,7 +203,9 @@ def _grade(
             "test": scores.test.class_accuracy,
         },
         checks=_checks(report.checks or eval_report.checks),
-        params=evaluated.params,
+        # Counted from the file the grader hashed and handed to the eval job, never from
+        # anything the eval job wrote (student code could forge it).
+        params=weights.params,
         epochs=report.epochs,
         train_seconds=report.train_seconds,
         history=[dataclasses.asdict(record) for record in report.history],
@@ -218,22 +219,24 @@ def _submitted_accuracy(
 ) -> float:
     """--mode verify: the test accuracy of the weights the student submitted."""
     weights = _submitted_weights(sub, work, ctx.spec.budgets.weights_bytes)
-    _, test_pred, mixed, _, _ = _evaluate(sub, ctx, sandbox, work / "eval-submitted", weights)
-    return scoring.accuracy(mixed.parts(test_pred)[0], ctx.data.load("test_labels"))
+    parts, _, _, _ = _evaluate(sub, ctx, sandbox, work / "eval-submitted", weights)
+    return scoring.accuracy(parts.test, ctx.data.load("test_labels"))
 
 
 def _verdict(
     sub: Submission, ctx: GradingContext, scores: scoring.Scores, figures: scoring.AuditFigures
 ) -> dict[str, Any]:
     """ok with the targets met, or flagged (no targets) naming every audit signal that fired;
-    a row an instructor reviewed is ok, and says what the audit saw."""
+    a row an instructor reviewed is ok, and says what the audit saw. A model that disagrees
+    with itself at evaluation says so either way: that is a bug to fix, not cheating."""
     sizes = (ctx.data.test_size, 0 if ctx.holdout is None else len(ctx.holdout.labels))
     fired = scoring.audit_signals(
         figures, scores.test_accuracy, scores.train_accuracy, sizes, ctx.spec.audit
     )
+    note = scoring.noise_note(figures, ctx.spec.audit)
     if not fired:
-        return {"status": Status.OK, "targets": scores.targets}
-    said = "integrity audit: " + "; ".join(fired)
+        return {"status": Status.OK, "targets": scores.targets, "message": note}
+    said = scoring.audit_message(fired, note)
     if (sub.student, sub.content_hash) in ctx.reviewed:
         return {"status": Status.OK, "targets": scores.targets, "message": said + " (reviewed)"}
     return {"status": Status.FLAGGED, "targets": {}, "message": said}
@@ -254,8 +257,6 @@ def _task(ctx: GradingContext, phase: Phase, weights: str | None = None) -> Task
 
 
 TRAIN_FILES = {protocol.inputs_file("train"): "train_inputs", protocol.TRAIN_LABELS: "train_labels"}
-# The test inputs reach the evaluation job mixed with their audit copies (see audit.py).
-EVAL_FILES = {protocol.inputs_file("train"): "train_inputs"}
 
 
 def _train(
@@ -278,22 +279,18 @@ def _train(
 
 def _evaluate(
     sub: Submission, ctx: GradingContext, sandbox: Sandbox, job: Path, weights: Weights
-) -> tuple[np.ndarray, np.ndarray, audit.Mixed, Weights, ChildReport]:
-    in_dir, out_dir = _job_inputs(job, sub, ctx, EVAL_FILES)
-    holdout = None if ctx.holdout is None else ctx.holdout.inputs
-    mixed = audit.mix(ctx.data.load("test_inputs"), holdout, ctx.spec.audit, ctx.spec.grading.seed)
-    np.save(in_dir / protocol.inputs_file("test"), mixed.inputs, allow_pickle=False)
+) -> tuple[audit.Parts, audit.Mixed, Weights, ChildReport]:
+    """One evaluation job on one blind array (audit.py): the training sample, the test inputs,
+    their changed copies and the hold-out, so no row says which part it belongs to."""
+    in_dir, out_dir = _job_inputs(job, sub, ctx, {})
+    mixed = blind_inputs(ctx)
+    np.save(in_dir / protocol.EVAL_INPUTS, mixed.inputs, allow_pickle=False)
     name = protocol.WEIGHTS_STEM + weights.path.suffix
     shutil.copyfile(weights.path, in_dir / name)
     outcome, report = _run(ctx, sandbox, _task(ctx, Phase.EVAL, name), in_dir, out_dir, job)
     classes = ctx.spec.assignment.num_classes
-    train_pred = _accept(
-        lambda: read_scores(out_dir / protocol.scores_file("train"), ctx.data.train_size, classes),
-        outcome,
-        report,
-    )
-    test_pred = _accept(
-        lambda: read_scores(out_dir / protocol.scores_file("test"), len(mixed.inputs), classes),
+    predicted = _accept(
+        lambda: read_scores(out_dir / protocol.SCORES, len(mixed.inputs), classes),
         outcome,
         report,
     )
@@ -304,7 +301,16 @@ def _evaluate(
         outcome,
         report,
     )
-    return train_pred, test_pred, mixed, evaluated, report
+    return mixed.parts(predicted), mixed, evaluated, report
+
+
+def blind_inputs(ctx: GradingContext) -> audit.Mixed:
+    """The blind array of this context's seed: the same for submissions and baselines."""
+    holdout = None if ctx.holdout is None else ctx.holdout.inputs
+    data, seed = ctx.data, ctx.spec.grading.seed
+    return audit.mix(
+        data.load("train_inputs"), data.load("test_inputs"), holdout, ctx.spec.audit, seed
+    )
 
 
 def _checks(records: tuple[protocol.CheckRecord, ...]) -> list[dict[str, object]]:
@@ -323,10 +329,12 @@ def _submitted_weights(sub: Submission, work: Path, max_bytes: int) -> Weights:
             return sanitize_weights(sub.weights, work / "submitted.safetensors", max_bytes)
         except UntrustedFileError as exc:
             raise JobFailed(Status.INVALID, str(exc)) from None
-    # A pickle-based .pt file is only ever opened inside the sandbox, with weights_only=True.
+    # A pickle-based .pt file is only ever opened inside the sandbox, with weights_only=True:
+    # the grader has no file of its own to count, and the eval job's count is the student's
+    # word, so the row shows no parameter count (it ranks after equal rows that have one).
     copy = work / "submitted.pt"
     shutil.copyfile(sub.weights, copy)
-    return Weights(copy, "", 0)
+    return Weights(copy, "", None)
 
 
 def _job_inputs(

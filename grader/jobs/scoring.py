@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix
 
 from grader.core.spec import Audit, Target
+from grader.jobs.audit import Parts
 
 
 @dataclass(frozen=True)
@@ -70,19 +71,38 @@ class AuditFigures:
     agreement: float  # predictions on copies equal to those on their originals
     perturbed_drop: float  # accuracy on the originals minus accuracy on the copies
     holdout_accuracy: float | None  # None: the spec names no hold-out set
+    self_agreement: float = 1.0  # predictions on the very same inputs, twice, equal
+    repeats: int = 0  # the inputs self_agreement was measured on
 
 
 def audit_figures(
-    original: np.ndarray,
-    copies: np.ndarray,
-    holdout: np.ndarray,
-    test_labels: np.ndarray,
-    holdout_labels: np.ndarray | None,
+    parts: Parts, test_labels: np.ndarray, holdout_labels: np.ndarray | None
 ) -> AuditFigures:
+    original, copies = parts.test, parts.copies
     agreement = float(np.mean(original == copies)) if len(original) else 1.0
     drop = accuracy(original, test_labels) - accuracy(copies, test_labels)
-    held = None if holdout_labels is None else accuracy(holdout, holdout_labels)
-    return AuditFigures(agreement, drop, held)
+    held = None if holdout_labels is None else accuracy(parts.holdout, holdout_labels)
+    repeats = len(parts.repeats)
+    same = float(np.mean(original[parts.repeated] == parts.repeats)) if repeats else 1.0
+    return AuditFigures(agreement, drop, held, same, repeats)
+
+
+def noisy(figures: AuditFigures, audit: Audit) -> bool:
+    """Whether the model disagrees with itself on the very same inputs more than the audit
+    allows a model to disagree with the changed copies."""
+    return figures.self_agreement < audit.min_agreement
+
+
+def noise_note(figures: AuditFigures, audit: Audit) -> str:
+    """What a row says when its predictions are not deterministic at evaluation; else ""."""
+    if not noisy(figures, audit):
+        return ""
+    return (
+        f"predictions are not deterministic at evaluation: the same input got the same class "
+        f"{_pct(figures.self_agreement)} of the time (usually dropout left on, e.g. F.dropout "
+        f"without training=self.training, or batch statistics left in training mode); "
+        f"the audit judged the changed inputs against that"
+    )
 
 
 def audit_signals(
@@ -93,15 +113,17 @@ def audit_signals(
     The accuracy comparisons allow two standard errors of sampling on top of their threshold
     (sizes: the test and hold-out sets'), so a small set's chance swings flag no one."""
     fired = []
-    if figures.agreement < audit.min_agreement:
+    least = _least_agreement(figures, sizes[0], audit)
+    if figures.agreement < least:
         fired.append(
             f"predictions on imperceptibly changed test inputs agree {_pct(figures.agreement)} "
-            f"with those on the originals (at least {_pct(audit.min_agreement)} expected)"
+            f"with those on the originals (at least {_pct(least)} expected)"
         )
-    if figures.perturbed_drop > audit.max_perturbed_drop:
+    most = _most_drop(figures, test, sizes[0], audit)
+    if figures.perturbed_drop > most:
         fired.append(
             f"test accuracy falls by {_points(figures.perturbed_drop)} on the changed inputs "
-            f"(at most {_points(audit.max_perturbed_drop)} expected)"
+            f"(at most {_points(most)} expected)"
         )
     allowed = audit.max_negative_gap + 2 * _error(test, sizes[0])
     if test - train > allowed:
@@ -120,6 +142,31 @@ def audit_signals(
                 f"(at most {_points(allowed)} expected)"
             )
     return fired
+
+
+def audit_message(fired: list[str], note: str) -> str:
+    """The row's message: the signals that fired, then the noise note, either may be empty."""
+    said = "integrity audit: " + "; ".join(fired) if fired else ""
+    return "; ".join(part for part in (said, note) if part)
+
+
+def _least_agreement(figures: AuditFigures, test_size: int, audit: Audit) -> float:
+    """A noisy model disagrees with the copies as often as with itself: judge it against its
+    own agreement, less the usual allowance and two standard errors of both measures."""
+    if not noisy(figures, audit):
+        return audit.min_agreement
+    errors = math.hypot(
+        _error(figures.self_agreement, figures.repeats), _error(figures.agreement, test_size)
+    )
+    return figures.self_agreement - (1 - audit.min_agreement) - 2 * errors
+
+
+def _most_drop(figures: AuditFigures, test: float, test_size: int, audit: Audit) -> float:
+    """A noisy model's accuracy differs between two passes by chance: two standard errors of
+    the difference on top of the threshold."""
+    if not noisy(figures, audit):
+        return audit.max_perturbed_drop
+    return audit.max_perturbed_drop + 2 * math.sqrt(2) * _error(test, test_size)
 
 
 def _error(accuracy: float, size: int) -> float:
