@@ -1099,6 +1099,7 @@ class HostileRun:
     out: Path
     data: PreparedData
     canaries: dict[Path, bytes]
+    cases: list[str]  # the cases graded in this configuration
     submissions_before: dict[str, str]  # file -> sha256, before and after the run
     submissions_after: dict[str, str]
     cache_before: dict[str, str]  # the data cache every job's inputs are copied from
@@ -1438,10 +1439,10 @@ def hostile(
             "memory_mb": MEMORY_MB,
             "pickle_payload": pickle_payload(pickle_canary),
         }
-        students = {
-            name: (GOOD_HAR + PRELUDE + case.code, case.weights)
-            for name, case in CASES_BY_NAME.items()
-        }
+        # An attack the configuration cannot contain by its nature is not graded there: a fork
+        # bomb with no uid or cgroup of its own would only load the machine.
+        cases = [case for case in CASES if not lacks_by_nature(configuration, case.layers)]
+        students = {case.name: (GOOD_HAR + PRELUDE + case.code, case.weights) for case in cases}
         students.update(CONTROLS)
         students.update(CONTROLS_LOADED)
         for student, (source, weights) in students.items():
@@ -1478,6 +1479,7 @@ def hostile(
     yield HostileRun(
         board=board,
         base=base,
+        cases=[case.name for case in cases],
         submissions=submissions,
         out=out,
         data=data,
@@ -1497,15 +1499,22 @@ def hostile(
         remove_tree(base)
 
 
+def missing_layers(config: Configuration, needed: tuple[str, ...]) -> list[str]:
+    """Each needed entry is a layer, or layers any one of which contains the attack ("a|b"):
+    those of which the configuration has none."""
+    return [need for need in needed if not set(need.split("|")) & config.layers]
+
+
+def lacks_by_nature(config: Configuration, needed: tuple[str, ...]) -> bool:
+    missing = missing_layers(config, needed)
+    return bool(missing) and all(set(need.split("|")) <= config.lacks for need in missing)
+
+
 def skip_if_layers_off(config: Configuration, needed: tuple[str, ...]) -> None:
-    """Each needed entry is a layer, or layers any one of which contains the attack ("a|b").
-    A configuration excuses a case only for the layers it lacks by nature; elsewhere off layers
-    excuse a case on a developer machine only, as CI requires every layer."""
-    missing = [need for need in needed if not set(need.split("|")) & config.layers]
-    if not missing:
-        return
-    by_nature = all(set(need.split("|")) <= config.lacks for need in missing)
-    if by_nature or not require_sandbox():
+    """A configuration excuses a case only for the layers it lacks by nature; elsewhere off
+    layers excuse a case on a developer machine only, as CI requires every layer."""
+    missing = missing_layers(config, needed)
+    if missing and (lacks_by_nature(config, needed) or not require_sandbox()):
         pytest.skip(f"{config.name}: isolation layer(s) off: {', '.join(missing)}")
 
 
@@ -1528,7 +1537,7 @@ def test_hostile_case(hostile: HostileRun, configuration: Configuration, name: s
 
 
 def test_every_submission_has_exactly_one_row(hostile: HostileRun) -> None:
-    expected = set(CASES_BY_NAME) | set(CONTROLS) | set(CONTROLS_LOADED) | {NOT_UTF8_ID}
+    expected = set(hostile.cases) | set(CONTROLS) | set(CONTROLS_LOADED) | {NOT_UTF8_ID}
     assert sorted(hostile.board.student) == sorted(expected)
     store = Store(hostile.out / DB_NAME)
     assert store.attempts() == len(expected)
