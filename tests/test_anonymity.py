@@ -16,6 +16,7 @@ from conftest import ASSIGNMENTS
 from matplotlib.text import Text
 from support.cli import invoke
 from support.course import STUDENTS, write_course
+from support.results import graded
 
 import grader.publish.plot
 from grader.core.results import Result
@@ -38,22 +39,6 @@ PUBLISHED = [
     "leaderboard-anonymized.png", "leaderboard.csv", "leaderboard.html", "leaderboard.json",
     "leaderboard.md",
 ]  # fmt: skip
-
-
-def graded(student: str, test: float, **changes: object) -> Result:
-    values: dict[str, object] = {
-        "student": student,
-        "assignment": "har",
-        "status": "ok",
-        "test_accuracy": test,
-        "train_accuracy": test + 0.01,
-        "gap": 0.01,
-        "targets": {"A": True, "B": False},
-        "params": 1000,
-        "finished_at": "2024-01-01T00:00:00+00:00",
-    }
-    values.update(changes)
-    return Result(**values)  # type: ignore[arg-type]
 
 
 def baseline() -> Result:

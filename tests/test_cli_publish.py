@@ -12,11 +12,11 @@ import pytest
 from click.testing import Result
 from conftest import ASSIGNMENTS, GOOD_HAR
 from support.cli import invoke
+from support.results import graded
 from test_publish import baseline
 from test_runner import course, options  # noqa: F401  (a fixture, and a helper)
 
 from grader.api import run
-from grader.core.results import Result as Graded
 from grader.sandbox.box import Sandbox
 from grader.store.sqlite import Store
 
@@ -25,22 +25,6 @@ def assert_error(result: Result, message: str) -> None:
     assert result.exit_code == 1, result.output
     assert result.stdout == ""
     assert result.stderr.splitlines()[-1] == f"Error: {message}"
-
-
-def graded(student: str, test: float, **changes: object) -> Graded:
-    values: dict[str, object] = {
-        "student": student,
-        "assignment": "har",
-        "status": "ok",
-        "test_accuracy": test,
-        "train_accuracy": test + 0.01,
-        "gap": 0.01,
-        "targets": {"A": test > 0.96, "B": test > 0.975},
-        "params": 1000,
-        "finished_at": "2024-01-01T00:00:00+00:00",
-    }
-    values.update(changes)
-    return Graded(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from conftest import ASSIGNMENTS
 from support.cli import invoke
 from support.course import write_course
 from support.inert import MESSAGE, PSEUDONYM, URL, assert_inert, hidden, linkified
+from support.results import graded
 
 import grader.api
 from grader.core.results import Result
@@ -30,20 +31,6 @@ SPECS = load_specs(ASSIGNMENTS)
 SECRET = b"s" * 32
 FOLDER = "\u202emal\u200blory"  # a rejected folder's name: the student column shows it
 LOG_TAIL = f"Traceback (most recent call last):\n  x\n{MESSAGE}\n"
-
-
-def graded(student: str, test: float) -> Result:
-    return Result(
-        student=student,
-        assignment="har",
-        status="ok",
-        test_accuracy=test,
-        train_accuracy=test + 0.01,
-        gap=0.01,
-        targets={"A": True, "B": False},
-        params=1000,
-        finished_at="2024-01-01T00:00:00+00:00",
-    )
 
 
 def crashed(student: str, status: str = "error") -> Result:

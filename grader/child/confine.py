@@ -124,7 +124,7 @@ def _refused(folder: str) -> bool:
     except PermissionError:
         return True
     except OSError:
-        return False
+        pass  # refused for another reason: not Landlock's doing
     return False
 
 
