@@ -7,7 +7,6 @@ known, and regenerates the leaderboard from the store.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -15,7 +14,7 @@ import re
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,7 @@ from grader.core.spec import Spec, load_specs
 from grader.core.submission import StudentMeta, Submission, discover, from_file
 from grader.core.text import one_line, printable
 from grader.data.cache import PreparedData
-from grader.data.holdout import HoldoutData, load_holdout
+from grader.data.graded import GradingData, for_spec
 from grader.data.registry import prepare
 from grader.execute.local import Executor, GradeRequest, LocalExecutor
 from grader.jobs.grade import GradingContext, failed, now, resolve_mode
@@ -119,7 +118,7 @@ def run(
     store = Store(options.out / DB_NAME)
     remove_stale_workspaces()
     _record_students(store, submissions, log)
-    contexts = _contexts(specs, {s.assignment for s in submissions}, options, env)
+    contexts = _contexts(specs, {s.assignment for s in submissions}, options, env, log)
     pending = [s for s in submissions if options.force or not _reusable(store, s, contexts)]
     reused = len(submissions) - len(pending)
     log(f"{len(submissions)} submissions: {reused} unchanged and reused, {len(pending)} to grade")
@@ -313,11 +312,17 @@ def default_workers(env: Environment) -> int:
     return min(4, os.cpu_count() or 1)
 
 
+def grading_data(spec: Spec, data_dir: Path, cache_dir: Path) -> GradingData:
+    """The spec's dataset, prepared, and its private hold-out on this machine."""
+    prepared = prepare(spec.assignment.dataset, data_dir, cache_dir)
+    return for_spec(spec, prepared, data_dir, cache_dir)
+
+
 def check(
     file: Path,
     spec: Spec,
     sandbox: Sandbox,
-    data: PreparedData,
+    data: GradingData,
     *,
     mode: Mode = Mode.RETRAIN,
     timeout_seconds: float | None = None,
@@ -327,12 +332,12 @@ def check(
     """Grade one file exactly as a run would, without a store."""
     ctx = GradingContext(
         spec=spec,
-        data=data,
+        data=data.data,
         environment=env or environment(),
         mode=mode,
         timeout_seconds=timeout_seconds,
         weights_dir=weights_dir,
-        holdout=_holdout(spec),
+        holdout=data.holdout,
     )
     return grade_seeds(from_file(file, spec.name, spec.budgets.weights_bytes), ctx, sandbox)
 
@@ -369,7 +374,7 @@ def _keeps(cached: Result | None, sub: Submission, ctx: GradingContext) -> bool:
 
 
 def _contexts(
-    specs: dict[str, Spec], needed: set[str], options: RunOptions, env: Environment
+    specs: dict[str, Spec], needed: set[str], options: RunOptions, env: Environment, log: Log
 ) -> dict[str, GradingContext]:
     prepared: dict[str, PreparedData] = {}
     contexts = {}
@@ -380,14 +385,14 @@ def _contexts(
         dataset = spec.assignment.dataset
         if dataset not in prepared:
             prepared[dataset] = prepare(dataset, options.data_dir, cache_dir)
-        data, holdout = prepared[dataset], _holdout(spec)
-        if holdout is not None:
-            # New hold-out files regrade every row, as new data would.
-            data = replace(data, checksum=_combined(data.checksum, holdout.checksum))
+        graded = for_spec(spec, prepared[dataset], options.data_dir, cache_dir)
+        for note in graded.notes:
+            log(f"{name}: {note}")
+        log(f"{name}: {graded.holdout_said}")
         contexts[name] = GradingContext(
             spec=spec,
-            data=data,
-            holdout=holdout,
+            data=graded.data,
+            holdout=graded.holdout,
             reviewed=reviewed,
             seeds=options.seeds,
             environment=env,
@@ -397,17 +402,6 @@ def _contexts(
             verify_determinism=options.verify_determinism,
         )
     return contexts
-
-
-def _holdout(spec: Spec) -> HoldoutData | None:
-    """The instructor's private hold-out set the spec names, if it names one."""
-    if spec.holdout is None:
-        return None
-    return load_holdout(spec.assignment.dataset, spec.holdout.path(spec.path))
-
-
-def _combined(*checksums: str) -> str:
-    return hashlib.sha256("+".join(checksums).encode()).hexdigest()
 
 
 def _cache_dir(options: RunOptions) -> Path:

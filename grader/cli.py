@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from grader.api import RunSummary
+    from grader.data.graded import GradingData
     from grader.execute.slurm import SlurmOptions
 
 USER_ERRORS = (
@@ -71,7 +72,7 @@ data_dir_option = click.option(
     envvar="GRADER_DATA_DIR",
     default=default_data_dir,
     show_default="$GRADER_DATA_DIR or the user data dir",
-    help="Folder holding MNIST/raw/ and UCI_HAR/.",
+    help="Folder holding MNIST/raw/, QMNIST/raw/ and UCI_HAR/.",
 )
 cache_dir_option = click.option(
     "--cache-dir",
@@ -377,7 +378,6 @@ def check_command(
     """
     from grader import api
     from grader.core.files import atomic_copy
-    from grader.data.registry import prepare
 
     _refuse_contradiction(require_sandbox, no_sandbox)
     with user_errors():
@@ -389,12 +389,12 @@ def check_command(
                 f"unknown assignment {name!r} (known: {', '.join(sorted(specs))}); use --assignment"
             )
         spec = specs[name]
-        data = prepare(spec.assignment.dataset, data_dir, cache_dir)
+        data = api.grading_data(spec, data_dir, cache_dir)
         with (
             _sandbox(require_sandbox, no_sandbox, warm) as sandbox,
             _kept_weights(save_weights) as weights_dir,
         ):
-            _log(f"grading {file} as {name} ({data.description}) ...")
+            _log_grading(file, spec, data)
             result = api.check(
                 file,
                 spec,
@@ -578,15 +578,14 @@ def gradescope_run_command(
 
     from grader import api
     from grader.adapters import gradescope
-    from grader.data.registry import prepare
 
     _refuse_contradiction(require_sandbox, no_sandbox)
     started = time.monotonic()
 
     def check(file: Path, spec: Spec) -> Result:
-        data = prepare(spec.assignment.dataset, data_dir, cache_dir)
+        data = api.grading_data(spec, data_dir, cache_dir)
         with _sandbox(require_sandbox, no_sandbox, warm) as sandbox:
-            _log(f"grading {file} as {spec.name} ({data.description}) ...")
+            _log_grading(file, spec, data)
             return api.check(
                 file, spec, sandbox, data, mode=Mode(mode), timeout_seconds=timeout_seconds
             )
@@ -611,8 +610,12 @@ def gradescope_run_command(
     envvar="GRADER_REQUIRE_SANDBOX",
     help="Exit 1 unless every layer is on [env: GRADER_REQUIRE_SANDBOX].",
 )
-def sandbox_command(require_sandbox: bool) -> None:
-    """Show which isolation layers jobs on this machine really get (a probe job proves them)."""
+@data_dir_option
+def sandbox_command(require_sandbox: bool, data_dir: Path) -> None:
+    """Show which isolation layers jobs on this machine really get (a probe job proves them),
+    and whether MNIST's private hold-out is here."""
+    from grader.data.registry import holdout_line
+
     with user_errors(), Sandbox(require=require_sandbox) as sandbox:
         for layer in sandbox.layers:
             click.echo(str(layer))
@@ -622,21 +625,28 @@ def sandbox_command(require_sandbox: bool) -> None:
             for rule in rules:
                 click.echo(f"  {rule}")
         click.echo(f"jobs: {sandbox.launch}")
+        click.echo(holdout_line(data_dir))
 
 
 @main.command("data")
 @click.argument("names", nargs=-1, type=click.Choice(DATASETS))
 @data_dir_option
 @cache_dir_option
-@click.option("--offline", is_flag=True, help="Never download; fail if files are missing.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Never download: fail if a dataset's files are missing; say so if QMNIST's are.",
+)
 def data_command(names: tuple[str, ...], data_dir: Path, cache_dir: Path, offline: bool) -> None:
-    """Download (if needed), verify and cache the datasets NAMES (default: all)."""
-    from grader.data.registry import prepare
+    """Download (if needed), verify and cache the datasets NAMES (default: all), and MNIST's
+    private hold-out, QMNIST's extra test digits."""
+    from grader.data.registry import prepare, prepare_holdout
 
     with user_errors():
         for name in names or DATASETS:
             prepared = prepare(name, data_dir, cache_dir, download=not offline)
             click.echo(f"{name}: {prepared.description}, checksum {prepared.checksum[:16]}")
+            click.echo(prepare_holdout(name, data_dir, cache_dir, download=not offline))
 
 
 @main.command("collect")
@@ -919,6 +929,12 @@ def _run_json(summary: RunSummary) -> str:
         indent=2,
         allow_nan=False,
     )
+
+
+def _log_grading(file: Path, spec: Spec, data: GradingData) -> None:
+    for note in data.notes:
+        _log(note)
+    _log(f"grading {file} as {spec.name} ({data.data.description}; {data.holdout_said}) ...")
 
 
 def _log(message: str) -> None:

@@ -114,6 +114,7 @@ def grade_source(
         weights: bytes | None = None,
         weights_suffix: str = ".safetensors",
         spec: Spec | None = None,
+        data: PreparedData | None = None,
         sandbox: Sandbox = sandbox,
         **context: object,
     ) -> Result:
@@ -126,7 +127,7 @@ def grade_source(
         used = spec or har_spec
         ctx = GradingContext(
             spec=used,
-            data=tiny_har,
+            data=data or tiny_har,
             environment=TEST_ENVIRONMENT,
             mode=Mode(mode),
             **context,  # type: ignore[arg-type]

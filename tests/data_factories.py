@@ -16,6 +16,7 @@ import pytest
 HAR_FEATURES = 561
 _IMAGE_MAGIC = 0x0803  # IDX: unsigned bytes, 3 dimensions
 _LABEL_MAGIC = 0x0801  # IDX: unsigned bytes, 1 dimension
+_INT_TABLE_MAGIC = 0x0C02  # IDX: 32-bit integers, 2 dimensions (QMNIST's labels)
 
 
 def write_tiny_mnist(root: Path, n_train: int, n_test: int) -> dict[str, str]:
@@ -38,6 +39,32 @@ def write_tiny_mnist(root: Path, n_train: int, n_test: int) -> dict[str, str]:
             # mtime=0 keeps the archives byte-identical from run to run.
             path.write_bytes(gzip.compress(payload, mtime=0))
             md5s[name] = hashlib.md5(path.read_bytes()).hexdigest()
+    return md5s
+
+
+def write_tiny_qmnist(root: Path, extra: int) -> dict[str, str]:
+    """QMNIST's two test files under root/QMNIST/raw, in its real format: 10,000 blank digits
+    (MNIST's own test set, which QMNIST repeats first) then `extra` digits of class i % 10;
+    the labels file holds QMNIST's 8 int32 columns per digit, the class first. Returns MD5s."""
+    raw = root / "QMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    count = 10_000 + extra
+    images = np.zeros((count, 28, 28), np.uint8)
+    images[10_000:] = np.random.default_rng(2).integers(0, 256, (extra, 28, 28), np.uint8)
+    columns = np.zeros((count, 8), ">i4")
+    columns[:, 0] = np.arange(count) % 10
+    columns[:, 2] = 1000 + np.arange(count)  # a writer id, as QMNIST's third column has
+    payloads = {
+        "qmnist-test-images-idx3-ubyte.gz": struct.pack(">IIII", _IMAGE_MAGIC, count, 28, 28)
+        + images.tobytes(),
+        "qmnist-test-labels-idx2-int.gz": struct.pack(">III", _INT_TABLE_MAGIC, count, 8)
+        + columns.tobytes(),
+    }
+    md5s = {}
+    for name, payload in payloads.items():
+        path = raw / name
+        path.write_bytes(gzip.compress(payload, compresslevel=1, mtime=0))
+        md5s[name] = hashlib.md5(path.read_bytes()).hexdigest()
     return md5s
 
 

@@ -317,9 +317,13 @@ def test_leaderboard_regenerates_the_csv(tmp_path: Path) -> None:
         (
             ["sandbox"],
             "Show which isolation layers jobs on this machine really get (a probe job "
-            "proves them).",
+            "proves them), and whether MNIST's private hold-out is here.",
         ),
-        (["data"], "Download (if needed), verify and cache the datasets NAMES (default: all)."),
+        (
+            ["data"],
+            "Download (if needed), verify and cache the datasets NAMES (default: all), and "
+            "MNIST's private hold-out, QMNIST's extra test digits.",
+        ),
     ],
     ids=lambda value: ("-".join(value) or "main") if isinstance(value, list) else "",
 )

@@ -25,6 +25,7 @@ from data_factories import HAR_FEATURES, har_text
 from grader.core.results import Mode, Status
 from grader.core.spec import Holdout, Spec
 from grader.data.cache import PreparedData
+from grader.data.graded import for_spec
 from grader.data.holdout import HoldoutData, load_holdout, load_staged, save_staged
 
 EXACT_LOOKUP = """
@@ -193,7 +194,7 @@ def test_memorising_train_and_test_alike_is_caught_by_the_holdout(
     source = ROBUST_LOOKUP.replace("        if self.training:\n            return out\n", "")
     fresh = np.random.default_rng(7).uniform(-1, 1, (60, HAR_FEATURES))
     holdout = load_holdout("uci_har", _holdout_folder(tmp_path, fresh, np.arange(60) % 6))
-    spec = dataclasses.replace(har_spec, holdout=Holdout("holdout"))
+    spec = dataclasses.replace(har_spec, holdout=Holdout(folder="holdout"))
     result = grade_source(
         source % (_rounded(inputs), repr(labels.tolist())), spec=spec, holdout=holdout
     )
@@ -208,10 +209,44 @@ def test_an_honest_submission_is_not_flagged_by_the_holdout(
 ) -> None:
     # The same distribution as the test set (here, the same rows): no drop to see.
     holdout = load_holdout("uci_har", _holdout_folder(tmp_path, *_test_set(tiny_har)))
-    spec = dataclasses.replace(har_spec, holdout=Holdout("holdout"))
+    spec = dataclasses.replace(har_spec, holdout=Holdout(folder="holdout"))
     result = grade_source(GOOD_HAR, spec=spec, holdout=holdout)
     assert result.holdout_accuracy is not None
     assert result.status is Status.OK, result.message
+
+
+def test_a_carved_hold_out_catches_a_memoriser_of_train_and_test(
+    grade_source: GradeSource, tiny_har: PreparedData, har_spec: Spec, tmp_path: Path
+) -> None:
+    """It memorises every row it can see (its train_set and the public test set); the carved
+    rows it never saw score only what its model learned."""
+    spec = dataclasses.replace(har_spec, holdout=Holdout(from_training=0.25, seed=1))
+    graded = for_spec(spec, tiny_har, tmp_path, tmp_path / "cache")
+    assert graded.holdout is not None and graded.data.train_size == 90
+    seen = graded.data
+    inputs = np.concatenate([seen.load("train_inputs"), seen.load("test_inputs")])
+    labels = np.concatenate([seen.load("train_labels"), seen.load("test_labels")])
+    source = ROBUST_LOOKUP.replace("        if self.training:\n            return out\n", "")
+    result = grade_source(
+        source % (_rounded(inputs), repr(labels.tolist())),
+        spec=spec,
+        data=graded.data,
+        holdout=graded.holdout,
+    )
+    assert result.status is Status.FLAGGED, result.message
+    assert result.test_accuracy == 1.0 and result.gap == 0.0
+    assert result.holdout_accuracy is not None and result.holdout_accuracy < 0.5
+    assert result.holdout == "30 training rows (25%, seed 1) kept from students"
+
+
+def test_an_honest_row_with_a_carved_hold_out_is_not_flagged(
+    grade_source: GradeSource, tiny_har: PreparedData, har_spec: Spec, tmp_path: Path
+) -> None:
+    spec = dataclasses.replace(har_spec, holdout=Holdout(from_training=0.25))
+    graded = for_spec(spec, tiny_har, tmp_path, tmp_path / "cache")
+    result = grade_source(GOOD_HAR, spec=spec, data=graded.data, holdout=graded.holdout)
+    assert result.status is Status.OK, result.message
+    assert result.holdout_accuracy is not None
 
 
 def test_a_reviewed_row_is_ok_with_its_targets_and_says_what_the_audit_saw(
@@ -256,14 +291,14 @@ def test_an_mnist_holdout_is_read_from_idx_files(tmp_path: Path, gz: bool) -> No
 
 
 def test_a_holdout_staged_for_slurm_nodes_reads_back_the_same_and_private(tmp_path: Path) -> None:
-    holdout = HoldoutData(np.arange(12.0).reshape(2, 6), np.array([3, 1]), "c" * 64)
+    holdout = HoldoutData(np.arange(12.0).reshape(2, 6), np.array([3, 1]), "c" * 64, "two rows")
     path = save_staged(holdout, tmp_path / "holdout")
     assert path.stat().st_mode & 0o777 == 0o600
     assert save_staged(holdout, tmp_path / "holdout") == path  # staged once per set
-    again = load_staged(path, holdout.checksum)
+    again = load_staged(path, holdout.checksum, holdout.description)
     assert (again.inputs == holdout.inputs).all() and again.inputs.dtype == holdout.inputs.dtype
     assert (again.labels == holdout.labels).all()
-    assert again.checksum == holdout.checksum
+    assert again.checksum == holdout.checksum and again.description == "two rows"
 
 
 # --- the audit's pieces, without a sandbox ---------------------------------------------------
@@ -393,7 +428,16 @@ def test_review_file_lists_pairs_and_may_be_absent(tmp_path: Path) -> None:
         ("[audit]\nchanged_values = 0\n", "key 'audit.changed_values' must be positive"),
         ("[audit]\nnoise = -1\n", "key 'audit.noise' must be a finite number, 0 or more"),
         ("[audit]\nlookup = 1\n", "key 'audit.lookup' is not a known setting"),
-        ("[holdout]\n", "key 'holdout.folder' is missing"),
+        (
+            "[holdout]\nqmnist = true\n",
+            "key 'holdout.qmnist' is for MNIST only (QMNIST holds extra MNIST digits)",
+        ),
+        (
+            "[holdout]\nfrom_training = 0.6\n",
+            "key 'holdout.from_training' must be a fraction from 0 to 0.5",
+        ),
+        ("[holdout]\nseed = -1\n", "key 'holdout.seed' must be 0 or more"),
+        ("[holdout]\nfile = 'x'\n", "key 'holdout.file' is not a known setting"),
     ],
 )
 def test_audit_and_holdout_settings_are_checked(tmp_path: Path, table: str, error: str) -> None:

@@ -37,7 +37,7 @@ REQUIRED = [
 HEADER = (
     "rank,student,assignment,status,test_accuracy,train_accuracy,gap,target_a,target_b,"
     "params,epochs,train_seconds,mode,seed,message,threads,weights_sha256,finished_at,kind,late,"
-    "agreement,perturbed_drop,holdout_accuracy,content_hash,test_accuracy_std,seeds"
+    "agreement,perturbed_drop,holdout_accuracy,holdout,content_hash,test_accuracy_std,seeds"
 )
 
 
@@ -96,7 +96,7 @@ def test_columns_start_with_the_required_fifteen_in_order() -> None:
     assert list(frame.columns)[:15] == REQUIRED
     assert list(frame.columns) == [
         *REQUIRED, "threads", "weights_sha256", "finished_at", "kind", "late",
-        "agreement", "perturbed_drop", "holdout_accuracy", "content_hash",
+        "agreement", "perturbed_drop", "holdout_accuracy", "holdout", "content_hash",
         "test_accuracy_std", "seeds"]  # fmt: skip
     assert "_ok" not in frame.columns
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -115,6 +116,43 @@ def test_mnist_batch_run_is_ranked_and_reproducible(
         for out in (tmp_path / "first", tmp_path / "second")
     ]
     assert weights[0].read_bytes() == weights[1].read_bytes()
+
+
+def test_a_robust_memoriser_is_flagged_on_real_mnist_by_a_carved_holdout(
+    real_data_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """It answers every test and training image it has seen from a table and survives the
+    changed copies; only the rows kept from its training set show the model it trained."""
+    from support.memoriser import robust_memoriser
+
+    from grader.data.registry import prepare
+
+    mnist = prepare("mnist", real_data_dir, cache_dir)
+    test = [np.asarray(mnist.load(part)) for part in ("test_inputs", "test_labels")]
+    submissions = tmp_path / "submissions"
+    for student, source in (("mallory", robust_memoriser(*test)), ("mlp", FAST_MNIST)):
+        (submissions / student).mkdir(parents=True)
+        (submissions / student / "mnist.py").write_text(source)
+    specs = _students_alone(tmp_path)
+    spec = (specs / "mnist.toml").read_text().replace("qmnist = true", "qmnist = false")
+    (specs / "mnist.toml").write_text(spec.replace("# from_training = 0.1", "from_training = 0.1"))
+    out = tmp_path / "out"
+    code, output = _run(
+        ["run", str(submissions), "--out", str(out), "--assignments", str(specs)],
+        real_data_dir,
+        cache_dir,
+    )
+    assert code == 0, output
+    board = pd.read_csv(out / "leaderboard.csv", keep_default_na=False).set_index("student")
+    held = "6,000 training rows (10%, seed 0) kept from students"
+    assert list(board["holdout"]) == [held, held]
+    mallory, mlp = board.loc["mallory"], board.loc["mlp"]
+    assert mallory["status"] == "flagged" and mallory["test_accuracy"] == 1.0
+    assert mallory["gap"] == 0.0 and mallory["agreement"] == 1.0
+    assert float(mallory["holdout_accuracy"]) < 0.95
+    assert mallory["message"].startswith("integrity audit: hold-out accuracy ")
+    assert mlp["status"] == "ok", mlp["message"]
+    assert abs(float(mlp["holdout_accuracy"]) - mlp["test_accuracy"]) < 0.02
 
 
 def test_har_examples_grade_as_the_previous_release_did(

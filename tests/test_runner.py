@@ -54,8 +54,10 @@ def attempts(out: Path) -> list[tuple[str, str]]:
 def test_run_records_every_attempt_and_writes_the_leaderboard(
     course: dict[str, Path], sandbox: Sandbox
 ) -> None:
-    summary = run(options(course), sandbox, lambda _: None)
+    said: list[str] = []
+    summary = run(options(course), sandbox, said.append)
     assert (summary.graded, summary.reused) == (3, 0)
+    assert "har: no private hold-out: a memorised test set can go unnoticed" in said
     assert sorted(attempts(course["out"])) == [(s, "ok") for s in STUDENTS]
     board = pd.read_csv(course["out"] / "leaderboard.csv")
     assert sorted(board["student"]) == list(STUDENTS)

@@ -71,6 +71,7 @@ class Result:
     agreement: float | None = None
     perturbed_drop: float | None = None
     holdout_accuracy: float | None = None
+    holdout: str = ""  # which hold-out the row was scored on ("QMNIST's ..."); "": none
     # --mode verify: the submitted weights' test accuracy (the row's own figures are retrained).
     submitted_accuracy: float | None = None
     # Per epoch as the training child reported it (epoch, loss, accuracy, val_accuracy, lr):

@@ -113,13 +113,25 @@ class Audit:
 
 @dataclass(frozen=True)
 class Holdout:
-    """A private test set in the dataset's original format: MNIST's two t10k IDX files, or
-    UCI HAR's test/X_test.txt and test/y_test.txt."""
+    """Where a spec's private hold-out comes from (data/holdout.py); every source it names is
+    used, together. With none, the row is graded without one, and the board says so."""
 
-    folder: str  # relative to the spec's own folder, or absolute
+    # An instructor's private rows in the dataset's original format (MNIST's two t10k IDX
+    # files, or UCI HAR's test/X_test.txt and test/y_test.txt): relative to the spec's own
+    # folder, or absolute. Empty: none.
+    folder: str = ""
+    # QMNIST's 50,000 extra test digits, where the data folder has them. None: MNIST's default.
+    qmnist: bool | None = None
+    # This fraction of the training rows, seeded and stratified by class, kept out of what
+    # students and baselines train on and scored as hold-out rows instead. 0: none.
+    from_training: float = 0.0
+    seed: int = 0  # which rows from_training keeps out
 
     def path(self, spec_path: Path) -> Path:
         return spec_path.parent / Path(self.folder).expanduser()
+
+    def uses_qmnist(self, dataset: str) -> bool:
+        return self.qmnist if self.qmnist is not None else dataset == "mnist"
 
 
 @dataclass(frozen=True)
@@ -151,7 +163,7 @@ class Spec:
     grading: Grading = field(default_factory=Grading)
     gradescope: Gradescope = field(default_factory=Gradescope)
     audit: Audit = field(default_factory=Audit)
-    holdout: Holdout | None = None
+    holdout: Holdout = field(default_factory=Holdout)
     targets: tuple[Target, ...] = ()
     path: Path = Path()
     digest: str = ""
@@ -187,9 +199,7 @@ def load_spec(path: Path) -> Spec:
         grading=_build(Grading, sections.get("grading", {}), where, "grading"),
         gradescope=_build(Gradescope, sections.get("gradescope", {}), where, "gradescope"),
         audit=_build(Audit, sections.get("audit", {}), where, "audit"),
-        holdout=_build(Holdout, sections["holdout"], where, "holdout")
-        if "holdout" in sections
-        else None,
+        holdout=_build(Holdout, sections.get("holdout", {}), where, "holdout"),
         targets=tuple(_build(Target, t, where, f"targets[{i}]") for i, t in enumerate(targets)),
         path=path,
         digest=hashlib.sha256(raw).hexdigest(),
@@ -329,6 +339,7 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
     if not _points(spec.gradescope.check_points):
         raise where.fail("gradescope.check_points", "must be a finite number, 0 or more")
     _check_audit(spec.audit, where)
+    _check_holdout(spec.holdout, a.dataset, where)
     if len(set(g.seeds)) != len(g.seeds) or any(seed < 0 for seed in g.seeds):
         raise where.fail("grading.seeds", "must hold different seeds, 0 or more")
     for i, name in enumerate(g.baselines):
@@ -359,6 +370,15 @@ def _check_audit(audit: Audit, where: _Where) -> None:
     for key, value in fractions.items():
         if not 0.0 <= value <= 1.0:
             raise where.fail(key, "must be a fraction in [0, 1]")
+
+
+def _check_holdout(holdout: Holdout, dataset: str, where: _Where) -> None:
+    if holdout.qmnist and dataset != "mnist":
+        raise where.fail("holdout.qmnist", "is for MNIST only (QMNIST holds extra MNIST digits)")
+    if not 0.0 <= holdout.from_training <= 0.5:
+        raise where.fail("holdout.from_training", "must be a fraction from 0 to 0.5")
+    if holdout.seed < 0:
+        raise where.fail("holdout.seed", "must be 0 or more")
 
 
 def _points(value: float) -> bool:

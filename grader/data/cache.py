@@ -11,9 +11,8 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from filelock import FileLock
@@ -25,7 +24,7 @@ from grader.sandbox.tree import remove_tree
 PARTS = ("train_inputs", "train_labels", "test_inputs", "test_labels")
 PRIVATE_PARTS = frozenset({"test_labels"})
 # Part of every cache key: bump it whenever the arrays built from the same raw files change.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 MANIFEST = "manifest.json"
 
 
@@ -46,10 +45,22 @@ class PreparedData:
         array: np.ndarray = np.load(part_path(self, part), allow_pickle=False, mmap_mode="r")
         return array
 
+    @property
+    def title(self) -> str:
+        """The description without its sizes."""
+        return self.description.rsplit(" (", 1)[0]
 
-class Parsed(NamedTuple):
+    def private(self, name: str) -> np.ndarray:
+        """An extra array the grader alone reads (Parsed.private), e.g. a hold-out's rows."""
+        array: np.ndarray = np.load(self.private_dir / f"{name}.npy", allow_pickle=False)
+        return array
+
+
+@dataclass(frozen=True)
+class Parsed:
     title: str
     arrays: dict[str, np.ndarray]
+    private: dict[str, np.ndarray] = field(default_factory=dict)  # for the grader alone
 
 
 def cached(
@@ -60,7 +71,13 @@ def cached(
     build: Callable[[Path], Parsed],
 ) -> PreparedData:
     """The entry for these source files, built by build(staging folder) if not cached yet."""
-    entry = cache_dir / f"{name}-{_source_key(data_dir, sources)}"
+    return derived(name, _source_key(data_dir, sources), cache_dir, build)
+
+
+def derived(name: str, key: str, cache_dir: Path, build: Callable[[Path], Parsed]) -> PreparedData:
+    """The entry stored under name and key, built by build(staging folder) if not cached yet
+    (cached() keys it by the source files; a split of another entry, by that entry's sum)."""
+    entry = cache_dir / f"{name}-{key}"
     prepared = _open_entry(name, entry)
     if prepared is not None:
         return prepared
@@ -139,6 +156,10 @@ def _write_entry(work: Path, parsed: Parsed) -> None:
         path = (private if private_part else public) / f"{part}.npy"
         np.save(path, arrays[part], allow_pickle=False)
         path.chmod(0o600 if private_part else 0o644)
+    for extra, array in parsed.private.items():
+        path = private / f"{extra}.npy"
+        np.save(path, array, allow_pickle=False)
+        path.chmod(0o600)
     # Explicit modes: student code may run as another user and must not see the test labels.
     public.chmod(0o755)
     private.chmod(0o700)

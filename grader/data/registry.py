@@ -41,3 +41,30 @@ def prepare(name: str, data_dir: Path, cache_dir: Path, *, download: bool = True
     from grader.data import har
 
     return har.prepare(data_dir, cache_dir, download)
+
+
+def prepare_holdout(name: str, data_dir: Path, cache_dir: Path, *, download: bool = True) -> str:
+    """Fetch and check the dataset's public source of private rows (QMNIST's for MNIST); one
+    line saying what there is."""
+    if name != "mnist":
+        return (
+            f"{name}: no public hold-out exists (all of its data is public); a spec's "
+            "[holdout] folder or from_training keeps one (see the instructor guide)"
+        )
+    from grader.data import qmnist
+
+    if not qmnist.present(data_dir):
+        if not download:
+            return f"{name}: {qmnist.absent_note(data_dir)}"
+        qmnist.download(data_dir, cache_dir)
+    holdout = qmnist.load(data_dir)
+    return f"{name}: hold-out {holdout.description}, checksum {holdout.checksum[:16]}"
+
+
+def holdout_line(data_dir: Path) -> str:
+    """Whether MNIST's default hold-out is on this machine (no download, no MD5 check)."""
+    from grader.data import qmnist
+
+    if qmnist.present(data_dir):
+        return f"hold-out: QMNIST's extra test digits for MNIST are in {qmnist.raw_dir(data_dir)}"
+    return f"hold-out: {qmnist.absent_note(data_dir)}"

@@ -266,6 +266,7 @@ class SlurmExecutor:
             data=ctx.data,
             holdout=None if holdout is None else save_staged(holdout, self._shared / "holdout"),
             holdout_checksum="" if holdout is None else holdout.checksum,
+            holdout_description="" if holdout is None else holdout.description,
             reviewed=frozenset(r for r in ctx.reviewed if r[0] == sub.student),
             environment=ctx.environment,
             mode=ctx.mode,

@@ -52,6 +52,7 @@ class NodeTask:
     data: PreparedData  # a cache entry in the shared folder
     holdout: Path | None  # the spec's hold-out set, saved in the shared folder
     holdout_checksum: str
+    holdout_description: str
     reviewed: frozenset[tuple[str, str]]  # this student's reviewed rows, as the head read them
     environment: Environment  # the head's: the torch version and device results are keyed by
     mode: Mode
@@ -96,7 +97,11 @@ def _context(task: NodeTask, node: str) -> GradingContext:
     spec = load_spec(task.spec_path)
     if spec.digest != task.spec_digest:
         raise TaskError(f"node {node}: {task.spec_path} is not the spec the head graded with")
-    holdout = None if task.holdout is None else load_staged(task.holdout, task.holdout_checksum)
+    holdout = (
+        None
+        if task.holdout is None
+        else load_staged(task.holdout, task.holdout_checksum, task.holdout_description)
+    )
     return GradingContext(
         spec=spec,
         data=task.data,

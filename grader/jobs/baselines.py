@@ -123,6 +123,7 @@ def grade_baseline(name: str, ctx: GradingContext) -> Result:
         agreement=figures.agreement,
         perturbed_drop=figures.perturbed_drop,
         holdout_accuracy=figures.holdout_accuracy,
+        holdout="" if ctx.holdout is None else ctx.holdout.description,
         finished_at=now(),
     )
 

@@ -193,6 +193,7 @@ def _grade(
         agreement=figures.agreement,
         perturbed_drop=figures.perturbed_drop,
         holdout_accuracy=figures.holdout_accuracy,
+        holdout="" if ctx.holdout is None else ctx.holdout.description,
         submitted_accuracy=submitted,
         test_accuracy=scores.test_accuracy,
         train_accuracy=scores.train_accuracy,

@@ -9,6 +9,7 @@ files; it renders what the store holds.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ PLOT_NAME = "leaderboard.png"
 # An anonymized board's picture has a name of its own, so no run, which draws PLOT_NAME with
 # real ids, can ever replace the picture an anonymized page embeds.
 ANONYMIZED_PLOT_NAME = "leaderboard-anonymized.png"
+SCORED = (Status.OK, Status.FLAGGED)  # rows the audit measured
 PUBLISH = "publish"  # OUT/publish: the anonymized board's files, and nothing else
 FORMATS = {
     "csv": CSV_NAME,
@@ -44,7 +46,7 @@ FORMATS = {
 JSON_COLUMNS = [
     "rank", "student", "kind", "status", "test_accuracy", "train_accuracy", "gap", "params",
     "epochs", "train_seconds", "mode", "seed", "late", "message", "finished_at", "agreement",
-    "perturbed_drop", "holdout_accuracy", "test_accuracy_std", "seeds",
+    "perturbed_drop", "holdout_accuracy", "holdout", "test_accuracy_std", "seeds",
 ]  # fmt: skip
 
 
@@ -78,6 +80,22 @@ class Section:
     @property
     def failed(self) -> int:
         return len(self.rows) - self.graded
+
+    @property
+    def holdout_note(self) -> str:
+        """Which private hold-out the scored rows were audited on, from the rows themselves."""
+        scored = Counter(r.get("holdout") or "" for r in self.rows if r["status"] in SCORED)
+        if not scored:
+            return ""
+        if set(scored) == {""}:
+            return (
+                "Graded without a private hold-out: a submission that memorised the public "
+                "test answers can go unnoticed."
+            )
+        if len(scored) == 1:
+            return f"Audited on a private hold-out: {next(iter(scored))}."
+        each = [f"{kind or 'none'} ({count} rows)" for kind, count in sorted(scored.items())]
+        return f"Audited on private hold-outs that differ by row: {'; '.join(each)}."
 
 
 @dataclass(frozen=True)
@@ -120,6 +138,7 @@ class Board:
                 {
                     "name": s.name,
                     "title": s.title,
+                    "holdout": s.holdout_note,
                     "targets": [
                         {
                             "name": t.name,

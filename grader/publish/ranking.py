@@ -20,7 +20,7 @@ EXTRA = ["threads", "weights_sha256", "finished_at", "kind", "late"]
 # Graded on several seeds: the accuracies and gap above are means over these.
 SEEDS = ["test_accuracy_std", "seeds"]
 # The integrity audit's figures, and the hash an instructor names to clear a reviewed row.
-AUDIT = ["agreement", "perturbed_drop", "holdout_accuracy", "content_hash"]
+AUDIT = ["agreement", "perturbed_drop", "holdout_accuracy", "holdout", "content_hash"]
 
 
 def target_names(specs: Mapping[str, Spec]) -> list[str]:
@@ -104,6 +104,7 @@ def _row(result: Result, targets: list[str], meta: StudentMeta | None) -> dict[s
         "agreement": _round(result.agreement, 6),
         "perturbed_drop": _round(result.perturbed_drop, 6),
         "holdout_accuracy": _round(result.holdout_accuracy, 6),
+        "holdout": result.holdout,
         "content_hash": result.content_hash,
         "test_accuracy_std": _round(result.test_accuracy_std, 6),
         "seeds": ",".join(map(str, result.seeds)),

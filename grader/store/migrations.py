@@ -163,6 +163,11 @@ def slurm_tasks_are_remembered(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX slurm_tasks_open ON slurm_tasks (student, assignment, closed_at)")
 
 
+def attempts_name_their_holdout(db: sqlite3.Connection) -> None:
+    """Which private hold-out a row was scored on; rows graded before say none."""
+    db.execute("ALTER TABLE attempts ADD COLUMN holdout TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -176,6 +181,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_grade_several_seeds", attempts_grade_several_seeds),
     ("attempts_verify_submitted_weights", attempts_verify_submitted_weights),
     ("slurm_tasks_are_remembered", slurm_tasks_are_remembered),
+    ("attempts_name_their_holdout", attempts_name_their_holdout),
 ]
 LATEST = len(MIGRATIONS)
 
