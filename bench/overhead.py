@@ -20,11 +20,13 @@ from pathlib import Path
 
 from timing import interleaved, ratio, spread
 
-from grader.api import environment
+from grader.api import grading_data
 from grader.core.spec import PACKAGED, load_spec
 from grader.core.submission import from_file
-from grader.data.registry import default_cache_dir, default_data_dir, prepare
-from grader.jobs.grade import GradingContext, grade
+from grader.data.registry import default_cache_dir, default_data_dir
+from grader.jobs.context import Settings, make_context
+from grader.jobs.environment import environment
+from grader.jobs.grade import grade
 from grader.sandbox.box import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,11 +44,8 @@ def main() -> int:
 
     name = args.file.stem
     spec = load_spec(PACKAGED / f"{name}.toml")
-    ctx = GradingContext(
-        spec=spec,
-        data=prepare(spec.assignment.dataset, args.data_dir, args.cache_dir),
-        environment=environment(),
-    )
+    data = grading_data(spec, args.data_dir, args.cache_dir)
+    ctx = make_context(spec, data, environment(), Settings())
     with tempfile.TemporaryDirectory() as folder, Sandbox(warm=True) as warm:
         source = _student_copy(args.file, Path(folder), args.epochs)
         submission = from_file(source, name, spec.budgets.weights_bytes)

@@ -14,11 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from grader.api import environment
+from grader.api import grading_data
 from grader.core.spec import PACKAGED, load_spec
 from grader.core.submission import from_file
-from grader.data.registry import default_cache_dir, default_data_dir, prepare
-from grader.jobs.grade import GradingContext, grade
+from grader.data.registry import default_cache_dir, default_data_dir
+from grader.jobs.context import Settings, make_context
+from grader.jobs.environment import environment
+from grader.jobs.grade import grade
 from grader.sandbox.box import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,9 +36,9 @@ def main() -> int:
 
     name = args.file.stem
     spec = load_spec(PACKAGED / f"{name}.toml")
-    data = prepare(spec.assignment.dataset, args.data_dir, args.cache_dir)
+    data = grading_data(spec, args.data_dir, args.cache_dir)
     submission = from_file(args.file, name, spec.budgets.weights_bytes)
-    env = environment()
+    ctx = make_context(spec, data, environment(), Settings())
     ways = {"sandboxed": Sandbox(warm=False), "unsandboxed": Sandbox(enabled=False, warm=False)}
     for way, sandbox in ways.items():
         layers = ", ".join(
@@ -48,7 +50,6 @@ def main() -> int:
     for round_number in range(args.rounds + 1):  # round 0 warms caches and is not counted
         for way, sandbox in ways.items():
             started = time.perf_counter()
-            ctx = GradingContext(spec=spec, data=data, environment=env)
             result = grade(submission, ctx, sandbox)
             seconds = time.perf_counter() - started
             if not result.ok:

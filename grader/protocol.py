@@ -31,8 +31,9 @@ from grader.core.text import one_line
 
 # 1: course-grader 0.1's argv and environment, never versioned; 2: the training history;
 # 3: the contract checks the child ran, in the report; 4: Landlock, in the config and attestation;
-# 5: one blind array of inputs for eval (training sample, test, copies, hold-out), one scores file.
-PROTOCOL_VERSION = 5
+# 5: one blind array of inputs for eval (training sample, test, copies, hold-out), one scores file;
+# 6: the attestation names the layer that failed apart from the problem.
+PROTOCOL_VERSION = 6
 MESSAGE_CHARS = 300
 ATTESTATION_BYTES = 16_000
 REPORT_BYTES = 256_000
@@ -180,7 +181,10 @@ class Attestation:
     landlock_abi: int = 0  # the kernel's ABI when Landlock was applied; 0: not applied
     landlock_rules: tuple[str, ...] = ()  # LandlockRules.describe, as applied
     landlock_enforced: bool = False  # the job tried to list / and was refused
-    error: str = ""  # why confinement failed; the child then exits without running anything
+    # The layer that could not be applied ("child": a config it cannot follow) and why; the
+    # child then exits without running anything.
+    failed_layer: str = ""
+    error: str = ""
     protocol: int = PROTOCOL_VERSION
 
     def to_line(self) -> bytes:
@@ -204,6 +208,7 @@ class Attestation:
                 landlock_abi=int(raw.get("landlock_abi", 0)),
                 landlock_rules=tuple(str(r) for r in raw.get("landlock_rules", ())),
                 landlock_enforced=raw.get("landlock_enforced") is True,
+                failed_layer=str(raw.get("failed_layer", "")),
                 error=str(raw.get("error", "")),
                 protocol=int(raw["protocol"]),
             )

@@ -1,51 +1,27 @@
-"""Shared fixtures: tiny generated data, a sandbox, small specs, and a one-call grader."""
+"""Shared fixtures: tiny generated data, a sandbox, small specs and courses, a one-call grader."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.grading import TEST_ENVIRONMENT, TINY_TEST, TINY_TRAIN, GradeSource
+from support.layers import require_sandbox
+from support.paths import ASSIGNMENTS
 
-from grader.core.results import Environment, Mode, Result
+from grader.core.results import Mode, Result
 from grader.core.spec import Budgets, Spec, load_spec
 from grader.core.submission import from_file
 from grader.data.cache import PreparedData
+from grader.data.holdout import HoldoutData
 from grader.data.registry import prepare
-from grader.jobs.grade import GradingContext, grade
+from grader.jobs.context import GradingContext, Settings
+from grader.jobs.grade import grade
 from grader.sandbox.box import Sandbox
-
-REPO = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = REPO / "course" / "assignments"
-# Tests grade on the CPU: the environment every tiny-data result is recorded under.
-TEST_ENVIRONMENT = Environment(torch_version="test", device="cpu")
-TINY_TRAIN, TINY_TEST = 120, 60
-
-# A correct, fast submission that the failure tests start from.
-GOOD_HAR = """
-import torch
-
-HPARAMS = {"epochs": 2, "batch_size": 32, "lr": 0.01, "optimizer": "adam"}
-
-
-def build_model(input_shape, num_classes):
-    return torch.nn.Sequential(torch.nn.Linear(input_shape[0], 16), torch.nn.ReLU(),
-                               torch.nn.Linear(16, num_classes))
-"""
-
-
-def without_baselines(spec_text: str) -> str:
-    """A spec's text graded on its one seed and without its baselines, for tests about
-    students' rows alone."""
-    lines = spec_text.splitlines(keepends=True)
-    return "".join(line for line in lines if not line.startswith(("baselines", "seeds")))
-
-
-def require_sandbox() -> bool:
-    return os.environ.get("GRADER_REQUIRE_SANDBOX", "") not in ("", "0")
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +42,7 @@ def cold_sandbox() -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding a tiny UCI HAR in its original text format, for whole runs."""
-    from data_factories import write_tiny_har
+    from support.data import write_tiny_har
 
     root = tmp_path_factory.mktemp("tiny-data")
     write_tiny_har(root, TINY_TRAIN, TINY_TEST)
@@ -97,7 +73,12 @@ def real_data_dir() -> Path:
     return Path(value)
 
 
-GradeSource = Callable[..., Result]
+@pytest.fixture
+def course(tmp_path: Path, tiny_data_dir: Path) -> dict[str, Path]:
+    """write_course's three students over the tiny data."""
+    from support.course import write_course
+
+    return write_course(tmp_path, tiny_data_dir)
 
 
 @pytest.fixture
@@ -116,7 +97,11 @@ def grade_source(
         spec: Spec | None = None,
         data: PreparedData | None = None,
         sandbox: Sandbox = sandbox,
-        **context: object,
+        timeout_seconds: float | None = None,
+        verify_determinism: bool = False,
+        holdout: HoldoutData | None = None,
+        reviewed: frozenset[tuple[str, str]] = frozenset(),
+        seed: int | None = None,
     ) -> Result:
         folder = tmp_path / "submissions" / student
         folder.mkdir(parents=True, exist_ok=True)
@@ -125,12 +110,17 @@ def grade_source(
         if weights is not None:
             (folder / f"har{weights_suffix}").write_bytes(weights)
         used = spec or har_spec
+        settings = Settings(
+            Mode(mode), timeout_seconds=timeout_seconds, verify_determinism=verify_determinism
+        )
         ctx = GradingContext(
             spec=used,
             data=data or tiny_har,
             environment=TEST_ENVIRONMENT,
-            mode=Mode(mode),
-            **context,  # type: ignore[arg-type]
+            seed=used.grading.all_seeds[0] if seed is None else seed,
+            settings=settings,
+            holdout=holdout,
+            reviewed=reviewed,
         )
         return grade(from_file(path, "har", used.budgets.weights_bytes), ctx, sandbox)
 

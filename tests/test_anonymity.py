@@ -12,15 +12,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result as Invoked
-from conftest import ASSIGNMENTS
 from matplotlib.text import Text
 from support.cli import invoke
-from support.course import STUDENTS, write_course
+from support.course import SPECS, STUDENTS, write_course
+from support.paths import ASSIGNMENTS
 from support.results import graded
 
 import grader.publish.plot
 from grader.core.results import Result
-from grader.core.spec import load_specs
 from grader.core.submission import StudentMeta, read_meta
 from grader.publish.anonymize import derived_id, public_names, refusals
 from grader.publish.board import (
@@ -32,7 +31,6 @@ from grader.publish.board import (
 )
 from grader.store.sqlite import Store
 
-SPECS = load_specs(ASSIGNMENTS)
 SECRET = b"s" * 32
 FORMATS = ["csv", "md", "html", "json"]
 PUBLISHED = [

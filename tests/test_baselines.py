@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ASSIGNMENTS, GOOD_HAR, TEST_ENVIRONMENT, without_baselines
+from support.course import without_baselines
+from support.grading import GOOD_HAR, TEST_ENVIRONMENT
+from support.paths import ASSIGNMENTS
 
 from grader.core.results import Status
 from grader.core.spec import BASELINES, Spec, SpecError, load_spec
 from grader.data.cache import PreparedData
+from grader.data.graded import GradingData
 from grader.jobs.baselines import MODELS, grade_baseline
-from grader.jobs.grade import GradingContext
+from grader.jobs.context import Settings, make_context
 from grader.sandbox.box import Sandbox
 
 
@@ -24,7 +27,7 @@ def test_the_spec_names_only_models_the_grader_builds() -> None:
 def test_a_baseline_is_scored_and_audited_like_a_submission(
     name: str, tiny_har: PreparedData, har_spec: Spec
 ) -> None:
-    ctx = GradingContext(spec=har_spec, data=tiny_har, environment=TEST_ENVIRONMENT)
+    ctx = make_context(har_spec, GradingData(tiny_har, None), TEST_ENVIRONMENT, Settings())
     result = grade_baseline(name, ctx)
     assert result.status is Status.OK, result.message
     assert result.kind == "baseline" and result.reference
@@ -49,8 +52,8 @@ def test_an_unknown_baseline_names_the_key(tmp_path: Path) -> None:
 def test_a_run_grades_the_baselines_once_and_every_board_shows_them(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
-    from data_factories import write_tiny_har
-    from test_seeds import _options
+    from support.data import write_tiny_har
+    from support.runs import cpu_options
 
     from grader.api import run
 
@@ -67,13 +70,13 @@ def test_a_run_grades_the_baselines_once_and_every_board_shows_them(
     course = {"submissions": submissions, "assignments": assignments, "data": tmp_path / "data"}
     course["tmp"] = tmp_path
     logged: list[str] = []
-    first = run(_options(course), sandbox, logged.append)
+    first = run(cpu_options(course), sandbox, logged.append)
     rows = first.board.set_index("student")
     assert rows.loc["sklearn:logistic_regression", "kind"] == "baseline"
     assert pd.isna(rows.loc["sklearn:logistic_regression", "rank"])
     assert rows.loc["ana", "rank"] == 1
     assert any(line.startswith("baseline har/sklearn:logistic_regression: ok") for line in logged)
     logged.clear()
-    second = run(_options(course), sandbox, logged.append)
+    second = run(cpu_options(course), sandbox, logged.append)
     assert not any(line.startswith("baseline ") for line in logged)
     assert "sklearn:logistic_regression" in set(second.board["student"])

@@ -3,7 +3,7 @@ evaluation, and an audit that knows a model's own noise. Tiny data throughout.""
 
 from __future__ import annotations
 
-from conftest import GOOD_HAR, GradeSource
+from support.grading import GOOD_HAR, TINY_TEST, TINY_TRAIN, GradeSource
 
 from grader.core.results import Mode, Status
 
@@ -124,8 +124,6 @@ def build_model(input_shape, num_classes):
 def test_the_eval_job_gets_one_blind_array_and_no_training_file(
     grade_source: GradeSource,
 ) -> None:
-    from conftest import TINY_TEST, TINY_TRAIN
-
     result = grade_source(LOOKS_AROUND)
     assert result.status is Status.ERROR
     # The training sample (all 120 rows), the test rows, their changed copies, and the test rows

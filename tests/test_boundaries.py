@@ -14,8 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from importlinter.cli import lint_imports
+from support.paths import REPO
 
 PACKAGE = REPO / "grader"
 # Calls that start or replace processes without the subprocess module.

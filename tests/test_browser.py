@@ -18,10 +18,9 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import require_sandbox
-from test_leaderboard import failed, ok
-from test_publish import SPECS, baseline
-from test_reports import HAR, graded
+from support.course import HAR, SPECS
+from support.layers import require_sandbox
+from support.results import baseline, detailed, failed, ok
 
 from grader.core.results import Result
 from grader.core.submission import StudentMeta
@@ -190,7 +189,7 @@ def test_a_screenshot_of_the_page_is_not_blank(driver: WebDriver, page: Path) ->
 def test_a_report_loads_without_console_errors_with_its_pictures(
     driver: WebDriver, tmp_path: Path
 ) -> None:
-    write_report(build_report(replace(graded(), student="zoe"), HAR), tmp_path)
+    write_report(build_report(replace(detailed(), student="zoe"), HAR), tmp_path)
     assert load(driver, tmp_path / "har.html") == []
     images = driver.find_elements(By.TAG_NAME, "img")
     assert len(images) == 2

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import ASSIGNMENTS, GOOD_HAR
 from support.cli import invoke
-from support.results import graded
-from test_publish import baseline
-from test_runner import course, options  # noqa: F401  (a fixture, and a helper)
+from support.grading import GOOD_HAR
+from support.paths import ASSIGNMENTS
+from support.results import baseline, graded
+from support.runs import options
 
 from grader.api import run
 from grader.sandbox.box import Sandbox
@@ -127,7 +127,7 @@ def test_leaderboard_never_grades(store: Path, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.slow
 def test_a_run_reports_every_row_and_says_what_student_toml_ignored(
-    course: dict[str, Path],  # noqa: F811
+    course: dict[str, Path],
     sandbox: Sandbox,
 ) -> None:
     (course["submissions"] / "cy" / "har.py").write_text("raise RuntimeError('oops')\n")
@@ -157,7 +157,7 @@ def test_a_run_reports_every_row_and_says_what_student_toml_ignored(
 
 
 @pytest.mark.slow
-def test_cli_run_in_a_log_json_and_quiet(course: dict[str, Path]) -> None:  # noqa: F811
+def test_cli_run_in_a_log_json_and_quiet(course: dict[str, Path]) -> None:
     args = [
         "run", course["submissions"], "--out", course["out"], "--assignments",
         course["assignments"], "--data-dir", course["data"], "--cache-dir", course["cache"],

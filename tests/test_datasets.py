@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from data_factories import forbid_network, git_blob_id, write_tiny_har, write_tiny_mnist
+from support.data import forbid_network, git_blob_id, write_tiny_har, write_tiny_mnist
 
 from grader.data import cache, fetch, har, mnist, registry
 from grader.data.cache import PreparedData

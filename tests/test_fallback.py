@@ -18,15 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import (
-    ASSIGNMENTS,
-    GOOD_HAR,
-    TINY_TEST,
-    TINY_TRAIN,
-    require_sandbox,
-    without_baselines,
-)
-from support.layers import READ_STATUS, assert_status_shows, status_in
+from support.course import without_baselines
+from support.grading import GOOD_HAR, TINY_TEST, TINY_TRAIN
+from support.layers import READ_STATUS, assert_status_shows, require_sandbox, status_in
+from support.paths import ASSIGNMENTS
 
 from grader.sandbox.probe import landlock_abi, seccomp_library
 from grader.sandbox.tree import remove_tree
@@ -42,7 +37,7 @@ LAUNCHER = Path(__file__).parent / "support" / "unprivileged.py"
 def course() -> Iterator[Path]:
     """Tiny HAR data, a small spec and two students, all readable by any user (outside
     pytest's own temp folders, which only their owner may enter)."""
-    from data_factories import write_tiny_har
+    from support.data import write_tiny_har
 
     root = Path(tempfile.mkdtemp(prefix="fallback-"))
     root.chmod(0o755)

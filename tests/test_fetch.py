@@ -7,7 +7,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from data_factories import forbid_network
+from support.data import forbid_network
 
 from grader.data import fetch
 

@@ -14,13 +14,14 @@ from typing import Any
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from conftest import ASSIGNMENTS, GOOD_HAR, TINY_TEST, TINY_TRAIN
+from support.grading import GOOD_HAR, TINY_TEST, TINY_TRAIN
+from support.paths import ASSIGNMENTS
 
 from grader import __version__
 from grader.adapters import gradescope
 from grader.cli import main
 from grader.core.results import Result
-from grader.core.spec import load_spec
+from grader.core.spec import SpecError, load_spec
 
 SCHEMA = json.loads((Path(__file__).parent / "gradescope_results.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -82,7 +83,8 @@ def test_build_writes_the_zip_with_the_grader_wheel(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / wheel) as built:
         inside = set(built.namelist())
     for needed in (
-        "grader/cli.py",
+        "grader/cli/__init__.py",
+        "grader/api/batch.py",
         "grader/adapters/gradescope.py",
         "grader/assignments/har.toml",
         "grader/publish/templates/leaderboard.html.j2",
@@ -173,7 +175,7 @@ FAILING = GOOD_HAR.replace("torch.nn.Linear(16, num_classes)", "torch.nn.Linear(
 def autograder(tmp_path: Path) -> Path:
     """A Gradescope-like ROOT: the spec in source/ (small budgets, points on checks and
     targets), the student's file in submission/."""
-    from data_factories import write_tiny_har
+    from support.data import write_tiny_har
 
     root = tmp_path / "autograder"
     (root / "source").mkdir(parents=True)
@@ -271,7 +273,7 @@ def test_the_assignment_comes_from_the_zip_spec_else_the_file_name(tmp_path: Pat
     located = gradescope.locate(tmp_path, "har")
     assert located.source is None
     assert located.problem == "expected har.py in the submission; found my_mnist.py, other.py"
-    with pytest.raises(gradescope.GradescopeError, match="unknown assignment 'cifar'"):
+    with pytest.raises(SpecError, match="unknown assignment 'cifar'"):
         gradescope.locate(tmp_path, "cifar")
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_factories import forbid_network, write_tiny_mnist, write_tiny_qmnist
 from support.cli import invoke
+from support.data import forbid_network, write_tiny_mnist, write_tiny_qmnist
+from support.paths import ASSIGNMENTS
 
 from grader.core.spec import Holdout, Spec
 from grader.data import mnist, qmnist
@@ -217,8 +218,6 @@ def test_the_board_says_which_assignments_have_no_hold_out(
 
 @pytest.fixture
 def mnist_spec() -> Spec:
-    from conftest import ASSIGNMENTS
-
     from grader.core.spec import load_spec
 
     return load_spec(ASSIGNMENTS / "mnist.toml")

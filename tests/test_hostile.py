@@ -37,8 +37,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ASSIGNMENTS, GOOD_HAR, GradeSource, require_sandbox, without_baselines
 from safetensors.torch import save
+from support.course import without_baselines
+from support.grading import GOOD_HAR, GradeSource
+from support.layers import require_sandbox
+from support.paths import ASSIGNMENTS
 
 from grader.api import RunOptions, run
 from grader.core.results import Mode
@@ -1395,7 +1398,7 @@ def hostile(
     tmp_path_factory: pytest.TempPathFactory, configuration: Configuration
 ) -> Iterator[HostileRun]:
     """Grade every hostile case and the controls in one run; collect what the checks need."""
-    from data_factories import write_tiny_har
+    from support.data import write_tiny_har
 
     base = _course_base(tmp_path_factory, configuration)
     data_dir, cache_dir, out = base / "data", base / "cache", base / "out"

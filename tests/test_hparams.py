@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import GradeSource
+from support.grading import GradeSource
 from torch import nn
 
 from grader.child.hparams import (

@@ -7,14 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ASSIGNMENTS, REPO, TEST_ENVIRONMENT
+from support.grading import TEST_ENVIRONMENT
+from support.paths import ASSIGNMENTS, REPO
 
 from grader.core.results import Status
 from grader.core.spec import load_spec
 from grader.core.submission import from_file
 from grader.data.cache import PreparedData
+from grader.data.graded import GradingData
 from grader.data.registry import prepare
-from grader.jobs.grade import GradingContext, grade
+from grader.jobs.context import Settings, make_context
+from grader.jobs.grade import grade
 from grader.sandbox.box import Sandbox
 
 pytestmark = pytest.mark.slow
@@ -31,10 +34,9 @@ def test_a_lesson_experiment_grades_ok_and_deterministically(
     name: str, har_data: PreparedData, sandbox: Sandbox
 ) -> None:
     spec = load_spec(ASSIGNMENTS / "har.toml")
-    context = GradingContext(
-        spec=spec, data=har_data, environment=TEST_ENVIRONMENT,
-        verify_determinism=True,  # trains twice; differing weights fail the row
-    )  # fmt: skip
+    # verify_determinism trains twice; differing weights fail the row.
+    settings = Settings(verify_determinism=True)
+    context = make_context(spec, GradingData(har_data, None), TEST_ENVIRONMENT, settings)
     submission = from_file(EXPERIMENTS / f"{name}.py", "har", spec.budgets.weights_bytes)
     result = grade(submission, context, sandbox)
     assert result.status is Status.OK, result.message

@@ -10,15 +10,16 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import ASSIGNMENTS
 from support.cli import invoke
-from support.course import write_course
+from support.course import SPECS, write_course
 from support.inert import MESSAGE, PSEUDONYM, URL, assert_inert, hidden, linkified
+from support.paths import ASSIGNMENTS
 from support.results import graded
 
 import grader.api
+import grader.api.batch
+import grader.api.single
 from grader.core.results import Result
-from grader.core.spec import load_specs
 from grader.core.submission import StudentMeta, read_meta
 from grader.core.text import one_line, printable, visible
 from grader.publish.board import build_board, write_board
@@ -27,7 +28,6 @@ from grader.publish.render import md_text
 from grader.publish.reports import build_report, render_markdown, write_report
 from grader.store.sqlite import Store
 
-SPECS = load_specs(ASSIGNMENTS)
 SECRET = b"s" * 32
 FOLDER = "\u202emal\u200blory"  # a rejected folder's name: the student column shows it
 LOG_TAIL = f"Traceback (most recent call last):\n  x\n{MESSAGE}\n"
@@ -168,8 +168,9 @@ def test_run_and_check_print_student_text_inert(
 ) -> None:
     """What the commands print of a result, whatever text the result holds."""
     monkeypatch.delenv("GRADER_REQUIRE_SANDBOX", raising=False)  # no job runs: --no-sandbox
-    monkeypatch.setattr(grader.api, "run", lambda *_, **__: _summary(tmp_path))
-    monkeypatch.setattr(grader.api, "check", lambda *_, **__: crashed(FOLDER))
+    # What the commands' use cases grade with: the batch's run(), the check's check().
+    monkeypatch.setattr(grader.api.batch, "run", lambda *_, **__: _summary(tmp_path))
+    monkeypatch.setattr(grader.api.single, "check", lambda *_, **__: crashed(FOLDER))
     (tmp_path / "subs" / "cy").mkdir(parents=True)
     file = tmp_path / "subs" / "cy" / "har.py"
     file.write_text("x = 1\n")

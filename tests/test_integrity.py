@@ -13,50 +13,20 @@ which (thresholds from the HAR spec):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GOOD_HAR, GradeSource
-from data_factories import HAR_FEATURES, har_text
+from support.data import HAR_FEATURES, har_text
+from support.grading import GOOD_HAR, GradeSource
+from support.lookups import EXACT_LOOKUP, HIDDEN_IN_WEIGHTS, lookup_table
 
 from grader.core.results import Mode, Status
 from grader.core.spec import Holdout, Spec
 from grader.data.cache import PreparedData
 from grader.data.graded import for_spec
-from grader.data.holdout import HoldoutData, load_holdout, load_staged, save_staged
-
-EXACT_LOOKUP = """
-import hashlib
-
-import torch
-
-HPARAMS = {"epochs": 1, "batch_size": 32, "lr": 0.01, "optimizer": "adam"}
-TABLE = %s
-
-
-class Lookup(torch.nn.Module):
-    def __init__(self, features, classes):
-        super().__init__()
-        self.linear = torch.nn.Linear(features, classes)
-
-    def forward(self, x):
-        out = self.linear(x)
-        if self.training:
-            return out
-        out = out.clone()
-        for i, row in enumerate(x):
-            label = TABLE.get(hashlib.sha256(row.numpy().tobytes()).hexdigest()[:16])
-            if label is not None:
-                out[i] = torch.nn.functional.one_hot(torch.tensor(label), out.shape[1]) * 100.0
-        return out
-
-
-def build_model(input_shape, num_classes):
-    return Lookup(input_shape[0], num_classes)
-"""
+from grader.data.holdout import HoldoutData, load_holdout, stage
 
 # The nearest stored input (by its first features, to keep the source small) within a radius
 # that small changes never leave: survives the changed copies.
@@ -86,41 +56,9 @@ def build_model(input_shape, num_classes):
     return Lookup(input_shape[0], num_classes)
 """
 
-# The test inputs and labels travel as buffers in the submitted weights, not in the source.
-HIDDEN_IN_WEIGHTS = """
-import torch
-
-HPARAMS = {"epochs": 1, "batch_size": 32, "lr": 0.01, "optimizer": "adam"}
-
-
-class Lookup(torch.nn.Module):
-    def __init__(self, features, classes):
-        super().__init__()
-        self.linear = torch.nn.Linear(features, classes)
-        self.register_buffer("keys", torch.zeros(%d, features))
-        self.register_buffer("answers", torch.zeros(%d, dtype=torch.long))
-
-    def forward(self, x):
-        out = self.linear(x)
-        hit = (x[:, None, :] == self.keys[None]).all(dim=2)
-        found = torch.nn.functional.one_hot(self.answers[hit.float().argmax(dim=1)], out.shape[1])
-        return torch.where(hit.any(dim=1)[:, None], found * 100.0, out)
-
-
-def build_model(input_shape, num_classes):
-    return Lookup(input_shape[0], num_classes)
-"""
-
 
 def _test_set(data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(data.load("test_inputs")), np.asarray(data.load("test_labels"))
-
-
-def _table(inputs: np.ndarray, labels: np.ndarray) -> dict[str, int]:
-    return {
-        hashlib.sha256(row.tobytes()).hexdigest()[:16]: int(label)
-        for row, label in zip(inputs, labels, strict=True)
-    }
 
 
 def _rounded(array: np.ndarray) -> str:
@@ -137,7 +75,7 @@ def test_an_honest_submission_passes_the_audit(grade_source: GradeSource) -> Non
 
 
 def test_an_exact_hash_lookup_is_flagged(grade_source: GradeSource, tiny_har: PreparedData) -> None:
-    source = EXACT_LOOKUP % repr(_table(*_test_set(tiny_har)))
+    source = EXACT_LOOKUP % repr(lookup_table(*_test_set(tiny_har)))
     result = grade_source(source)
     assert result.status is Status.FLAGGED
     assert result.test_accuracy == 1.0
@@ -254,7 +192,7 @@ def test_a_reviewed_row_is_ok_with_its_targets_and_says_what_the_audit_saw(
 ) -> None:
     from grader.core.submission import from_file
 
-    source = EXACT_LOOKUP % repr(_table(*_test_set(tiny_har)))
+    source = EXACT_LOOKUP % repr(lookup_table(*_test_set(tiny_har)))
     path = tmp_path / "submissions" / "mallory" / "har.py"
     path.parent.mkdir(parents=True)
     path.write_text(textwrap.dedent(source))
@@ -292,10 +230,10 @@ def test_an_mnist_holdout_is_read_from_idx_files(tmp_path: Path, gz: bool) -> No
 
 def test_a_holdout_staged_for_slurm_nodes_reads_back_the_same_and_private(tmp_path: Path) -> None:
     holdout = HoldoutData(np.arange(12.0).reshape(2, 6), np.array([3, 1]), "c" * 64, "two rows")
-    path = save_staged(holdout, tmp_path / "holdout")
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert save_staged(holdout, tmp_path / "holdout") == path  # staged once per set
-    again = load_staged(path, holdout.checksum, holdout.description)
+    staged = stage(holdout, tmp_path / "holdout")
+    assert staged.path.stat().st_mode & 0o777 == 0o600
+    assert stage(holdout, tmp_path / "holdout") == staged  # staged once per set
+    again = staged.load()
     assert (again.inputs == holdout.inputs).all() and again.inputs.dtype == holdout.inputs.dtype
     assert (again.labels == holdout.labels).all()
     assert again.checksum == holdout.checksum and again.description == "two rows"

@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from support.paths import REPO
 
 from grader.protocol import Attestation, LandlockRules
 from grader.sandbox.probe import landlock_abi

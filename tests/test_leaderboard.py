@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import ASSIGNMENTS
+from support.paths import ASSIGNMENTS
+from support.results import failed, ok
 
 from grader.core import files
 from grader.core.results import Result
@@ -39,45 +40,6 @@ HEADER = (
     "params,epochs,train_seconds,mode,seed,message,threads,weights_sha256,finished_at,kind,late,"
     "agreement,perturbed_drop,holdout_accuracy,holdout,content_hash,test_accuracy_std,seeds"
 )
-
-
-def ok(
-    student: str,
-    test: float,
-    gap: float = 0.01,
-    params: int = 1000,
-    assignment: str = "mnist",
-    targets: dict[str, bool] | None = None,
-    **extra: Any,
-) -> Result:
-    met = {"A": test > 0.96 and gap < 0.02, "B": test > 0.975} if targets is None else targets
-    return Result(
-        student=student,
-        assignment=assignment,
-        status="ok",
-        test_accuracy=test,
-        train_accuracy=round(test + gap, 6),
-        gap=gap,
-        targets=met,
-        params=params,
-        epochs=3,
-        train_seconds=1.234,
-        weights_sha256="ab" * 32,
-        finished_at="2024-01-01T00:00:00+00:00",
-        **extra,
-    )
-
-
-def failed(
-    student: str, status: str = "error", assignment: str = "mnist", message: str = "boom"
-) -> Result:
-    return Result(
-        student=student,
-        assignment=assignment,
-        status=status,
-        message=message,
-        targets={"A": True, "B": True},
-    )
 
 
 def order(frame: pd.DataFrame, assignment: str = "mnist") -> list[tuple[Any, str]]:

@@ -12,39 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ASSIGNMENTS
-from test_leaderboard import failed, ok
+from support.course import SPECS
+from support.results import baseline, failed, ok
 
 from grader.core.results import Policy, Result
-from grader.core.spec import load_specs
 from grader.core.submission import StudentMeta
 from grader.publish.anonymize import derived_id, public_names
 from grader.publish.board import build_board, render_html, write_board
 from grader.publish.export import inert_cell
 from grader.publish.render import csp_hash, md_code, md_text
 
-SPECS = load_specs(ASSIGNMENTS)
 SECRET = b"s" * 32
 FORMATS = ["csv", "md", "html", "json"]
 HOSTILE = (
     "<script>alert(1)</script> <img src=x onerror=alert(2)> | cell [link](http://x) "
     "![img](http://y) **bold** `code` # heading &amp; ${x} \x1b[31mred"
 )
-
-
-def baseline(test: float = 0.955, assignment: str = "har") -> Result:
-    return Result(
-        student="logistic-regression",
-        assignment=assignment,
-        status="ok",
-        test_accuracy=test,
-        train_accuracy=0.99,
-        gap=round(0.99 - test, 6),
-        targets={"A": False, "B": False},
-        params=3372,
-        kind="baseline",
-        finished_at="2024-01-02T00:00:00+00:00",
-    )
 
 
 def results() -> list[Result]:
@@ -292,10 +275,10 @@ def test_an_empty_board_still_draws(tmp_path: Path) -> None:
 
 
 def test_the_command_line_knows_every_format() -> None:
-    from grader import cli
+    from grader.cli import options
     from grader.publish import board
 
-    assert tuple(board.FORMATS) == cli.FORMATS
+    assert tuple(board.FORMATS) == options.FORMATS
 
 
 # --- the terminal ---------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import ASSIGNMENTS, REPO, without_baselines
+from support.course import without_baselines
+from support.paths import ASSIGNMENTS, REPO
 
 from grader.cli import main
 from grader.publish.ranking import columns

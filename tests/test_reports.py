@@ -9,57 +9,19 @@ import io
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import ASSIGNMENTS
+from support.course import HAR, SPECS
+from support.results import detailed, history
 
 from grader.core.results import Mode, Result
-from grader.core.spec import load_specs
 from grader.core.submission import StudentMeta
 from grader.publish.diagnosis import diagnose
 from grader.publish.reports import build_report, report_folder, write_report
 
-SPECS = load_specs(ASSIGNMENTS)
-HAR = SPECS["har"]
 ACTIVITIES = ["walking", "upstairs", "downstairs", "sitting", "standing", "laying"]
-
-
-def history(
-    losses: list[float | None], accuracies: list[float] | None = None
-) -> list[dict[str, Any]]:
-    accuracies = accuracies or [0.5 + 0.04 * i for i in range(len(losses))]
-    return [
-        {"epoch": i + 1, "loss": loss, "accuracy": acc, "val_accuracy": None, "lr": 1e-3}
-        for i, (loss, acc) in enumerate(zip(losses, accuracies, strict=True))
-    ]
-
-
-def graded(train: float = 0.985, test: float = 0.9653, **changes: Any) -> Result:
-    confusion = (np.eye(6, dtype=int) * 50 + np.arange(36).reshape(6, 6) % 3).tolist()
-    base = Result(
-        student="alice",
-        assignment="har",
-        status="ok",
-        test_accuracy=test,
-        train_accuracy=train,
-        gap=round(train - test, 6),
-        targets={t.name: t.is_met(test, train - test) for t in HAR.targets},
-        params=144_006,
-        epochs=10,
-        train_seconds=12.34,
-        history=history([1.2, 0.8, 0.6, 0.5, 0.45, 0.4, 0.38, 0.36, 0.35, 0.34]),
-        confusion={"train": confusion, "test": confusion},
-        class_accuracy={"train": [0.99] * 6, "test": [0.98, 0.97, 0.95, 0.91, 0.93, 1.0]},
-        checks=[{"name": "defines_build_model", "passed": True}],
-        seed=0,
-        device="cpu",
-        torch_version="2.5.0",
-        finished_at="2026-01-01T00:00:00+00:00",
-    )
-    return replace(base, **changes)
 
 
 def kinds(result: Result) -> list[str]:
@@ -70,7 +32,7 @@ def kinds(result: Result) -> list[str]:
 
 
 def test_a_large_gap_is_overfitting() -> None:
-    (finding,) = diagnose(graded(train=0.995, test=0.9653), HAR)
+    (finding,) = diagnose(detailed(train=0.995, test=0.9653), HAR)
     assert finding.kind == "overfitting"
     assert "a gap of 2.97 points, where the targets want less than 2" in finding.evidence
     assert any("dropout" in a for a in finding.advice)
@@ -80,14 +42,14 @@ def test_a_large_gap_is_overfitting() -> None:
 
 
 def test_low_training_accuracy_is_underfitting() -> None:
-    (finding,) = diagnose(graded(train=0.90, test=0.895), HAR)
+    (finding,) = diagnose(detailed(train=0.90, test=0.895), HAR)
     assert finding.kind == "underfitting"
     assert "only 90.00%, below the 96.00%" in finding.evidence
     assert [a.split()[0] for a in finding.advice] == ["train", "raise", "use"]
 
 
 def test_a_loss_that_stops_being_finite_means_the_learning_rate_is_too_high() -> None:
-    result = graded(history=history([2.0, 1.5, None, None]))
+    result = detailed(history=history([2.0, 1.5, None, None]))
     assert kinds(result) == ["learning_rate_too_high"]
     (finding,) = diagnose(result, HAR)
     assert "at epoch 3" in finding.evidence and "learning rate" in finding.evidence
@@ -95,14 +57,14 @@ def test_a_loss_that_stops_being_finite_means_the_learning_rate_is_too_high() ->
 
 
 def test_a_rising_loss_means_the_learning_rate_is_too_high() -> None:
-    result = graded(history=history([1.0, 0.6, 0.9, 1.4]))
+    result = detailed(history=history([1.0, 0.6, 0.9, 1.4]))
     assert kinds(result) == ["learning_rate_too_high"]
     assert "ended at 1.4" in diagnose(result, HAR)[0].evidence
 
 
 def test_accuracy_swinging_between_epochs_suggests_decay_or_a_larger_batch() -> None:
     swings = [0.80, 0.90, 0.95, 0.97, 0.93, 0.975, 0.94, 0.98]
-    result = graded(history=history([0.5] * 8, swings))
+    result = detailed(history=history([0.5] * 8, swings))
     assert kinds(result) == ["unstable"]
     (finding,) = diagnose(result, HAR)
     assert "fell by 4.0 points in one epoch (at epoch 5)" in finding.evidence
@@ -114,23 +76,23 @@ def test_validation_accuracy_is_read_first_for_swings() -> None:
     records = history([0.5] * 6, [0.9, 0.91, 0.92, 0.93, 0.94, 0.95])
     for record, val in zip(records, [0.9, 0.92, 0.95, 0.90, 0.95, 0.91], strict=True):
         record["val_accuracy"] = val
-    (finding,) = diagnose(graded(history=records), HAR)
+    (finding,) = diagnose(detailed(history=records), HAR)
     assert "validation accuracy fell by 5.0 points" in finding.evidence
 
 
 def test_a_smooth_run_that_meets_every_target_is_on_track() -> None:
-    (finding,) = diagnose(graded(train=0.985, test=0.978), HAR)
+    (finding,) = diagnose(detailed(train=0.985, test=0.978), HAR)
     assert (finding.kind, finding.title) == ("on_track", "Every target met")
 
 
 def test_problems_add_up() -> None:
-    result = graded(train=0.93, test=0.88, history=history([1.0, 0.6, 0.9, 1.4]))
+    result = detailed(train=0.93, test=0.88, history=history([1.0, 0.6, 0.9, 1.4]))
     assert kinds(result) == ["learning_rate_too_high", "overfitting", "underfitting"]
 
 
 def test_a_custom_train_without_history_is_judged_on_the_grader_numbers_alone() -> None:
-    assert kinds(graded(history=[])) == ["on_track"]
-    assert kinds(graded(train=0.995, history=[])) == ["overfitting"]
+    assert kinds(detailed(history=[])) == ["on_track"]
+    assert kinds(detailed(train=0.995, history=[])) == ["overfitting"]
 
 
 @pytest.mark.parametrize(
@@ -167,7 +129,7 @@ def images(html: str) -> list[np.ndarray]:
 
 
 def test_a_graded_report_has_targets_margins_diagnosis_pictures_and_facts(tmp_path: Path) -> None:
-    result = graded(train=0.9874, test=0.9653)
+    result = detailed(train=0.9874, test=0.9653)
     paths = write_report(build_report(result, HAR), tmp_path)
     assert sorted(p.name for p in paths) == [
         "har-classes.png", "har-training.png", "har.html", "har.md"]  # fmt: skip
@@ -195,7 +157,7 @@ def test_a_graded_report_has_targets_margins_diagnosis_pictures_and_facts(tmp_pa
 def test_mnist_reports_name_the_digits(tmp_path: Path) -> None:
     confusion = np.eye(10, dtype=int).tolist()
     result = replace(
-        graded(),
+        detailed(),
         assignment="mnist",
         confusion={"train": confusion, "test": confusion},
         class_accuracy={"train": [1.0] * 10, "test": [1.0] * 10},
@@ -233,28 +195,28 @@ def test_a_failed_row_gets_a_report_with_its_log_and_the_command(tmp_path: Path)
 
 
 def test_a_report_without_history_explains_how_to_get_curves(tmp_path: Path) -> None:
-    write_report(build_report(graded(history=[]), HAR), tmp_path)
+    write_report(build_report(detailed(history=[]), HAR), tmp_path)
     html = (tmp_path / "har.html").read_text()
     assert "report_epoch" in html
     assert len(images(html)) == 1  # the class picture only
 
 
 def test_a_late_submission_says_so(tmp_path: Path) -> None:
-    report = build_report(graded(), HAR, StudentMeta(late=True))
+    report = build_report(detailed(), HAR, StudentMeta(late=True))
     write_report(report, tmp_path)
     assert '<span class="badge late">late</span>' in (tmp_path / "har.html").read_text()
 
 
 def test_student_text_in_a_report_is_inert(tmp_path: Path) -> None:
-    result = graded(checks=[{"name": "<b>x</b>|[a](b)", "passed": False}])
+    result = detailed(checks=[{"name": "<b>x</b>|[a](b)", "passed": False}])
     write_report(build_report(result, HAR), tmp_path)
     assert "<b>x</b>" not in (tmp_path / "har.html").read_text()
     assert "\\|\\[a\\](b)" in (tmp_path / "har.md").read_text()
 
 
 def test_same_result_same_report(tmp_path: Path) -> None:
-    write_report(build_report(graded(), HAR), tmp_path / "a")
-    write_report(build_report(graded(), HAR), tmp_path / "b")
+    write_report(build_report(detailed(), HAR), tmp_path / "a")
+    write_report(build_report(detailed(), HAR), tmp_path / "b")
     for name in ("har.html", "har.md", "har-training.png", "har-classes.png"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
@@ -268,7 +230,7 @@ def test_a_rejected_folder_name_cannot_steer_the_report_path(tmp_path: Path, stu
 
 
 def test_a_failed_attempt_leaves_no_stale_picture_beside_its_markdown(tmp_path: Path) -> None:
-    write_report(build_report(graded(), HAR), tmp_path)
+    write_report(build_report(detailed(), HAR), tmp_path)
     assert (tmp_path / "har-training.png").exists()
     failed = Result(student="alice", assignment="har", status="error", message="boom")
     write_report(build_report(failed, HAR), tmp_path)

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import GOOD_HAR
-from test_runner import options, write_course
+from support.course import write_course
+from support.grading import GOOD_HAR
+from support.runs import options
 
 from grader.api import run
 from grader.cli import main

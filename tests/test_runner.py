@@ -18,32 +18,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import GOOD_HAR
-from support.course import STUDENTS, write_course
+from support.course import STUDENTS
+from support.grading import GOOD_HAR
+from support.runs import options
 
-from grader.api import RunOptions, run
+from grader.api import run
 from grader.cli import main
 from grader.sandbox.box import Sandbox
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def course(tmp_path: Path, tiny_data_dir: Path) -> dict[str, Path]:
-    return write_course(tmp_path, tiny_data_dir)
-
-
-def options(course: dict[str, Path], **overrides: object) -> RunOptions:
-    settings: dict[str, object] = {
-        "submissions": course["submissions"],
-        "out": course["out"],
-        "assignments": course["assignments"],
-        "data_dir": course["data"],
-        "cache_dir": course["cache"],
-        "workers": 2,
-    }
-    settings.update(overrides)
-    return RunOptions(**settings)  # type: ignore[arg-type]
 
 
 def attempts(out: Path) -> list[tuple[str, str]]:

@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, GradeSource, require_sandbox
-from support.layers import READ_STATUS, assert_status_shows, status_in
+from support.grading import GradeSource
+from support.layers import LAYER_NAMES, READ_STATUS, assert_status_shows, require_sandbox, status_in
+from support.paths import REPO
 
 from grader.core.results import Result, Status
 from grader.protocol import PROTOCOL_VERSION, Attestation
@@ -29,8 +30,6 @@ from grader.sandbox.leases import JOB_UIDS
 from grader.sandbox.probe import seccomp_library
 from grader.sandbox.supervise import JobOutcome
 from grader.sandbox.verify import Promise, breaches
-
-LAYER_NAMES = ["namespaces", "identity", "limits", "cgroups", "seccomp", "landlock"]
 
 
 def _off_layers(sandbox: Sandbox) -> list[str]:
@@ -248,7 +247,10 @@ PROMISE = Promise(
          [("limits", "RLIMIT_NOFILE is (64, 1024), not (64, 64)")]),
         ({"namespaces": {**_attestation().namespaces, "net": "net:[1]", "pid": ""}},
          [("namespaces", "shares the grader's net, pid")]),
-        ({"error": "seccomp: cannot load /x.so (gone)"}, [("seccomp", "cannot load /x.so (gone)")]),
+        (
+            {"failed_layer": "seccomp", "error": "cannot load /x.so (gone)"},
+            [("seccomp", "cannot load /x.so (gone)")],
+        ),
         ({"protocol": PROTOCOL_VERSION + 1},
          [("child", f"it speaks protocol {PROTOCOL_VERSION + 1}, not {PROTOCOL_VERSION}")]),
     ],

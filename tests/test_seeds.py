@@ -9,9 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import ASSIGNMENTS, GOOD_HAR, TINY_TEST, TINY_TRAIN, GradeSource, without_baselines
+from support.course import without_baselines
+from support.grading import GOOD_HAR, TINY_TEST, TINY_TRAIN, GradeSource
+from support.lookups import EXACT_LOOKUP, HIDDEN_IN_WEIGHTS, lookup_table
+from support.paths import ASSIGNMENTS
+from support.runs import cpu_options
 
-from grader.api import RunOptions, run
+from grader.api import run
 from grader.cli import main
 from grader.core.results import Mode, Result, Status
 from grader.core.spec import Target, load_spec
@@ -71,7 +75,7 @@ def test_one_seed_is_that_seeds_row() -> None:
 
 @pytest.fixture
 def course(tmp_path: Path) -> dict[str, Path]:
-    from data_factories import write_tiny_har
+    from support.data import write_tiny_har
 
     data = tmp_path / "data"
     write_tiny_har(data, TINY_TRAIN, TINY_TEST)
@@ -88,20 +92,6 @@ def course(tmp_path: Path) -> dict[str, Path]:
     return {"submissions": submissions, "assignments": assignments, "data": data, "tmp": tmp_path}
 
 
-def _options(course: dict[str, Path], **overrides: object) -> RunOptions:
-    settings: dict[str, object] = {
-        "submissions": course["submissions"],
-        "out": course["tmp"] / "results",
-        "assignments": course["assignments"],
-        "data_dir": course["data"],
-        "cache_dir": course["tmp"] / "cache",
-        "workers": 2,
-        "device": "cpu",
-    }
-    settings.update(overrides)
-    return RunOptions(**settings)  # type: ignore[arg-type]
-
-
 def _seed_attempts(course: dict[str, Path]) -> list[int]:
     with sqlite3.connect(course["tmp"] / "results" / "grades.sqlite") as db:
         return [row[0] for row in db.execute("SELECT seed FROM seed_attempts ORDER BY id")]
@@ -110,15 +100,15 @@ def _seed_attempts(course: dict[str, Path]) -> list[int]:
 def test_a_run_grades_each_seed_once_and_reuses_them(
     course: dict[str, Path], sandbox: Sandbox
 ) -> None:
-    first = run(_options(course), sandbox, lambda _: None)
+    first = run(cpu_options(course), sandbox, lambda _: None)
     assert first.graded == 1
     row = first.board.iloc[0]
     assert row["seeds"] == "0,1" and row["status"] == "ok"
     assert sorted(_seed_attempts(course)) == [0, 1]
-    again = run(_options(course), sandbox, lambda _: None)
+    again = run(cpu_options(course), sandbox, lambda _: None)
     assert (again.graded, again.reused) == (0, 1)
     # Another set of seeds regrades the row, but only the seed not graded yet.
-    more = run(_options(course, seeds=(1, 2, 0)), sandbox, lambda _: None)
+    more = run(cpu_options(course, seeds=(1, 2, 0)), sandbox, lambda _: None)
     assert more.graded == 1
     assert sorted(_seed_attempts(course)) == [0, 1, 2]
     row = more.board.iloc[0]
@@ -131,22 +121,20 @@ def test_a_run_grades_each_seed_once_and_reuses_them(
 def test_a_reviewed_row_is_graded_again_and_ranked(
     course: dict[str, Path], sandbox: Sandbox
 ) -> None:
-    from test_integrity import EXACT_LOOKUP, _table
-
     from grader.data.registry import prepare
 
     data = prepare("uci_har", course["data"], course["tmp"] / "cache", download=False)
     inputs, labels = data.load("test_inputs"), data.load("test_labels")
     (course["submissions"] / "mal").mkdir()
     path = course["submissions"] / "mal" / "har.py"
-    path.write_text(EXACT_LOOKUP % repr(_table(inputs, labels)))
-    first = run(_options(course, seeds=(0,)), sandbox, lambda _: None)
+    path.write_text(EXACT_LOOKUP % repr(lookup_table(inputs, labels)))
+    first = run(cpu_options(course, seeds=(0,)), sandbox, lambda _: None)
     mal = first.board[first.board["student"] == "mal"].iloc[0]
     assert mal["status"] == "flagged" and pd.isna(mal["rank"])
     assert mal["message"].startswith("integrity audit: ")
     review = course["assignments"].parent / "reviewed.toml"
     review.write_text(f"[[reviewed]]\nstudent = 'mal'\ncontent_hash = '{mal['content_hash']}'\n")
-    second = run(_options(course, seeds=(0,)), sandbox, lambda _: None)
+    second = run(cpu_options(course, seeds=(0,)), sandbox, lambda _: None)
     mal = second.board[second.board["student"] == "mal"].iloc[0]
     assert second.graded == 1
     assert mal["status"] == "ok" and mal["rank"] == 1
@@ -203,7 +191,6 @@ def test_verify_mode_flags_weights_the_code_does_not_reproduce(
 ) -> None:
     import torch
     from safetensors.torch import save
-    from test_integrity import HIDDEN_IN_WEIGHTS
 
     inputs, labels = np.asarray(tiny_har.load("test_inputs")), tiny_har.load("test_labels")
     n = len(labels)

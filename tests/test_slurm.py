@@ -20,18 +20,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import (
-    REPO,
-    TEST_ENVIRONMENT,
-    require_sandbox,
-)
-from test_runner import STUDENTS, options, write_course
-from test_sandbox_layers import LAYER_NAMES, READ_STATUS, assert_status_shows
+from support.course import STUDENTS, write_course
+from support.grading import TEST_ENVIRONMENT
+from support.layers import LAYER_NAMES, READ_STATUS, assert_status_shows, require_sandbox
+from support.paths import REPO
+from support.runs import options
 
 from grader.api import RunOptions, RunSummary, run
 from grader.cli import main
@@ -39,13 +38,13 @@ from grader.core.results import Status
 from grader.core.spec import Spec
 from grader.core.submission import Submission
 from grader.data.cache import PreparedData
+from grader.data.graded import GradingData
 from grader.execute import slurm_queue
 from grader.execute.local import GradeRequest
 from grader.execute.slurm import SlurmOptions, sbatch_parameters
 from grader.execute.slurm_queue import TaskState
-from grader.execute.slurm_task import SandboxFlags
-from grader.jobs.grade import GradingContext
-from grader.sandbox.box import Sandbox
+from grader.jobs.context import Settings, make_context
+from grader.sandbox.box import Sandbox, SandboxOptions
 
 SCRIPT = REPO / "scripts" / "slurm-local"
 UNAVAILABLE = 3  # scripts/slurm-local: this machine cannot run the cluster
@@ -96,9 +95,10 @@ def test_task_states_are_read_from_squeue_and_sacct_lines() -> None:
     assert not TaskState("TIMEOUT").active and not TaskState("COMPLETED").active
 
 
-def _request(har_spec: Spec, tiny_har: PreparedData, **context: object) -> GradeRequest:
+def _request(har_spec: Spec, tiny_har: PreparedData, **settings: Any) -> GradeRequest:
     sub = Submission("ana", "har", Path("har.py"), None, "c" * 64)
-    ctx = GradingContext(har_spec, tiny_har, TEST_ENVIRONMENT, **context)  # type: ignore[arg-type]
+    graded = GradingData(tiny_har, None)
+    ctx = make_context(har_spec, graded, TEST_ENVIRONMENT, Settings(**settings))
     return GradeRequest(sub, ctx)
 
 
@@ -222,7 +222,7 @@ def _script(action: str, folder: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _course(tmp_path: Path, data: Path, timeout_seconds: int = 60) -> dict[str, Path]:
-    """test_runner's three HAR students, with the shared folder for Slurm and a memory budget
+    """write_course's three HAR students, with the shared folder for Slurm and a memory budget
     that lets the test node run two tasks at once."""
     course = write_course(tmp_path, data, timeout_seconds)
     spec = course["assignments"] / "har.toml"
@@ -238,7 +238,7 @@ def _options(
     **changes: object,
 ) -> RunOptions:
     """A run of the course, on the test cluster unless slurm is False (then on two workers)."""
-    flags = SandboxFlags(require=require_sandbox())
+    flags = SandboxOptions(require=require_sandbox())
     on_slurm = SlurmOptions(course["shared"], extra=extra, sandbox=flags, poll_seconds=0.5)
     return options(course, slurm=on_slurm if slurm else None, **changes)
 
@@ -333,7 +333,7 @@ def _assert_no_labels_in_task_files(shared: Path, local_cache: Path) -> None:
     """Tasks see data through the shared cache alone; their own folders never hold labels."""
     (labels_file,) = local_cache.glob("uci_har-*/private/test_labels.npy")
     labels = np.load(labels_file).tobytes()
-    for part in ("data", "specs", "holdout", "tasks", "jobs"):
+    for part in ("data", "holdout", "tasks", "jobs"):
         assert (shared / part).stat().st_mode & 0o777 == 0o700, part
     task_files = [p for part in ("tasks", "jobs") for p in (shared / part).rglob("*")]
     assert any(p.name.endswith("_submitted.pkl") for p in task_files)

@@ -296,6 +296,23 @@ def test_best_breaks_ties_as_the_board_does_then_takes_the_newest(store: Store) 
     assert best.message == "same, newer"
 
 
+def test_best_picks_the_attempt_the_board_ranks_first(store: Store) -> None:
+    """One ranking: an attempt without a parameter count (pickled weights) ranks after an
+    equal one with a count, in the store's pick as on the board."""
+    from grader.publish.ranking import ranked
+
+    attempts = [
+        result(test_accuracy=0.97, gap=0.01, params=None, message="not counted"),
+        result(test_accuracy=0.97, gap=0.01, params=500, message="counted"),
+        result(test_accuracy=0.97, gap=0.01, params=None, message="not counted, newer"),
+    ]
+    for attempt in attempts:
+        store.record(attempt)
+    (best,) = store.standing(Policy.BEST)
+    board = ranked([dataclasses.replace(a, student=a.message) for a in attempts])
+    assert best.message == board.loc[0, "student"] == "counted"
+
+
 def test_reference_rows_are_submissions_of_their_own(store: Store) -> None:
     store.record(result("logreg", kind="baseline", message="baseline"))
     store.record(result("logreg", message="a student with that id"))

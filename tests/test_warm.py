@@ -10,14 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import (
-    GOOD_HAR,
-    TINY_TEST,
-    TINY_TRAIN,
-    GradeSource,
-    require_sandbox,
-    without_baselines,
-)
+from support.course import without_baselines
+from support.grading import GOOD_HAR, TINY_TEST, TINY_TRAIN, GradeSource
+from support.layers import require_sandbox
+from support.paths import ASSIGNMENTS
 
 from grader.api import RunOptions, run
 from grader.core.results import Result
@@ -177,8 +173,7 @@ def test_the_warm_process_holds_no_labels_and_no_grader_state(
 
 @pytest.fixture(scope="module")
 def small_course(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from conftest import ASSIGNMENTS
-    from data_factories import write_tiny_har
+    from support.data import write_tiny_har
 
     root = tmp_path_factory.mktemp("warm-course")
     write_tiny_har(root / "data", TINY_TRAIN, TINY_TEST)

@@ -17,12 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.core.errors import UserError
+
 MAX_MEMBERS = 100_000
 # Files an LMS or an operating system adds that are nobody's submission.
 JUNK = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$|Thumbs\.db$|\._)")
 
 
-class ExportError(Exception):
+class ExportError(UserError):
     """The export as a whole cannot be read: missing, not a zip or a folder, corrupt, too big."""
 
 

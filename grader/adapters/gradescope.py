@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import grader
+from grader.core.errors import UserError
 from grader.core.files import atomic_path
 from grader.core.results import Result, Status
-from grader.core.spec import PACKAGED, Spec, load_specs
+from grader.core.spec import PACKAGED, Spec, load_specs, pick_spec
 from grader.core.submission import assignment_of
 from grader.publish.render import md_text
 from grader.publish.reports import Report, build_report, render_markdown
@@ -36,7 +37,7 @@ RESULTS = Path("results") / "results.json"
 ROOT = Path("/autograder")
 
 
-class GradescopeError(Exception):
+class GradescopeError(UserError):
     """The autograder cannot be built or run as asked; one line, naming what is wrong."""
 
 
@@ -166,17 +167,14 @@ def locate(root: Path, assignment: str | None) -> Located:
         name = next(iter(specs))
     if name is None and len(submitted) == 1:
         name = assignment_of(submitted[0], specs)
-    if name is None or name not in specs:
-        known = ", ".join(sorted(specs))
-        raise GradescopeError(f"unknown assignment {name!r} (known: {known}); use --assignment")
-    spec = specs[name]
-    expected = root / "submission" / f"{name}.py"
+    spec = pick_spec(specs, name)
+    expected = root / "submission" / f"{spec.name}.py"
     if expected.is_file():
         return Located(spec, expected)
     if len(submitted) == 1:
         return Located(spec, submitted[0])
     found = ", ".join(p.name for p in submitted) or "no .py file"
-    return Located(spec, None, f"expected {name}.py in the submission; found {found}")
+    return Located(spec, None, f"expected {spec.name}.py in the submission; found {found}")
 
 
 def run(root: Path, assignment: str | None, check: Callable[[Path, Spec], Result]) -> Result:

@@ -74,6 +74,7 @@ class ConfinementError(Exception):
 
     def __init__(self, layer: str, problem: str) -> None:
         super().__init__(f"{layer}: {problem}")
+        self.layer, self.problem = layer, problem
 
 
 def confine(confinement: Confinement) -> landlock.Applied | None:
@@ -96,7 +97,9 @@ def confine(confinement: Confinement) -> landlock.Applied | None:
     return applied
 
 
-def attest(applied: landlock.Applied | None = None, error: str = "") -> Attestation:
+def attest(
+    applied: landlock.Applied | None = None, failed_layer: str = "", error: str = ""
+) -> Attestation:
     """This process as the kernel sees it, after confine()."""
     status = _proc_status()
     return Attestation(
@@ -113,6 +116,7 @@ def attest(applied: landlock.Applied | None = None, error: str = "") -> Attestat
         landlock_abi=applied.abi if applied else 0,
         landlock_rules=applied.rules if applied else (),
         landlock_enforced=_refused("/"),
+        failed_layer=failed_layer,
         error=error,
     )
 

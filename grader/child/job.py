@@ -32,15 +32,15 @@ class WeightsError(Exception):
 def main(argv: list[str]) -> int:
     args = protocol.parse_argv(argv)
     in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
-    error, applied = "", None
+    failed, error, applied = "", "", None
     try:
         config = JobConfig.from_json((in_dir / protocol.CONFIG).read_text())
         applied = confine(config.confinement)
     except ConfinementError as exc:  # a layer that would not apply: run nothing
-        error = str(exc)
+        failed, error = exc.layer, exc.problem
     except Exception as exc:  # a config this child cannot follow: run nothing
-        error = f"child: {type(exc).__name__}: {exc}"
-    os.write(args.attest_fd, attest(applied, error).to_line())
+        failed, error = "child", f"{type(exc).__name__}: {exc}"
+    os.write(args.attest_fd, attest(applied, failed, error).to_line())
     os.close(args.attest_fd)
     go = os.read(args.go_fd, 1)
     os.close(args.go_fd)

@@ -46,3 +46,9 @@ def megabytes(size: int) -> str:
         return f"{size / (1 << 10):.1f} KB"
     value = size / MB
     return f"{value:.0f} MB" if value == int(value) else f"{value:.1f} MB"
+
+
+def weights_path(folder: Path, assignment: str, student: str) -> Path:
+    """Where a row's graded weights are kept below folder (a run's OUT/weights, `grader
+    check --save-weights`'s staging folder, a Slurm task's kept/)."""
+    return folder / assignment / f"{student}.safetensors"

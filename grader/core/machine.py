@@ -11,10 +11,12 @@ import platform
 from functools import cache
 from pathlib import Path
 
+from grader.core.errors import UserError
+
 DEVICES = ("auto", "cpu", "cuda")
 
 
-class DeviceError(Exception):
+class DeviceError(UserError):
     """The device asked for is not here."""
 
 

@@ -13,6 +13,9 @@ from typing import Any
 from grader import __version__
 
 STUDENT = "student"  # the kind of a submission's row; any other kind is a reference row
+# How graded rows rank within an assignment, best first: (field, descending). A missing value
+# ranks last. The board ranks by it and the store's "best attempt" picks by it.
+RANKING = (("test_accuracy", True), ("gap", False), ("params", False))
 
 
 class Status(StrEnum):

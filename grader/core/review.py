@@ -13,11 +13,13 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from grader.core.errors import UserError
+
 FILE_NAME = "reviewed.toml"
 KEYS = {"student", "content_hash", "note"}
 
 
-class ReviewError(Exception):
+class ReviewError(UserError):
     """The review file is unreadable or malformed; the message names the file and the key."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
+from grader.core.errors import UserError
 from grader.core.files import MB
 
 DATASETS = ("mnist", "uci_har")
@@ -30,7 +31,7 @@ PACKAGED = Path(grader.__file__).resolve().parent / "assignments"
 COURSE_FOLDER = Path("course") / "assignments"
 
 
-class SpecError(Exception):
+class SpecError(UserError):
     """A spec file is missing, malformed or inconsistent."""
 
 
@@ -233,6 +234,25 @@ class SpecsFound:
 
     def __str__(self) -> str:
         return f"{self.folder} ({self.how})"
+
+
+@dataclass(frozen=True)
+class SpecsAsked:
+    """The specs folder the person named, if any, and how (--assignments or
+    GRADER_ASSIGNMENTS); where none was named, locate_specs looks near the files at hand."""
+
+    folder: Path | None = None
+    how: str = "from --assignments"
+
+    def locate(self, near: Path) -> SpecsFound:
+        return locate_specs(self.folder, self.how, near)
+
+
+def pick_spec(specs: dict[str, Spec], name: str | None, hint: str = "; use --assignment") -> Spec:
+    """The spec of that name, or a SpecError naming the ones there are."""
+    if name is None or name not in specs:
+        raise SpecError(f"unknown assignment {name!r} (known: {', '.join(sorted(specs))}){hint}")
+    return specs[name]
 
 
 def locate_specs(explicit: Path | None, how: str, near: Path) -> SpecsFound:

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from grader.core.errors import UserError
 from grader.core.files import megabytes
 from grader.core.text import escaped, folded, one_line
 
@@ -56,7 +57,7 @@ class StudentMeta:
         return _parse_meta(raw, [])
 
 
-class SubmissionsError(Exception):
+class SubmissionsError(UserError):
     """The submissions folder itself is unusable (missing, empty, not a folder)."""
 
 

@@ -10,11 +10,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from grader.core.errors import UserError
+
 _CHUNK_BYTES = 1 << 20
 _TIMEOUT_S = 60
 
 
-class FetchError(Exception):
+class FetchError(UserError):
     """A download failed; the message is one line meant for the user."""
 
 

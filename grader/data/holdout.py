@@ -107,19 +107,26 @@ def combine(parts: list[HoldoutData]) -> HoldoutData | None:
     )
 
 
-def save_staged(holdout: HoldoutData, folder: Path) -> Path:
-    """Write the set where Slurm nodes read it (a private shared folder); return its path."""
+@dataclass(frozen=True)
+class StagedHoldout:
+    """A hold-out saved where another machine reads it (a Slurm node): a path, not arrays."""
+
+    path: Path
+    checksum: str  # the head's, which results are keyed by
+    description: str
+
+    def load(self) -> HoldoutData:
+        with np.load(self.path) as saved:
+            return HoldoutData(saved["inputs"], saved["labels"], self.checksum, self.description)
+
+
+def stage(holdout: HoldoutData, folder: Path) -> StagedHoldout:
+    """Save the set in folder (private, shared with the nodes), once per set."""
     path = folder / f"holdout-{holdout.checksum[:16]}.npz"
     if not path.exists():
         with atomic_path(path, mode=0o600) as temp, temp.open("wb") as handle:
             np.savez(handle, inputs=holdout.inputs, labels=holdout.labels)
-    return path
-
-
-def load_staged(path: Path, checksum: str, description: str) -> HoldoutData:
-    """The set save_staged wrote, under the checksum the head keys results by."""
-    with np.load(path) as saved:
-        return HoldoutData(saved["inputs"], saved["labels"], checksum, description)
+    return StagedHoldout(path, holdout.checksum, holdout.description)
 
 
 def _split(data: PreparedData, fraction: float, seed: int) -> Parsed:

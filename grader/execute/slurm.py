@@ -11,7 +11,6 @@ The shared folder (--shared-dir) must be visible to every node at the same path.
 0700, so a job uid on a node could not look in even where it sees the filesystem:
 
     data/                         the data cache: the head prepares it, tasks read it
-    specs/<digest>.toml           the specs graded with
     holdout/holdout-<sum>.npz     a spec's private hold-out set, where it names one
     tasks/<assignment>/<task>/    a staged submission, and the weights its task kept
     jobs/<job id>/                submitit's: the task's pickle (paths only), logs, its result
@@ -37,15 +36,15 @@ from typing import Any
 import submitit
 from submitit.core import utils as submitit_utils
 
-from grader.core.files import atomic_copy
+from grader.core.files import atomic_copy, weights_path
 from grader.core.results import CacheKey, Mode, Result, Status
-from grader.data.holdout import save_staged
 from grader.execute import slurm_queue
 from grader.execute.local import GradeRequest
 from grader.execute.slurm_queue import SlurmError, TaskState
-from grader.execute.slurm_task import NodeOutcome, NodeTask, SandboxFlags, run_task
+from grader.execute.slurm_task import NodeOutcome, NodeTask, run_task
+from grader.jobs.context import portable
 from grader.jobs.grade import failed, grade, now
-from grader.sandbox.box import Sandbox, SandboxError
+from grader.sandbox.box import Sandbox, SandboxError, SandboxOptions
 from grader.sandbox.tree import remove_tree
 from grader.store.sqlite import Store, SubmittedTask
 
@@ -62,7 +61,7 @@ MARGIN_MINUTES = 5  # starting the task and its sandbox, beyond the phases' own 
 WARNING_SIGNAL = "URG"
 GRACE_SECONDS = 10.0  # a result written as a task ends may take a moment to show on NFS
 LOG_LINES = 20
-PARTS = ("data", "specs", "holdout", "tasks", "jobs")
+PARTS = ("data", "holdout", "tasks", "jobs")
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ class SlurmOptions:
     gpus_per_task: int = 0
     array_parallelism: int | None = None  # tasks running at once; None: as Slurm allows
     extra: tuple[tuple[str, str], ...] = ()  # more sbatch options, applied last
-    sandbox: SandboxFlags = field(default_factory=SandboxFlags)
+    sandbox: SandboxOptions = field(default_factory=SandboxOptions)
     poll_seconds: float = 2.0
 
 
@@ -94,12 +93,12 @@ def sbatch_parameters(
 ) -> dict[str, Any]:
     """submitit's parameters for an assignment's tasks, each grading at most `seeds` seeds:
     its budgets as Slurm's limits."""
-    ctx = request.context
-    spec, budgets = ctx.spec, ctx.spec.budgets
-    phase = ctx.timeout_seconds or budgets.timeout_seconds
+    settings, spec = request.context.settings, request.context.spec
+    budgets = spec.budgets
+    phase = settings.timeout_seconds or budgets.timeout_seconds
     # Training and evaluation, a second training to compare, the submitted weights evaluated.
-    retrains = ctx.verify_determinism or spec.grading.verify_determinism
-    phases = (2 + retrains + (ctx.mode is Mode.VERIFY)) * seeds
+    retrains = settings.verify_determinism or spec.grading.verify_determinism
+    phases = (2 + retrains + (settings.mode is Mode.VERIFY)) * seeds
     parameters: dict[str, Any] = {
         "job_name": f"grader-{spec.name}",
         "time": math.ceil(phases * phase / 60) + MARGIN_MINUTES,
@@ -193,8 +192,8 @@ class SlurmExecutor:
     # -- submitting ---------------------------------------------------------------------------
 
     def _identity(self, request: GradeRequest) -> Identity:
-        sub, seed = request.submission, request.context.spec.grading.seed
-        return (sub.student, sub.assignment, self._key_of(request), seed)
+        sub = request.submission
+        return (sub.student, sub.assignment, self._key_of(request), request.context.seed)
 
     def _open_tasks(self) -> tuple[dict[Identity, SubmittedTask], list[SubmittedTask]]:
         """Open tasks by what they grade (the newest of each), and older duplicates."""
@@ -249,30 +248,15 @@ class SlurmExecutor:
         """Copy what the task reads into the shared folder; the task's arguments name only it."""
         request = bundle[0][0]
         sub, ctx = request.submission, request.context
-        spec_copy = self._shared / "specs" / f"{ctx.spec.digest}.toml"
-        if not spec_copy.exists():
-            atomic_copy(ctx.spec.path, spec_copy)
         folder = self._task_folder(request)
         remove_tree(folder)  # what an earlier, abandoned task left
         weights = None if sub.weights is None else _copy(sub.weights, folder)
         staged = replace(sub, source=_copy(sub.source, folder), weights=weights)
-        holdout = ctx.holdout
+        kept = replace(ctx, settings=replace(ctx.settings, weights_dir=folder / "kept"))
         return NodeTask(
             submission=staged,
-            spec_path=spec_copy,
-            spec_digest=ctx.spec.digest,
-            to_grade=tuple(r.context.spec.grading.seed for r, _ in bundle),
-            seeds=ctx.seeds,
-            data=ctx.data,
-            holdout=None if holdout is None else save_staged(holdout, self._shared / "holdout"),
-            holdout_checksum="" if holdout is None else holdout.checksum,
-            holdout_description="" if holdout is None else holdout.description,
-            reviewed=frozenset(r for r in ctx.reviewed if r[0] == sub.student),
-            environment=ctx.environment,
-            mode=ctx.mode,
-            timeout_seconds=ctx.timeout_seconds,
-            verify_determinism=ctx.verify_determinism,
-            weights_dir=folder / "kept",
+            context=portable(kept, sub.student, self._shared / "holdout"),
+            to_grade=tuple(r.context.seed for r, _ in bundle),
             sandbox=self._options.sandbox,
         )
 
@@ -337,12 +321,13 @@ class SlurmExecutor:
         if value.refusal:
             raise SandboxError(f"node {value.node}: {value.refusal}")
         self._note_layers(value)
-        seed = ctx.spec.grading.seed
+        seed = ctx.seed
         result = next((r for r in value.results if r.seed == seed), None)
         if result is None:  # a task of another grader version, say: grade it again next run
             return failed(sub, ctx, Status.CRASHED, f"the Slurm task returned no seed {seed}")
-        if seed == ctx.all_seeds[0]:  # the seed whose weights a row names, as in a local run
-            _keep_weights(result, self._task_folder(w.request) / "kept", ctx.weights_dir)
+        if ctx.first_seed:  # the seed whose weights a row names, as in a local run
+            kept = self._task_folder(w.request) / "kept"
+            _keep_weights(result, kept, ctx.settings.weights_dir)
         return result
 
     def _ended_without_result(self, w: _Waiting, state: TaskState | None) -> Result:
@@ -362,7 +347,7 @@ class SlurmExecutor:
             w.future.set_result(outcome)
 
     def _note_layers(self, outcome: NodeOutcome) -> None:
-        off = [layer.split(":")[0] for layer in outcome.layers if ": OFF" in layer]
+        off = [layer.name for layer in outcome.layers if not layer.on]
         if off:
             self._note(
                 outcome.node,
@@ -400,9 +385,9 @@ def _copy(path: Path, folder: Path) -> Path:
 
 def _keep_weights(result: Result, kept: Path, weights_dir: Path | None) -> None:
     """Move the weights the task kept to where a local run keeps them."""
-    source = kept / result.assignment / f"{result.student}.safetensors"
+    source = weights_path(kept, result.assignment, result.student)
     if weights_dir is not None and result.ok and source.is_file():
-        atomic_copy(source, weights_dir / result.assignment / f"{result.student}.safetensors")
+        atomic_copy(source, weights_path(weights_dir, result.assignment, result.student))
     remove_tree(kept)
 
 

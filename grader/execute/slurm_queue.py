@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from grader.core.errors import UserError
 from grader.core.results import Status
 
 COMMANDS = ("sbatch", "srun", "squeue", "scancel")
@@ -28,7 +29,7 @@ ACTIVE = frozenset(
 TIME_LIMIT_STATES = frozenset({"TIMEOUT", "DEADLINE"})
 
 
-class SlurmError(Exception):
+class SlurmError(UserError):
     """Slurm cannot be used as asked: no Slurm commands here, an unusable shared folder."""
 
 

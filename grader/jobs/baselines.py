@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import sklearn
 
-from grader.core.results import Mode, Result, Status
-from grader.jobs import scoring
-from grader.jobs.grade import GradingContext, blind_inputs, now
+from grader.core.results import Mode, Result
+from grader.jobs.context import GradingContext
+from grader.jobs.grade import blind_inputs, now
+from grader.jobs.verdict import base_row, scored
 
 BASELINE = "baseline"  # the kind of their rows
 PREFIX = "sklearn:"  # their rows' names: no student id holds a colon
@@ -65,67 +66,23 @@ def content_hash(name: str) -> str:
 
 def grade_baseline(name: str, ctx: GradingContext) -> Result:
     """Fit and score one baseline with the context's seed; never raises for the model."""
-    spec, data, seed = ctx.spec, ctx.data, ctx.spec.grading.seed
-    base = Result(
-        student=PREFIX + name,
-        assignment=spec.name,
-        status=Status.ERROR,
-        kind=BASELINE,
-        mode=Mode.RETRAIN,
-        seed=seed,
-        threads=spec.grading.threads,
-        content_hash=content_hash(name),
-        spec_digest=spec.digest,
-        data_checksum=data.checksum,
-        torch_version=ctx.environment.torch_version,
-        device="cpu",
-        cpu=ctx.environment.cpu,
-        started_at=now(),
+    spec, data = ctx.spec, ctx.data
+    # The grader's own code on the CPU, never a student's: reused while sklearn's version holds.
+    base = base_row(
+        ctx, PREFIX + name, content_hash(name), Mode.RETRAIN, now(), kind=BASELINE, device="cpu"
     )
     mixed = blind_inputs(ctx)
-    model = MODELS[name](seed, spec.grading.threads)
+    model = MODELS[name](ctx.seed, spec.grading.threads)
     started = time.perf_counter()
     try:
         model.fit(_features(data.load("train_inputs")), np.asarray(data.load("train_labels")))
     except Exception as exc:  # e.g. too little memory: the row says so
         return replace(base, message=f"{type(exc).__name__}: {exc}", finished_at=now())
     seconds = time.perf_counter() - started
-    # One blind array, as a submission's evaluation job gets: train accuracy on the same sample.
-    parts = mixed.parts(model.predict(_features(mixed.inputs)))
-    test_labels = data.load("test_labels")
-    scores = scoring.score(
-        parts.train,
-        parts.test,
-        data.load("train_labels")[mixed.train_rows],
-        test_labels,
-        spec.targets,
-        spec.assignment.num_classes,
-    )
-    labels = None if ctx.holdout is None else ctx.holdout.labels
-    figures = scoring.audit_figures(parts, test_labels, labels)
-    sizes = (data.test_size, 0 if labels is None else len(labels))
-    # Audited as a submission is: a baseline is the calibration's first honest model.
-    fired = scoring.audit_signals(
-        figures, scores.test_accuracy, scores.train_accuracy, sizes, spec.audit
-    )
-    note = scoring.noise_note(figures, spec.audit)
-    return replace(
-        base,
-        status=Status.FLAGGED if fired else Status.OK,
-        message=scoring.audit_message(fired, note),
-        test_accuracy=scores.test_accuracy,
-        train_accuracy=scores.train_accuracy,
-        gap=scores.gap,
-        targets={} if fired else scores.targets,
-        confusion={"train": scores.train.confusion, "test": scores.test.confusion},
-        class_accuracy={"train": scores.train.class_accuracy, "test": scores.test.class_accuracy},
-        train_seconds=seconds,
-        agreement=figures.agreement,
-        perturbed_drop=figures.perturbed_drop,
-        holdout_accuracy=figures.holdout_accuracy,
-        holdout="" if ctx.holdout is None else ctx.holdout.description,
-        finished_at=now(),
-    )
+    # One blind array, as a submission's evaluation job gets, scored and audited as theirs:
+    # a baseline is the calibration's first honest model.
+    row = scored(base, ctx, mixed, model.predict(_features(mixed.inputs)))
+    return replace(row, train_seconds=seconds, finished_at=now())
 
 
 def _features(inputs: np.ndarray) -> np.ndarray:

@@ -9,21 +9,20 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from grader import protocol
-from grader.core.files import MB, atomic_copy
-from grader.core.results import Environment, Mode, Result, Status
+from grader.core.files import MB, atomic_copy, weights_path
+from grader.core.results import Mode, Result, Status
 from grader.core.spec import Spec
 from grader.core.submission import Submission
-from grader.data.cache import PreparedData
-from grader.data.holdout import HoldoutData
 from grader.jobs import audit, scoring
+from grader.jobs.context import GradingContext
 from grader.jobs.untrusted import (
     UntrustedFileError,
     Weights,
@@ -31,33 +30,13 @@ from grader.jobs.untrusted import (
     read_scores,
     sanitize_weights,
 )
+from grader.jobs.verdict import base_row, scored
 from grader.protocol import ChildReport, Phase, Task
 from grader.sandbox.box import Sandbox, SandboxError
 from grader.sandbox.supervise import JobOutcome, Limits
 from grader.sandbox.workspace import job_folders, workspace
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class GradingContext:
-    """How to grade: plain data, so a context can travel to another process or machine."""
-
-    spec: Spec
-    data: PreparedData
-    environment: Environment
-    mode: Mode = Mode.RETRAIN
-    timeout_seconds: float | None = None
-    weights_dir: Path | None = None
-    verify_determinism: bool = False
-    holdout: HoldoutData | None = None  # the spec's private hold-out set, if it names one
-    # (student, content hash) of rows an instructor reviewed: the audit flags them no more.
-    reviewed: frozenset[tuple[str, str]] = frozenset()
-    seeds: tuple[int, ...] = ()  # the seeds to grade (--seeds); empty: the spec's
-
-    @property
-    def all_seeds(self) -> tuple[int, ...]:
-        return self.seeds or self.spec.grading.all_seeds
 
 
 class JobFailed(Exception):
@@ -104,21 +83,8 @@ def failed(
 
 
 def _base(submission: Submission, ctx: GradingContext, started: str) -> Result:
-    return Result(
-        student=submission.student,
-        assignment=submission.assignment,
-        status=Status.ERROR,
-        mode=resolve_mode(ctx.mode, submission),
-        seed=ctx.spec.grading.seed,
-        threads=ctx.spec.grading.threads,
-        content_hash=submission.content_hash,
-        spec_digest=ctx.spec.digest,
-        data_checksum=ctx.data.checksum,
-        torch_version=ctx.environment.torch_version,
-        device=ctx.environment.device,
-        cpu=ctx.environment.cpu,
-        started_at=started,
-    )
+    mode = resolve_mode(ctx.settings.mode, submission)
+    return base_row(ctx, submission.student, submission.content_hash, mode, started)
 
 
 def resolve_mode(mode: Mode | str, submission: Submission) -> Mode:
@@ -155,7 +121,7 @@ def _grade(
             weights = _submitted_weights(sub, work, ctx.spec.budgets.weights_bytes)
         else:
             weights, report = _train(sub, ctx, sandbox, work / "train")
-            if ctx.verify_determinism or ctx.spec.grading.verify_determinism:
+            if ctx.settings.verify_determinism or ctx.spec.grading.verify_determinism:
                 again, _ = _train(sub, ctx, sandbox, work / "train-again")
                 if again.sha256 != weights.sha256:
                     raise JobFailed(
@@ -166,43 +132,19 @@ def _grade(
                         checks=report.checks,
                     )
         try:
-            parts, mixed, evaluated, eval_report = _evaluate(
+            mixed, predicted, evaluated, eval_report = _evaluate(
                 sub, ctx, sandbox, work / "eval", weights
             )
         except JobFailed as failure:  # the checks training passed still count
             failure.checks = failure.checks or report.checks
             raise
         kept = weights if mode in (Mode.RETRAIN, Mode.VERIFY) else evaluated
-        if ctx.spec.grading.seed == ctx.all_seeds[0]:  # the row shows the first seed's weights
-            _keep_weights(kept, ctx.weights_dir, sub)
+        if ctx.first_seed:
+            _keep_weights(kept, ctx.settings.weights_dir, sub)
         submitted = _submitted_accuracy(sub, ctx, sandbox, work) if mode is Mode.VERIFY else None
-    test_labels = ctx.data.load("test_labels")
-    scores = scoring.score(
-        parts.train,
-        parts.test,
-        ctx.data.load("train_labels")[mixed.train_rows],
-        test_labels,
-        ctx.spec.targets,
-        ctx.spec.assignment.num_classes,
-    )
-    labels = None if ctx.holdout is None else ctx.holdout.labels
-    figures = scoring.audit_figures(parts, test_labels, labels)
     return replace(
-        base,
-        **_verdict(sub, ctx, scores, figures),
-        agreement=figures.agreement,
-        perturbed_drop=figures.perturbed_drop,
-        holdout_accuracy=figures.holdout_accuracy,
-        holdout="" if ctx.holdout is None else ctx.holdout.description,
+        scored(base, ctx, mixed, predicted),
         submitted_accuracy=submitted,
-        test_accuracy=scores.test_accuracy,
-        train_accuracy=scores.train_accuracy,
-        gap=scores.gap,
-        confusion={"train": scores.train.confusion, "test": scores.test.confusion},
-        class_accuracy={
-            "train": scores.train.class_accuracy,
-            "test": scores.test.class_accuracy,
-        },
         checks=_checks(report.checks or eval_report.checks),
         # Counted from the file the grader hashed and handed to the eval job, never from
         # anything the eval job wrote (student code could forge it).
@@ -220,34 +162,15 @@ def _submitted_accuracy(
 ) -> float:
     """--mode verify: the test accuracy of the weights the student submitted."""
     weights = _submitted_weights(sub, work, ctx.spec.budgets.weights_bytes)
-    parts, _, _, _ = _evaluate(sub, ctx, sandbox, work / "eval-submitted", weights)
-    return scoring.accuracy(parts.test, ctx.data.load("test_labels"))
-
-
-def _verdict(
-    sub: Submission, ctx: GradingContext, scores: scoring.Scores, figures: scoring.AuditFigures
-) -> dict[str, Any]:
-    """ok with the targets met, or flagged (no targets) naming every audit signal that fired;
-    a row an instructor reviewed is ok, and says what the audit saw. A model that disagrees
-    with itself at evaluation says so either way: that is a bug to fix, not cheating."""
-    sizes = (ctx.data.test_size, 0 if ctx.holdout is None else len(ctx.holdout.labels))
-    fired = scoring.audit_signals(
-        figures, scores.test_accuracy, scores.train_accuracy, sizes, ctx.spec.audit
-    )
-    note = scoring.noise_note(figures, ctx.spec.audit)
-    if not fired:
-        return {"status": Status.OK, "targets": scores.targets, "message": note}
-    said = scoring.audit_message(fired, note)
-    if (sub.student, sub.content_hash) in ctx.reviewed:
-        return {"status": Status.OK, "targets": scores.targets, "message": said + " (reviewed)"}
-    return {"status": Status.FLAGGED, "targets": {}, "message": said}
+    mixed, predicted, _, _ = _evaluate(sub, ctx, sandbox, work / "eval-submitted", weights)
+    return scoring.accuracy(mixed.parts(predicted).test, ctx.data.load("test_labels"))
 
 
 def _task(ctx: GradingContext, phase: Phase, weights: str | None = None) -> Task:
     spec = ctx.spec
     return Task(
         phase=phase,
-        seed=spec.grading.seed,
+        seed=ctx.seed,
         threads=spec.grading.threads,
         max_epochs=spec.budgets.max_epochs,
         input_shape=spec.assignment.input_shape,
@@ -280,7 +203,7 @@ def _train(
 
 def _evaluate(
     sub: Submission, ctx: GradingContext, sandbox: Sandbox, job: Path, weights: Weights
-) -> tuple[audit.Parts, audit.Mixed, Weights, ChildReport]:
+) -> tuple[audit.Mixed, np.ndarray, Weights, ChildReport]:
     """One evaluation job on one blind array (audit.py): the training sample, the test inputs,
     their changed copies and the hold-out, so no row says which part it belongs to."""
     in_dir, out_dir = _job_inputs(job, sub, ctx, {})
@@ -302,15 +225,15 @@ def _evaluate(
         outcome,
         report,
     )
-    return mixed.parts(predicted), mixed, evaluated, report
+    return mixed, predicted, evaluated, report
 
 
 def blind_inputs(ctx: GradingContext) -> audit.Mixed:
     """The blind array of this context's seed: the same for submissions and baselines."""
     holdout = None if ctx.holdout is None else ctx.holdout.inputs
-    data, seed = ctx.data, ctx.spec.grading.seed
+    data = ctx.data
     return audit.mix(
-        data.load("train_inputs"), data.load("test_inputs"), holdout, ctx.spec.audit, seed
+        data.load("train_inputs"), data.load("test_inputs"), holdout, ctx.spec.audit, ctx.seed
     )
 
 
@@ -354,7 +277,7 @@ def _job_inputs(
 def _run(
     ctx: GradingContext, sandbox: Sandbox, task: Task, in_dir: Path, out_dir: Path, job: Path
 ) -> tuple[JobOutcome, ChildReport]:
-    limits = job_limits(ctx.spec, ctx.timeout_seconds)
+    limits = job_limits(ctx.spec, ctx.settings.timeout_seconds)
     outcome = sandbox.run(task, in_dir, out_dir, job / f"{task.phase}.log", limits)
     report = read_report(out_dir / protocol.REPORT)
     _raise_for_breach(sandbox, outcome, task.phase)
@@ -419,4 +342,4 @@ def _accept(read: Callable[[], T], outcome: JobOutcome, report: ChildReport) -> 
 def _keep_weights(weights: Weights, weights_dir: Path | None, sub: Submission) -> None:
     if weights_dir is None or weights.path.suffix != ".safetensors":
         return
-    atomic_copy(weights.path, weights_dir / sub.assignment / f"{sub.student}.safetensors")
+    atomic_copy(weights.path, weights_path(weights_dir, sub.assignment, sub.student))

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix
 
 from grader.core.spec import Audit, Target
 from grader.jobs.audit import Parts
@@ -56,6 +55,9 @@ def score(
 
 
 def part_scores(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> PartScores:
+    # Imported here: the commands that only read the store (the board) never load scikit-learn.
+    from sklearn.metrics import confusion_matrix
+
     matrix = confusion_matrix(np.asarray(labels), predicted, labels=np.arange(num_classes))
     totals = matrix.sum(axis=1)
     per_class = [float(matrix[c, c] / totals[c]) if totals[c] else None for c in range(num_classes)]
@@ -63,6 +65,8 @@ def part_scores(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> 
 
 
 def accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import accuracy_score
+
     return float(accuracy_score(np.asarray(labels), predicted))
 
 

@@ -12,22 +12,7 @@ from dataclasses import replace
 
 from grader.core.results import Result, Status
 from grader.core.spec import Spec
-from grader.core.submission import Submission
-from grader.jobs.grade import GradingContext, grade
 from grader.jobs.scoring import targets_met
-from grader.sandbox.box import Sandbox
-
-
-def seeded(ctx: GradingContext, seed: int) -> GradingContext:
-    """The context that grades with this seed (the spec's digest, and so reuse, unchanged)."""
-    grading = replace(ctx.spec.grading, seed=seed)
-    return replace(ctx, spec=replace(ctx.spec, grading=grading))
-
-
-def grade_seeds(submission: Submission, ctx: GradingContext, sandbox: Sandbox) -> Result:
-    """Grade one submission on each of the context's seeds in turn, combined."""
-    results = [grade(submission, seeded(ctx, seed), sandbox) for seed in ctx.all_seeds]
-    return combine(results, ctx.spec)
 
 
 def combine(results: list[Result], spec: Spec) -> Result:

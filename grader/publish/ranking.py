@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from grader.core.results import Result
+from grader.core.results import RANKING, Result
 from grader.core.spec import Spec
 from grader.core.submission import StudentMeta
 
@@ -65,8 +65,8 @@ def ranked(
     if frame.empty:
         return frame.drop(columns=helpers)
     frame = frame.sort_values(
-        ["assignment", "_reference", "_ok", "test_accuracy", "gap", "params", "student"],
-        ascending=[True, True, False, False, True, True, True],
+        ["assignment", "_reference", "_ok", *(name for name, _ in RANKING), "student"],
+        ascending=[True, True, False, *(not down for _, down in RANKING), True],
         na_position="last",
         kind="mergesort",
     )

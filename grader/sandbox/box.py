@@ -24,18 +24,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 from grader import protocol
+from grader.core.errors import UserError
 from grader.core.files import MB
 from grader.core.machine import gpus
 from grader.protocol import Attestation, Confinement, JobConfig, LandlockRules, Phase, Task
 from grader.sandbox import launch, leases, reap, supervise
 from grader.sandbox.cgroups import JobCgroup
 from grader.sandbox.launch import Job
-from grader.sandbox.probe import LAYERS, Machine, Setup, own_namespaces
+from grader.sandbox.probe import (
+    LAYERS,
+    START,
+    LayerName,
+    Machine,
+    Namespacing,
+    Setup,
+    own_namespaces,
+)
 from grader.sandbox.supervise import JobOutcome, Limits, Running
 from grader.sandbox.verify import Promise, breaches
 from grader.sandbox.warm import WarmError, ZygotePool
@@ -52,14 +61,33 @@ PROBE_LIMITS = Limits(
 
 
 PR_SET_DUMPABLE = 4
-OPTIONAL_LAYERS = ("identity", "cgroups", "seccomp", "landlock")  # a setup can do without these
+WARM = "warm"  # the notes' key for why jobs are not forked from a warm process
+# A setup can do without these.
+OPTIONAL_LAYERS = (LayerName.IDENTITY, LayerName.CGROUPS, LayerName.SECCOMP, LayerName.LANDLOCK)
 
 
 Starter = Callable[[Job, int, int, int], Running]
 
 
-class SandboxError(Exception):
+class SandboxError(UserError):
     """The sandbox cannot give the isolation that was asked for."""
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """How jobs are isolated, as the person grading asked: passed whole from the command line
+    to wherever a sandbox is made (a Slurm node makes its own from the head's)."""
+
+    enabled: bool = True  # False: --no-sandbox, for trusted code (benchmarks)
+    require: bool = False  # every layer must be on, or nothing runs
+    warm: bool = True  # fork each job phase from a warm process
+
+    def __post_init__(self) -> None:
+        if self.require and not self.enabled:
+            raise SandboxError("--require-sandbox and --no-sandbox contradict each other")
+
+    def sandbox(self) -> Sandbox:
+        return Sandbox(enabled=self.enabled, require=self.require, warm=self.warm)
 
 
 class Sandbox:
@@ -129,7 +157,7 @@ class Sandbox:
         try:
             return self._run(self._setup, task, in_dir, out_dir, log_path, limits)
         except WarmError as exc:
-            return JobOutcome(-1, False, False, 0.0, str(exc), breaches=(("start", str(exc)),))
+            return JobOutcome(-1, False, False, 0.0, str(exc), breaches=((START, str(exc)),))
 
     def landlock_rules(self) -> tuple[str, ...]:
         """The Landlock rules a job gets here, in words, as a probe job's (a job's own folders
@@ -163,7 +191,7 @@ class Sandbox:
             try:
                 forked, notes = self._first_proven(self._machine.warm_setups())
             except SandboxError as exc:
-                notes = {"warm": str(exc)}
+                notes = {WARM: str(exc)}
             if forked and forked.layers_on() == set(LAYERS):
                 return forked, notes
         cold, cold_notes = self._first_proven(self._machine.cold_setups())
@@ -171,7 +199,7 @@ class Sandbox:
             return forked, notes
         if forked:
             lacking = ", ".join(sorted(cold.layers_on() - forked.layers_on()))
-            cold_notes["warm"] = f"the warm path would lack {lacking}"
+            cold_notes[WARM] = f"the warm path would lack {lacking}"
         return cold, {**notes, **cold_notes}
 
     def _first_proven(self, setups: list[Setup]) -> tuple[Setup, dict[str, str]]:
@@ -190,7 +218,7 @@ class Sandbox:
                     setup = setup.without(layer)
             if not problems:
                 return setup, notes
-            where = "warm" if setup.warm else "namespaces"
+            where = WARM if setup.warm else LayerName.NAMESPACES
             notes.setdefault(
                 where,
                 f"{setup.mode} could not run a job: "
@@ -206,10 +234,10 @@ class Sandbox:
                 outcome = self._run(setup, task, in_dir, out_dir, folder / "log", PROBE_LIMITS,
                                     pool)  # fmt: skip
             except WarmError as exc:
-                return [("start", str(exc))]
+                return [(START, str(exc))]
         why = (outcome.log_tail.strip().splitlines() or [""])[-1]
         return [
-            (layer, f"{problem} ({why})" if layer == "start" and why else problem)
+            (layer, f"{problem} ({why})" if layer == START and why else problem)
             for layer, problem in outcome.breaches
         ]
 
@@ -266,7 +294,7 @@ class Sandbox:
         def check(attestation: Attestation | None) -> str | None:
             found.extend(breaches(attestation, job.promise))
             if not found and job.cgroup is not None and not job.cgroup.pids():
-                found.append(("cgroups", "the job is not in its cgroup"))
+                found.append((LayerName.CGROUPS, "the job is not in its cgroup"))
             return "; ".join(f"{layer}: {problem}" for layer, problem in found) or None
 
         try:
@@ -332,7 +360,7 @@ def _promise(setup: Setup, uid: int | None, limits: Limits, namespaces: dict[str
         rlimits=launch.rlimits(limits, uid is not None),
         seccomp=setup.seccomp_library is not None,
         uid=uid,
-        separate_from=namespaces if setup.mode != "none" else None,
+        separate_from=namespaces if setup.mode is not Namespacing.NONE else None,
     )
 
 
@@ -363,5 +391,5 @@ def _launch_line(setup: Setup, warm: bool, notes: dict[str, str]) -> str:
     """How jobs start, for the terminal: warm, or cold and why."""
     if setup.warm:
         return "warm: a warm process per worker (torch imported once) forks each job phase"
-    why = "--no-warm" if not warm else notes.get("warm", "no warm process could start here")
+    why = "--no-warm" if not warm else notes.get(WARM, "no warm process could start here")
     return f"cold: a fresh process per job phase ({why})"

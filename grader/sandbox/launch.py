@@ -13,7 +13,7 @@ from grader import protocol
 from grader.protocol import LandlockRules, Phase
 from grader.sandbox import argv, supervise, view
 from grader.sandbox.cgroups import JobCgroup
-from grader.sandbox.probe import Machine, Setup
+from grader.sandbox.probe import Machine, Namespacing, Setup
 from grader.sandbox.supervise import Limits, Running
 from grader.sandbox.verify import Promise
 from grader.sandbox.warm import Zygote
@@ -39,7 +39,7 @@ class Job:
     def own_view(self) -> bool:
         """Whether the job sees its own view (/job/in, /job/out, a private /tmp), not the
         host's filesystem."""
-        return self.setup.mode != "none"
+        return self.setup.mode is not Namespacing.NONE
 
     @property
     def tmp_dir(self) -> Path:
@@ -55,7 +55,7 @@ def start_cold(machine: Machine, job: Job, log: int, attest_fd: int, go_fd: int)
 
 
 def start_warm(zygote: Zygote, job: Job, log: int, attest_fd: int, go_fd: int) -> Running:
-    forked = job.setup.mode == "forked"
+    forked = job.setup.mode is Namespacing.FORKED
     in_dir, out_dir = _job_paths(job)
     request = Request(
         phase=str(job.phase),
@@ -137,10 +137,12 @@ def _command(machine: Machine, job: Job, attest_fd: int, go_fd: int) -> list[str
     setup = job.setup
     drop = [] if job.uid is None else argv.setpriv(_need(machine.setpriv), job.uid)
     python = sys.executable
-    if setup.mode == "bwrap":
+    if setup.mode is Namespacing.BWRAP:
         prefix = argv.bwrap(_need(machine.bwrap), root=machine.root, env=job.env, mounts=plan(job))
     else:
-        assert setup.mode == "unshare", "a job without a view of its own is forked (start_warm)"
+        assert setup.mode is Namespacing.UNSHARE, (
+            "a job without a view of its own is forked (start_warm)"
+        )
         mounts = json.dumps(view.to_data(plan(job)))
         prefix = [
             *argv.unshare(_need(machine.unshare)),

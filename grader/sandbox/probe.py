@@ -12,18 +12,43 @@ import importlib.util
 import os
 import shutil
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from grader.protocol import NAMESPACES
 from grader.sandbox.cgroups import Cgroups
 from grader.sandbox.leases import JOB_UIDS
 
-LAYERS = ("namespaces", "identity", "limits", "cgroups", "seccomp", "landlock")
+
+class LayerName(StrEnum):
+    """The isolation layers, in the order they are reported."""
+
+    NAMESPACES = "namespaces"
+    IDENTITY = "identity"
+    LIMITS = "limits"
+    CGROUPS = "cgroups"
+    SECCOMP = "seccomp"
+    LANDLOCK = "landlock"
+
+
+class Namespacing(StrEnum):
+    """How a job's namespaces are made."""
+
+    BWRAP = "bwrap"  # bubblewrap starts the job in its view
+    UNSHARE = "unshare"  # the unshare fallback builds the same view (root)
+    FORKED = "forked"  # a warm process's child makes its own (root)
+    NONE = "none"
+
+
+LAYERS = tuple(LayerName)
+# What a breach names where no layer is to blame: the job never said what it runs under
+# (START), or its child could not follow its config (CHILD). Every other breach names a layer.
+START, CHILD = "start", "child"
 LANDLOCK_CREATE_RULESET, LANDLOCK_CREATE_RULESET_VERSION = 444, 1
 
 
 @dataclass(frozen=True)
 class Layer:
-    name: str
+    name: LayerName
     on: bool
     detail: str
 
@@ -35,7 +60,7 @@ class Layer:
 class Setup:
     """The layers one sandbox promises its jobs, and how jobs start."""
 
-    mode: str  # how namespaces are made: "bwrap", "unshare", "forked" or "none"
+    mode: Namespacing
     identity: bool
     cgroups: Cgroups | None
     seccomp_library: str | None
@@ -43,22 +68,24 @@ class Setup:
     landlock_abi: int = 0  # the kernel's Landlock ABI the jobs confine themselves with; 0: off
 
     def layers_on(self) -> set[str]:
-        on = {"limits"}
-        on |= {"namespaces"} if self.mode != "none" else set()
-        on |= {"identity"} if self.identity else set()
-        on |= {"cgroups"} if self.cgroups else set()
-        on |= {"seccomp"} if self.seccomp_library else set()
-        on |= {"landlock"} if self.landlock_abi else set()
-        return on
+        wanted = {
+            LayerName.LIMITS: True,
+            LayerName.NAMESPACES: self.mode is not Namespacing.NONE,
+            LayerName.IDENTITY: self.identity,
+            LayerName.CGROUPS: self.cgroups is not None,
+            LayerName.SECCOMP: self.seccomp_library is not None,
+            LayerName.LANDLOCK: self.landlock_abi > 0,
+        }
+        return {layer for layer, on in wanted.items() if on}
 
     def without(self, layer: str) -> Setup:
-        if layer == "identity":
+        if layer == LayerName.IDENTITY:
             return replace(self, identity=False)
-        if layer == "cgroups":
+        if layer == LayerName.CGROUPS:
             return replace(self, cgroups=None)
-        if layer == "seccomp":
+        if layer == LayerName.SECCOMP:
             return replace(self, seccomp_library=None)
-        if layer == "landlock":
+        if layer == LayerName.LANDLOCK:
             return replace(self, landlock_abi=0)
         raise ValueError(f"layer {layer} cannot be left out")
 
@@ -90,77 +117,79 @@ class Machine:
 
     def warm_setups(self) -> list[Setup]:
         """Forked from a warm process: as root, each job makes its own namespaces."""
-        mode = "forked" if self.root and self.enabled else "none"
-        return [Setup(mode, mode == "forked", self.cgroups, self.seccomp_library, warm=True,
+        mode = Namespacing.FORKED if self.root and self.enabled else Namespacing.NONE
+        forked = mode is Namespacing.FORKED
+        return [Setup(mode, forked, self.cgroups, self.seccomp_library, warm=True,
                       landlock_abi=self.landlock_abi)]  # fmt: skip
 
     def cold_setups(self) -> list[Setup]:
         """A fresh process per job, strongest first: bubblewrap, unshare (root), nothing."""
-        modes = ["bwrap"] if self.bwrap else []
+        modes = [Namespacing.BWRAP] if self.bwrap else []
         if self.unshare and self.setpriv:
-            modes.append("unshare")
-        modes.append("none")
+            modes.append(Namespacing.UNSHARE)
+        modes.append(Namespacing.NONE)
         return [
             Setup(mode, self._identity(mode), self.cgroups, self.seccomp_library,
                   landlock_abi=self.landlock_abi)
             for mode in modes
         ]  # fmt: skip
 
-    def _identity(self, mode: str) -> bool:
+    def _identity(self, mode: Namespacing) -> bool:
         # Both views make the interpreter reachable for a job uid, wherever it is installed.
-        return self.root and self.setpriv is not None and mode != "none"
+        return self.root and self.setpriv is not None and mode is not Namespacing.NONE
 
     def describe(self, setup: Setup, notes: dict[str, str]) -> list[Layer]:
         """The layers as reported to the user: on, or off with the reason."""
         modes = {
-            "forked": "made by each forked job for itself: no network, own pid/ipc/uts/mount, "
-            "read-only job view, private /tmp",
-            "bwrap": "bubblewrap: no network, own pid/ipc/uts, read-only job view, private /tmp",
-            "unshare": "unshare fallback: no network, own pid/ipc/uts/mount, the same read-only "
-            "job view as bubblewrap, private /tmp and /dev/shm",
-            "none": notes.get("namespaces", self._no_namespaces()),
+            Namespacing.FORKED: "made by each forked job for itself: no network, "
+            "own pid/ipc/uts/mount, read-only job view, private /tmp",
+            Namespacing.BWRAP: "bubblewrap: no network, own pid/ipc/uts, read-only job view, "
+            "private /tmp",
+            Namespacing.UNSHARE: "unshare fallback: no network, own pid/ipc/uts/mount, the same "
+            "read-only job view as bubblewrap, private /tmp and /dev/shm",
+            Namespacing.NONE: notes.get(LayerName.NAMESPACES, self._no_namespaces()),
         }
         return [
-            Layer("namespaces", setup.mode != "none", modes[setup.mode]),
+            Layer(LayerName.NAMESPACES, setup.mode is not Namespacing.NONE, modes[setup.mode]),
             Layer(
-                "identity",
+                LayerName.IDENTITY,
                 setup.identity,
                 f"a free uid from {JOB_UIDS.start}-{JOB_UIDS.stop - 1} per job, no capabilities"
                 if setup.identity
-                else notes.get("identity", self._no_identity(setup.mode)),
+                else notes.get(LayerName.IDENTITY, self._no_identity(setup.mode)),
             ),
             Layer(
-                "limits",
+                LayerName.LIMITS,
                 True,
                 "rlimits (memory, cpu, files, open files"
                 + (", processes" if setup.identity else "")
                 + "), timeout, output watchdog",
             ),
             Layer(
-                "cgroups",
+                LayerName.CGROUPS,
                 setup.cgroups is not None,
                 f"cgroup v{setup.cgroups.version} per job: memory of all its processes, "
                 "CPU quota, process count"
                 if setup.cgroups
                 else notes.get(
-                    "cgroups",
+                    LayerName.CGROUPS,
                     "not root or no writable memory/pids/cpu controllers: "
                     "memory is limited per process only and jobs share the CPU",
                 ),
             ),
             Layer(
-                "seccomp",
+                LayerName.SECCOMP,
                 setup.seccomp_library is not None,
                 f"filter on sockets, ptrace, mount, namespaces, bpf ({setup.seccomp_library})"
                 if setup.seccomp_library
-                else notes.get("seccomp", "libseccomp or pyseccomp not available"),
+                else notes.get(LayerName.SECCOMP, "libseccomp or pyseccomp not available"),
             ),
             Layer(
-                "landlock",
+                LayerName.LANDLOCK,
                 setup.landlock_abi > 0,
                 _landlock_detail(setup.landlock_abi)
                 if setup.landlock_abi
-                else notes.get("landlock", "this kernel offers no Landlock (Linux 5.13+)"),
+                else notes.get(LayerName.LANDLOCK, "this kernel offers no Landlock (Linux 5.13+)"),
             ),
         ]
 
@@ -173,7 +202,7 @@ class Machine:
             else "no bubblewrap or unshare here"
         )
 
-    def _no_identity(self, mode: str) -> str:
+    def _no_identity(self, mode: Namespacing) -> str:
         if not self.enabled:
             return "disabled by --no-sandbox: children run as the grader's user"
         if not self.root:

@@ -57,7 +57,7 @@ class JobOutcome:
     out_of_memory: bool = False
     overflow: str = ""  # with output_exceeded, what was too much: "wrote more than 16 MB"
     # (layer, problem) for each promised layer the job lacked: it was stopped before starting.
-    # Layer "start" means the child never said what it runs under (it failed to start).
+    # probe.START means the child never said what it runs under (it failed to start).
     breaches: tuple[tuple[str, str], ...] = ()
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grader.protocol import NAMESPACES, PROTOCOL_VERSION, Attestation
+from grader.sandbox.probe import CHILD, START, LayerName
 
 SECCOMP_FILTER = 2  # /proc/self/status "Seccomp" of a process under a BPF filter
 
@@ -28,19 +29,20 @@ class Promise:
 def breaches(attestation: Attestation | None, promise: Promise) -> list[tuple[str, str]]:
     """(layer, what is wrong) for every promised layer the job does not have."""
     if attestation is None:
-        return [("start", "the job ended before saying what it runs under")]
+        return [(START, "the job ended before saying what it runs under")]
     if attestation.protocol != PROTOCOL_VERSION:
-        return [("child", f"it speaks protocol {attestation.protocol}, not {PROTOCOL_VERSION}")]
+        return [(CHILD, f"it speaks protocol {attestation.protocol}, not {PROTOCOL_VERSION}")]
     if attestation.error:
-        layer, _, problem = attestation.error.partition(": ")
-        return [(layer, problem)]
-    found = [("limits", p) for p in _limits(attestation, promise.rlimits)]
+        return [(attestation.failed_layer, attestation.error)]
+    found: list[tuple[str, str]] = [
+        (LayerName.LIMITS, p) for p in _limits(attestation, promise.rlimits)
+    ]
     if promise.seccomp and attestation.seccomp != SECCOMP_FILTER:
-        found.append(("seccomp", f"Seccomp is {attestation.seccomp}, not {SECCOMP_FILTER}"))
+        found.append((LayerName.SECCOMP, f"Seccomp is {attestation.seccomp}, not {SECCOMP_FILTER}"))
     if promise.uid is not None:
-        found += [("identity", p) for p in _identity(attestation, promise.uid)]
+        found += [(LayerName.IDENTITY, p) for p in _identity(attestation, promise.uid)]
     if promise.landlock is not None:
-        found += [("landlock", p) for p in _landlock(attestation, promise.landlock)]
+        found += [(LayerName.LANDLOCK, p) for p in _landlock(attestation, promise.landlock)]
     if promise.separate_from is not None:
         shared = [
             name
@@ -49,7 +51,7 @@ def breaches(attestation: Attestation | None, promise: Promise) -> list[tuple[st
             or attestation.namespaces[name] == promise.separate_from.get(name)
         ]
         if shared:
-            found.append(("namespaces", "shares the grader's " + ", ".join(shared)))
+            found.append((LayerName.NAMESPACES, "shares the grader's " + ", ".join(shared)))
     return found
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.core.results import CacheKey, Environment, Mode, Policy, Result
+from grader.core.errors import UserError
+from grader.core.results import RANKING, CacheKey, Environment, Mode, Policy, Result
 from grader.store import migrations
 
 DB_NAME = "grades.sqlite"  # the store's name in a results folder
@@ -29,8 +30,14 @@ _FIELDS = [f.name for f in dataclasses.fields(Result)]
 _JSON_FIELDS = {"targets", "history", "confusion", "class_accuracy", "checks", "seeds"}
 # One row per submission: a student's (or a reference row's) attempts at one assignment.
 _SUBMISSION = "assignment, kind, student"
-# Best first: graded, then as the board ranks (test accuracy, gap, parameters), newest first.
-_BEST_FIRST = "(status = 'ok') DESC, test_accuracy DESC, gap ASC, params ASC, id DESC"
+# Best first: graded, then as the board ranks (RANKING), newest first.
+_BEST_FIRST = ", ".join(
+    [
+        "(status = 'ok') DESC",
+        *(f"{name} {'DESC' if down else 'ASC'} NULLS LAST" for name, down in RANKING),
+        "id DESC",
+    ]
+)
 SECRET_KEY = "anonymize_secret"
 _KEY_FIELDS = [f.name for f in dataclasses.fields(CacheKey)]  # all of them are Result fields too
 _KEY_MATCH = " AND ".join(f"{name} = ?" for name in _KEY_FIELDS)  # with _key_values(key)
@@ -49,7 +56,7 @@ class SubmittedTask:
     id: int = 0  # the store's row id; 0 until added
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The store cannot be opened or written; the message says which file and why."""
 
     def __init__(self, message: str, *, busy: bool = False) -> None:

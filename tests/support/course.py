@@ -1,12 +1,23 @@
-"""A small course on disk: students' submissions and a HAR-only assignments folder."""
+"""The course's real specs, and a small course on disk: three students, HAR only."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ASSIGNMENTS, GOOD_HAR, without_baselines
+from grader.core.spec import load_specs
+from support.grading import GOOD_HAR
+from support.paths import ASSIGNMENTS
 
+SPECS = load_specs(ASSIGNMENTS)
+HAR = SPECS["har"]
 STUDENTS = ("ana", "ben", "cy")
+
+
+def without_baselines(spec_text: str) -> str:
+    """A spec's text graded on its one seed and without its baselines, for tests about
+    students' rows alone."""
+    lines = spec_text.splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith(("baselines", "seeds")))
 
 
 def write_course(tmp_path: Path, data: Path, timeout_seconds: int = 60) -> dict[str, Path]:

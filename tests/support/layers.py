@@ -1,5 +1,4 @@
-"""What a job's /proc/self/status says, read from inside a real job, against the layers the
-grader reported on."""
+"""The sandbox's layer names, whether all are required, and what a job's /proc/self/status shows."""
 
 from __future__ import annotations
 
@@ -8,6 +7,15 @@ import os
 import re
 
 from grader.sandbox.leases import JOB_UIDS
+
+LAYER_NAMES = ["namespaces", "identity", "limits", "cgroups", "seccomp", "landlock"]
+
+
+def require_sandbox() -> bool:
+    """Whether this run requires every sandbox layer (GRADER_REQUIRE_SANDBOX=1, as CI sets):
+    there what the machine lacks fails a test instead of skipping it."""
+    return os.environ.get("GRADER_REQUIRE_SANDBOX", "") not in ("", "0")
+
 
 # A submission whose build_model reports what the job runs under, as its error message.
 READ_STATUS = """

@@ -1,4 +1,4 @@
-"""Tiny datasets written in the original on-disk formats, for tests that must stay offline."""
+"""Tiny datasets in their original on-disk formats, and a guard for tests that must stay offline."""
 
 from __future__ import annotations
 

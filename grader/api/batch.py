@@ -1,43 +1,36 @@
-"""The grader as a library: run a batch of submissions, or check one file.
-
-The command line, the benchmarks and the tests all come through here. A run skips what is
-already graded, grades the rest through an executor, records each result the moment it is
-known, and regenerates the leaderboard from the store.
-"""
+"""A batch run: skip what is already graded, grade the rest through an executor (here or on
+Slurm), record each result the moment it is known, regenerate the board and the reports."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import re
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from grader import __version__
-from grader.core.machine import DEVICES, DeviceError, cpu, gpus
+from grader.api.common import Log, find_specs, grading_data, open_sandbox
+from grader.core.machine import DeviceError, cpu, gpus
 from grader.core.results import CacheKey, Environment, Mode, Result, Status
-from grader.core.review import load_reviewed, reviewed_path
-from grader.core.spec import Spec, load_specs
-from grader.core.submission import StudentMeta, Submission, discover, from_file
+from grader.core.spec import Spec, SpecsAsked, load_specs
+from grader.core.submission import StudentMeta, Submission, discover
 from grader.core.text import one_line, printable
-from grader.data.cache import PreparedData
-from grader.data.graded import GradingData, for_spec
-from grader.data.registry import prepare
 from grader.execute.local import Executor, GradeRequest, LocalExecutor
-from grader.jobs.grade import GradingContext, failed, now, resolve_mode
-from grader.jobs.seeds import combine, grade_seeds, seeded
+from grader.jobs.context import GradingContext, Settings, make_context
+from grader.jobs.environment import check_device, environment, torch_version
+from grader.jobs.grade import failed, now, resolve_mode
+from grader.jobs.seeds import combine
 from grader.protocol import MESSAGE_CHARS
 from grader.publish.anonymize import refusal_lines
 from grader.publish.board import CSV_NAME, write_leaderboard
 from grader.publish.reports import REPORTS, build_report, report_folder, write_report
-from grader.sandbox.box import Sandbox, SandboxError
+from grader.sandbox.box import Sandbox, SandboxError, SandboxOptions
 from grader.sandbox.supervise import LOG_TAIL_BYTES
 from grader.sandbox.workspace import remove_stale_workspaces
 from grader.store.sqlite import DB_NAME, Store
@@ -45,7 +38,7 @@ from grader.store.sqlite import DB_NAME, Store
 if TYPE_CHECKING:  # importing it for real pulls in submitit, needed only for Slurm runs
     from grader.execute.slurm import SlurmOptions
 
-Log = Callable[[str], None]
+
 # Told of each graded submission as it finishes: (result, how many done, how many to grade).
 Progress = Callable[[Result, int, int], None]
 
@@ -54,7 +47,9 @@ Progress = Callable[[Result, int, int], None]
 class RunOptions:
     submissions: Path
     out: Path
-    assignments: Path
+    # The specs folder, or how the person named one (--assignments or GRADER_ASSIGNMENTS), if
+    # they did: found then as `grader run` finds it, and said on the terminal.
+    assignments: Path | SpecsAsked
     data_dir: Path
     cache_dir: Path
     mode: Mode = Mode.RETRAIN
@@ -77,42 +72,11 @@ class RunSummary:
     reports_written: int = 0
 
 
-def environment(device: str = "auto") -> Environment:
-    """Where jobs will run; part of every result's reuse key. Torch is only imported where an
-    NVIDIA GPU is present, to ask it whether CUDA works."""
-    _check_device(device)
-    cuda = bool(gpus()) and device != "cpu" and _cuda_works()
-    if device == "cuda" and not cuda:
-        raise DeviceError("--device cuda: no CUDA device is usable here")
-    return Environment(_torch_version(), "cuda" if cuda else "cpu", cpu())
-
-
-def _check_device(device: str) -> None:
-    if device not in DEVICES:
-        raise DeviceError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
-
-
-def _cuda_works() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
-def _torch_version() -> str:
-    """torch.__version__ (with its build tag, e.g. +cu132) without importing torch."""
-    spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
-        return "none"
-    text = (Path(spec.submodule_search_locations[0]) / "version.py").read_text()
-    found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
-    return found.group(1) if found else "unknown"
-
-
 def run(
     options: RunOptions, sandbox: Sandbox, log: Log, progress: Progress | None = None
 ) -> RunSummary:
     env = _run_environment(options)
-    specs = load_specs(options.assignments)
+    specs = load_specs(_specs_folder(options, log))
     max_weights = max(s.budgets.weights_bytes for s in specs.values())
     submissions = discover(options.submissions, specs, max_weights)
     store = Store(options.out / DB_NAME)
@@ -140,7 +104,7 @@ def run(
         log(f"baseline {result.assignment}/{result.student}: {_said(result)}")
     try:
         work = [(s, contexts[s.assignment]) for s in pending]
-        _grade_all(executor, store, work, recorded, force=options.force)
+        grade_all(executor, work, recorded, store, force=options.force)
     finally:
         executor.close()
         board = write_leaderboard(store.latest(), specs, options.out, meta)
@@ -185,29 +149,30 @@ def _write_report(
     return 1
 
 
-def _grade_all(
+def grade_all(
     executor: Executor,
-    store: Store,
     pending: list[tuple[Submission, GradingContext]],
     recorded: Callable[[Result, int], None],
+    store: Store | None = None,
     *,
     force: bool = False,
 ) -> None:
-    """Grade every seed of every submission, reusing seeds already graded under the same
-    conditions (an interrupted run resumes), and hand on each submission's combined Result
-    the moment its last seed is known; an interruption stops every job."""
+    """The one seed loop: grade every seed of every submission, reusing seeds the store holds
+    graded under the same conditions (an interrupted run resumes), and hand on each
+    submission's combined Result the moment its last seed is known; an interruption stops
+    every job. Without a store (`grader check`) every seed is graded."""
     results: list[dict[int, Result]] = [{} for _ in pending]
     requests: list[GradeRequest] = []
     places: list[tuple[int, int]] = []  # each request's submission (its index) and seed
     for index, (sub, ctx) in enumerate(pending):
         key = cache_key(sub, ctx)
-        for seed in ctx.all_seeds:
-            kept = store.cached_seed(sub.student, sub.assignment, seed, key)
+        for seeded in ctx.each_seed():
+            kept = None if store is None else store.cached_seed(*_seed_of(sub, seeded), key)
             if kept is not None and not force and _keeps(kept, sub, ctx):
-                results[index][seed] = kept
+                results[index][seeded.seed] = kept
             else:
-                requests.append(GradeRequest(sub, seeded(ctx, seed)))
-                places.append((index, seed))
+                requests.append(GradeRequest(sub, seeded))
+                places.append((index, seeded.seed))
     done = 0
 
     def arrived(index: int) -> None:
@@ -226,13 +191,18 @@ def _grade_all(
         for future in as_completed(futures):
             index, seed = futures[future]
             sub, ctx = pending[index]
-            result = _graded(future, sub, seeded(ctx, seed))
-            store.record_seed(result, cache_key(sub, ctx))
+            result = _graded(future, sub, ctx.for_seed(seed))
+            if store is not None:
+                store.record_seed(result, cache_key(sub, ctx))
             results[index][seed] = result
             arrived(index)
     except BaseException:
         executor.stop()
         raise
+
+
+def _seed_of(sub: Submission, ctx: GradingContext) -> tuple[str, str, int]:
+    return sub.student, sub.assignment, ctx.seed
 
 
 def _graded(future: Future[Result], sub: Submission, ctx: GradingContext) -> Result:
@@ -276,12 +246,12 @@ def _run_environment(options: RunOptions) -> Environment:
     from grader.execute.slurm_queue import require_commands
 
     require_commands()  # before any data is prepared for nodes that cannot be reached
-    _check_device(options.device)
+    check_device(options.device)
     gpus = options.slurm.gpus_per_task > 0
     if options.device == "cuda" and not gpus:
         raise DeviceError("--device cuda with --executor slurm needs --gpus-per-task")
     cuda = gpus and options.device != "cpu"
-    return Environment(_torch_version(), "cuda" if cuda else "cpu", cpu())
+    return Environment(torch_version(), "cuda" if cuda else "cpu", cpu())
 
 
 def _baselines(
@@ -295,8 +265,8 @@ def _baselines(
             key = _key(ctx, content_hash(baseline), Mode.RETRAIN, device="cpu")
             if not force and store.cached(PREFIX + baseline, name, key) is not None:
                 continue
-            seeded_results = [grade_baseline(baseline, seeded(ctx, s)) for s in ctx.all_seeds]
-            yield combine(seeded_results, ctx.spec)
+            results = [grade_baseline(baseline, seeded) for seeded in ctx.each_seed()]
+            yield combine(results, ctx.spec)
 
 
 def _said(result: Result) -> str:
@@ -312,38 +282,9 @@ def default_workers(env: Environment) -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def grading_data(spec: Spec, data_dir: Path, cache_dir: Path) -> GradingData:
-    """The spec's dataset, prepared, and its private hold-out on this machine."""
-    prepared = prepare(spec.assignment.dataset, data_dir, cache_dir)
-    return for_spec(spec, prepared, data_dir, cache_dir)
-
-
-def check(
-    file: Path,
-    spec: Spec,
-    sandbox: Sandbox,
-    data: GradingData,
-    *,
-    mode: Mode = Mode.RETRAIN,
-    timeout_seconds: float | None = None,
-    weights_dir: Path | None = None,
-    env: Environment | None = None,
-) -> Result:
-    """Grade one file exactly as a run would, without a store."""
-    ctx = GradingContext(
-        spec=spec,
-        data=data.data,
-        environment=env or environment(),
-        mode=mode,
-        timeout_seconds=timeout_seconds,
-        weights_dir=weights_dir,
-        holdout=data.holdout,
-    )
-    return grade_seeds(from_file(file, spec.name, spec.budgets.weights_bytes), ctx, sandbox)
-
-
 def cache_key(sub: Submission, ctx: GradingContext) -> CacheKey:
-    return _key(ctx, sub.content_hash, resolve_mode(ctx.mode, sub), ctx.environment.device)
+    mode = resolve_mode(ctx.settings.mode, sub)
+    return _key(ctx, sub.content_hash, mode, ctx.environment.device)
 
 
 def _key(ctx: GradingContext, content_hash: str, mode: Mode, device: str) -> CacheKey:
@@ -376,31 +317,22 @@ def _keeps(cached: Result | None, sub: Submission, ctx: GradingContext) -> bool:
 def _contexts(
     specs: dict[str, Spec], needed: set[str], options: RunOptions, env: Environment, log: Log
 ) -> dict[str, GradingContext]:
-    prepared: dict[str, PreparedData] = {}
+    settings = Settings(
+        mode=options.mode,
+        timeout_seconds=options.timeout_seconds,
+        weights_dir=options.out / "weights",
+        verify_determinism=options.verify_determinism,
+        seeds=options.seeds,
+    )
     contexts = {}
-    reviewed = load_reviewed(reviewed_path(options.assignments))
     cache_dir = _cache_dir(options) if needed else options.cache_dir
     for name in sorted(needed):
         spec = specs[name]
-        dataset = spec.assignment.dataset
-        if dataset not in prepared:
-            prepared[dataset] = prepare(dataset, options.data_dir, cache_dir)
-        graded = for_spec(spec, prepared[dataset], options.data_dir, cache_dir)
+        graded = grading_data(spec, options.data_dir, cache_dir)
         for note in graded.notes:
             log(f"{name}: {note}")
         log(f"{name}: {graded.holdout_said}")
-        contexts[name] = GradingContext(
-            spec=spec,
-            data=graded.data,
-            holdout=graded.holdout,
-            reviewed=reviewed,
-            seeds=options.seeds,
-            environment=env,
-            mode=options.mode,
-            timeout_seconds=options.timeout_seconds,
-            weights_dir=options.out / "weights",
-            verify_determinism=options.verify_determinism,
-        )
+        contexts[name] = make_context(spec, graded, env, settings)
     return contexts
 
 
@@ -411,3 +343,18 @@ def _cache_dir(options: RunOptions) -> Path:
     from grader.execute.slurm import prepare_shared_dir
 
     return prepare_shared_dir(options.slurm.shared_dir)
+
+
+def run_batch(
+    options: RunOptions, sandbox: SandboxOptions, log: Log, progress: Progress | None = None
+) -> RunSummary:
+    """`grader run`: the specs found and the sandbox opened, each said, then run()."""
+    options = replace(options, assignments=_specs_folder(options, log))
+    with open_sandbox(sandbox, log) as box:
+        return run(options, box, log, progress)
+
+
+def _specs_folder(options: RunOptions, log: Log) -> Path:
+    if isinstance(options.assignments, Path):
+        return options.assignments
+    return find_specs(options.assignments, options.submissions, log)

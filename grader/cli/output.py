@@ -1,0 +1,104 @@
+"""What the commands print on stdout: tables, a check's findings, a run as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from grader.core.results import Mode
+from grader.core.text import printable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from grader.adapters.collect import Report as CollectReport
+    from grader.api import Checked, RunSummary
+
+LOG_LINES = 12  # a failed check's last lines of output
+
+
+def print_table(board: pd.DataFrame) -> None:
+    from grader.publish.table import table_text
+
+    click.echo(table_text(board))
+
+
+def print_check(checked: Checked, save_weights: Path | None) -> None:
+    """What `grader check` found: the row, its targets with their margins, and the diagnosis."""
+    result, report = checked.result, checked.report
+    click.echo(f"{printable(result.student)}/{result.assignment}: {result.status}")
+    if not result.ok:
+        click.echo(f"  {printable(result.message)}")
+        if result.log_tail.strip():
+            click.echo("  last lines of its output:")
+            for line in result.log_tail.strip().splitlines()[-LOG_LINES:]:
+                click.echo(f"    {printable(line)}")
+    else:
+        assert result.train_accuracy is not None and result.test_accuracy is not None
+        click.echo(
+            f"  train accuracy {result.train_accuracy:.4f}   test accuracy "
+            f"{result.test_accuracy:.4f}   gap {result.gap:+.4f}"
+        )
+        for target in report.targets:
+            met = "met" if target.met else "not met"
+            margins = ", ".join(
+                f"{b.what} margin {b.margin * 100:+.2f} points" for b in target.bounds
+            )
+            click.echo(f"  target {target.target.name} ({target.target.description}): {met}")
+            click.echo(f"    {margins}")
+        how = (
+            "evaluated the submitted weights"
+            if result.mode is Mode.LOAD
+            else f"{result.epochs} epochs, trained in {result.train_seconds or 0:.1f} s"
+        )
+        # Pickled weights are never opened by the grader, so it has no count of its own.
+        count = "parameters not counted" if result.params is None else f"{result.params} parameters"
+        click.echo(f"  {count}, {how}, seed {result.seed}, {result.threads} thread(s)")
+    click.echo("diagnosis:")
+    for finding in report.findings:  # a failure's evidence quotes the student's message
+        click.echo(f"  {finding.title}. {printable(finding.evidence)}")
+        for advice in finding.advice:
+            click.echo(f"    - {advice}")
+    if save_weights and result.ok:
+        click.echo(f"  weights saved to {save_weights}")
+    if checked.report_files:
+        written = checked.report_files
+        click.echo(f"report: {written[-1]} and {written[-2]}")
+
+
+def run_json(summary: RunSummary) -> str:
+    """The run as JSON for scripts: counts, files, and every row of the board."""
+    import json
+
+    from grader.publish.board import rows_json
+
+    return json.dumps(
+        {
+            "graded": summary.graded,
+            "reused": summary.reused,
+            "leaderboard": str(summary.csv_path),
+            "reports": str(summary.reports),
+            "rows": rows_json(summary.board),
+        },
+        indent=2,
+        allow_nan=False,
+    )
+
+
+def print_collected(report: CollectReport, to: Path) -> None:
+    """What `grader collect` placed, what it could not, and the counts."""
+    for placed in report.placed:
+        late = "  (late)" if placed.student in report.late else ""
+        files = ", ".join(placed.files)
+        click.echo(f"{placed.action:<10} {placed.student}/: {files}{late}")
+    if report.problems:
+        click.echo("not placed:")
+        for problem in report.problems:
+            click.echo(f"  {printable(problem.path)}: {printable(problem.reason)}")
+    counts = {a: sum(p.action == a for p in report.placed) for a in ("new", "replaced")}
+    click.echo(
+        f"{len(report.placed)} placed in {to} ({counts['new']} new, {counts['replaced']} "
+        f"replaced), {len(report.problems)} not placed, {len(set(report.late))} late"
+    )
