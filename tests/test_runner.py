@@ -20,18 +20,13 @@ import pytest
 from click.testing import CliRunner
 from support.course import STUDENTS
 from support.grading import GOOD_HAR
-from support.runs import options
+from support.runs import attempts, options
 
 from grader.api import run
 from grader.cli import main
 from grader.sandbox.box import Sandbox
 
 pytestmark = pytest.mark.slow
-
-
-def attempts(out: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(out / "grades.sqlite") as db:
-        return db.execute("SELECT student, status FROM attempts ORDER BY id").fetchall()
 
 
 def test_run_records_every_attempt_and_writes_the_leaderboard(

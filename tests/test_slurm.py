@@ -30,7 +30,7 @@ from support.course import STUDENTS, write_course
 from support.grading import TEST_ENVIRONMENT
 from support.layers import LAYER_NAMES, READ_STATUS, assert_status_shows, require_sandbox
 from support.paths import REPO
-from support.runs import options
+from support.runs import attempts, options
 
 from grader.api import RunOptions, RunSummary, run
 from grader.cli import main
@@ -251,11 +251,6 @@ def _cli_args(course: dict[str, Path]) -> list[str | Path]:
     ]  # fmt: skip
 
 
-def _attempts(out: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(out / "grades.sqlite") as db:
-        return db.execute("SELECT student, status FROM attempts ORDER BY id").fetchall()
-
-
 def _tasks(out: Path) -> list[tuple[str, str, str | None]]:
     with sqlite3.connect(out / "grades.sqlite") as db:
         query = "SELECT student, job_id, closed_by FROM slurm_tasks ORDER BY id"
@@ -411,7 +406,7 @@ def test_a_killed_head_started_again_collects_what_finished_and_submits_nothing(
     _wait_until(lambda: (course["out"] / "grades.sqlite").exists() and _attempts_or_none(course))
     head.send_signal(signal.SIGKILL)
     head.wait(timeout=60)
-    recorded = _attempts(course["out"])
+    recorded = attempts(course["out"])
     assert len(recorded) == 1
     # While no head runs, the next task finishes; Slurm keeps running the one after.
     results = course["shared"] / "jobs"
@@ -420,7 +415,7 @@ def test_a_killed_head_started_again_collects_what_finished_and_submits_nothing(
 
     summary = run(_options(course), sandbox, print)
     assert (summary.reused, summary.graded) == (1, 2)
-    assert sorted(_attempts(course["out"])) == [(s, "ok") for s in STUDENTS]  # no duplicate
+    assert sorted(attempts(course["out"])) == [(s, "ok") for s in STUDENTS]  # no duplicate
     tasks = _tasks(course["out"])
     assert len(tasks) == 3  # nothing submitted again
     assert len({job_id.split("_")[0] for _, job_id, _ in tasks}) == 1  # all of the first array
@@ -431,7 +426,7 @@ def test_a_killed_head_started_again_collects_what_finished_and_submits_nothing(
 
 def _attempts_or_none(course: dict[str, Path]) -> bool:
     try:
-        return len(_attempts(course["out"])) >= 1
+        return len(attempts(course["out"])) >= 1
     except sqlite3.OperationalError:
         return False  # the schema is being created
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from grader.api import RunOptions
@@ -35,3 +36,9 @@ def cpu_options(course: dict[str, Path], **overrides: object) -> RunOptions:
     }
     settings.update(overrides)
     return RunOptions(**settings)  # type: ignore[arg-type]
+
+
+def attempts(out: Path) -> list[tuple[str, str]]:
+    """(student, status) of every attempt a run recorded in OUT/grades.sqlite, oldest first."""
+    with sqlite3.connect(out / "grades.sqlite") as db:
+        return db.execute("SELECT student, status FROM attempts ORDER BY id").fetchall()
