@@ -6,12 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from click.core import ParameterSource
 
 from grader.cli.options import (
     QUIET,
-    SBATCH_KEY,
-    SLURM_ONLY,
     assignments_option,
     cache_dir_option,
     data_dir_option,
@@ -92,13 +89,7 @@ def run_command(
     quiet: bool,
     as_json: bool,
     sandbox: SandboxOptions,
-    executor: str,
-    shared_dir: Path | None,
-    partition: str | None,
-    account: str | None,
-    gpus_per_task: int,
-    array_parallelism: int | None,
-    slurm_options: tuple[str, ...],
+    slurm: SlurmOptions | None,
 ) -> None:
     """Grade every SUBMISSIONS/<student>/<assignment>.py and write OUT/leaderboard.csv.
 
@@ -126,17 +117,7 @@ def run_command(
         verify_determinism=verify_determinism,
         device=device,
         seeds=_seeds(seeds_text),
-        slurm=_slurm(
-            executor,
-            workers,
-            shared_dir,
-            partition,
-            account,
-            gpus_per_task,
-            array_parallelism,
-            slurm_options,
-            sandbox,
-        ),
+        slurm=slurm,
     )
     progress = None if quiet else RunProgress()
     try:
@@ -322,55 +303,3 @@ def _seeds(text: str | None) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise click.ClickException(f"--seeds {text!r}: a seed is named twice")
     return seeds
-
-
-def _slurm(
-    executor: str,
-    workers: int | None,
-    shared_dir: Path | None,
-    partition: str | None,
-    account: str | None,
-    gpus_per_task: int,
-    array_parallelism: int | None,
-    slurm_options: tuple[str, ...],
-    sandbox: SandboxOptions,
-) -> SlurmOptions | None:
-    """The Slurm settings of `run`, or None for a local run; options that do not fit are errors."""
-    context = click.get_current_context()
-    given = [
-        flag
-        for name, flag in SLURM_ONLY.items()
-        if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
-    ]
-    if executor == "local":
-        if given:
-            raise click.ClickException(f"{', '.join(given)}: only with --executor slurm")
-        return None
-    if workers is not None:
-        raise click.ClickException(
-            "--workers is for --executor local; with slurm, use --slurm-array-parallelism"
-        )
-    if shared_dir is None:
-        raise click.ClickException(
-            "--executor slurm needs --shared-dir, a folder every node sees at the same path"
-        )
-    from grader.execute.slurm import SlurmOptions
-
-    return SlurmOptions(
-        shared_dir=shared_dir.absolute(),
-        partition=partition,
-        account=account,
-        gpus_per_task=gpus_per_task,
-        array_parallelism=array_parallelism,
-        extra=tuple(_key_value(option) for option in slurm_options),
-        sandbox=sandbox,
-    )
-
-
-def _key_value(option: str) -> tuple[str, str]:
-    key, equals, value = option.partition("=")
-    if not equals or not SBATCH_KEY.match(key) or not value or not value.isprintable():
-        raise click.ClickException(
-            f"--slurm-option {option!r}: expected KEY=VALUE, such as qos=high"
-        )
-    return key, value

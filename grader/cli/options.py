@@ -6,8 +6,9 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -18,6 +19,9 @@ from grader.core.results import Mode
 from grader.core.spec import SpecsAsked
 from grader.data.registry import default_cache_dir, default_data_dir
 from grader.sandbox.box import SandboxOptions
+
+if TYPE_CHECKING:
+    from grader.execute.slurm import SlurmOptions
 
 FORMATS = ("csv", "md", "html", "json")  # grader.publish.board.FORMATS, without importing it
 QUIET = "grader.quiet"  # in the click context's meta: say nothing but warnings and errors
@@ -160,9 +164,6 @@ def _all_of(options: Sequence[Decorator]) -> Decorator:
     return apply
 
 
-with_executor_options = _all_of(executor_options)
-
-
 def with_sandbox_options(command: Callable[..., None]) -> Callable[..., None]:
     """The three sandbox flags, handed to the command whole as `sandbox`: SandboxOptions."""
 
@@ -197,3 +198,71 @@ def log(message: str) -> None:
     quiet = context is not None and context.meta.get(QUIET, False)
     if not quiet or message.startswith("warning"):
         click.echo(message, err=True)
+
+
+def with_executor_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Where `run` grades, handed to the command as `slurm`: SlurmOptions, or None for a local
+    run. Applied below with_sandbox_options, whose SandboxOptions the Slurm nodes get too."""
+
+    @functools.wraps(command)
+    def parsed(*args: Any, executor: str, **kw: Any) -> None:
+        flags = _SlurmFlags(**{name: kw.pop(name) for name in SLURM_ONLY})
+        command(*args, slurm=_slurm(executor, flags, kw["workers"], kw["sandbox"]), **kw)
+
+    return _all_of(executor_options)(parsed)
+
+
+@dataclass(frozen=True)
+class _SlurmFlags:
+    """`run`'s Slurm flags as given."""
+
+    shared_dir: Path | None
+    partition: str | None
+    account: str | None
+    gpus_per_task: int
+    array_parallelism: int | None
+    slurm_options: tuple[str, ...]
+
+
+def _slurm(
+    executor: str, flags: _SlurmFlags, workers: int | None, sandbox: SandboxOptions
+) -> SlurmOptions | None:
+    """The Slurm settings of `run`, or None for a local run; options that do not fit are errors."""
+    context = click.get_current_context()
+    given = [
+        flag
+        for name, flag in SLURM_ONLY.items()
+        if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if executor == "local":
+        if given:
+            raise click.ClickException(f"{', '.join(given)}: only with --executor slurm")
+        return None
+    if workers is not None:
+        raise click.ClickException(
+            "--workers is for --executor local; with slurm, use --slurm-array-parallelism"
+        )
+    if flags.shared_dir is None:
+        raise click.ClickException(
+            "--executor slurm needs --shared-dir, a folder every node sees at the same path"
+        )
+    from grader.execute.slurm import SlurmOptions
+
+    return SlurmOptions(
+        shared_dir=flags.shared_dir.absolute(),
+        partition=flags.partition,
+        account=flags.account,
+        gpus_per_task=flags.gpus_per_task,
+        array_parallelism=flags.array_parallelism,
+        extra=tuple(_key_value(option) for option in flags.slurm_options),
+        sandbox=sandbox,
+    )
+
+
+def _key_value(option: str) -> tuple[str, str]:
+    key, equals, value = option.partition("=")
+    if not equals or not SBATCH_KEY.match(key) or not value or not value.isprintable():
+        raise click.ClickException(
+            f"--slurm-option {option!r}: expected KEY=VALUE, such as qos=high"
+        )
+    return key, value
