@@ -162,8 +162,9 @@ def test_the_warm_process_holds_no_labels_and_no_grader_state(
     pids = _warm_processes()
     assert pids, "a warm process should be running between jobs"
     private = str(tiny_har.private_dir)  # type: ignore[attr-defined]
-    if not os.access(f"/proc/{pids[0]}/maps", os.R_OK):
-        # It is non-dumpable, so only a root grader (CAP_SYS_PTRACE) may look inside it.
+    try:
+        Path(f"/proc/{pids[0]}/maps").read_text()
+    except PermissionError:  # it is non-dumpable: only root (CAP_SYS_PTRACE) may look inside
         pytest.skip("the warm process is non-dumpable: only root may read its memory map")
     for pid in pids:
         proc = Path(f"/proc/{pid}")
