@@ -117,9 +117,15 @@ def build_model(input_shape, num_classes):
         left.append("an environment variable")
     if "left_by_an_earlier_job" in sys.modules:
         left.append("a module")
-    others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid())]
-    if others:
-        left.append(f"processes {others}")
+    # The polluter's sleep: without a pid namespace of its own (a non-root grader without
+    # bubblewrap) a job sees the machine's processes, but none an earlier job started.
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            command = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if command.split(b"\\0")[:2] == [b"sleep", b"300"]:
+            left.append(f"process {pid}")
     raise RuntimeError("LEFT: " + ", ".join(left) if left else "CLEAN")
 """
 
