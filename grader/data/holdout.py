@@ -87,10 +87,10 @@ def carve(
         return _split(data, fraction, seed)
 
     trained = derived(f"{data.name}-carved", key.hexdigest()[:16], cache_dir, build)
-    rows = trained.private(_CARVED_ROWS)
-    inputs, labels = data.load("train_inputs")[rows], data.load("train_labels")[rows]
+    rows, train_labels = trained.private(_CARVED_ROWS), data.load("train_labels")
+    inputs, labels = data.load("train_inputs")[rows], train_labels[rows]
     share = f"{len(rows):,} training rows ({fraction * 100:g}%, seed {seed}) kept from students"
-    classes = int(data.load("train_labels").max()) + 1
+    classes = int(train_labels.max()) + 1
     return trained, holdout_data(inputs, labels, classes, share, trained.title)
 
 
