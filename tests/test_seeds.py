@@ -66,6 +66,15 @@ def test_the_first_seed_that_failed_speaks_for_the_row() -> None:
     assert combined.seeds == [0, 1, 2]
 
 
+def test_seeds_a_failure_stopped_are_named_and_not_counted() -> None:
+    failed = seed_row(0, 0.0, 0.0, status="error", message="train: NameError: x")
+    combined = combine([failed], SPEC, not_graded=(1, 2))
+    assert combined.status is Status.ERROR and combined.seeds == [0]
+    assert combined.message == (
+        "seed 0: train: NameError: x (not graded on seeds 1, 2: the same code fails the same way)"
+    )
+
+
 def test_one_seed_is_that_seeds_row() -> None:
     spec = SPEC.__class__(SPEC.assignment, targets=(Target("A", min_test_accuracy=0.5),))
     combined = combine([seed_row(4, 0.9, 0.95)], spec)
@@ -116,6 +125,27 @@ def test_a_run_grades_each_seed_once_and_reuses_them(
     assert not pd.isna(row["test_accuracy_std"])
     csv = pd.read_csv(more.csv_path)
     assert list(csv.columns)[-2:] == ["test_accuracy_std", "seeds"]
+
+
+BROKEN = GOOD_HAR.replace("torch.nn.ReLU()", "torch.nn.Relu()")  # a typo in a layer's name
+
+
+def test_a_failing_seed_stops_the_submissions_other_seeds(
+    course: dict[str, Path], sandbox: Sandbox
+) -> None:
+    (course["submissions"] / "ben").mkdir()
+    (course["submissions"] / "ben" / "har.py").write_text(BROKEN)
+    summary = run(cpu_options(course, seeds=(0, 1, 2)), sandbox, lambda _: None)
+    rows = summary.board.set_index("student")
+    assert rows.loc["ben", "status"] == "error" and rows.loc["ben", "seeds"] == "0"
+    assert rows.loc["ben", "message"].startswith("seed 0: ")
+    assert rows.loc["ben", "message"].endswith(
+        "(not graded on seeds 1, 2: the same code fails the same way)"
+    )
+    assert rows.loc["ana", "status"] == "ok" and rows.loc["ana", "seeds"] == "0,1,2"
+    with sqlite3.connect(course["tmp"] / "results" / "grades.sqlite") as db:
+        graded = db.execute("SELECT student, seed FROM seed_attempts ORDER BY student, seed")
+        assert graded.fetchall() == [("ana", 0), ("ana", 1), ("ana", 2), ("ben", 0)]
 
 
 def test_a_reviewed_row_is_graded_again_and_ranked(

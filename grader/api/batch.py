@@ -160,8 +160,10 @@ def grade_all(
     """The one seed loop: grade every seed of every submission, reusing seeds the store holds
     graded under the same conditions (an interrupted run resumes), and hand on each
     submission's combined Result the moment its last seed is known; an interruption stops
-    every job. Without a store (`grader check`) every seed is graded."""
+    every job. Without a store (`grader check`) every seed is graded, but for those the
+    executor did not grade after an earlier seed failed (STOPS_THE_SEEDS), which the row names."""
     results: list[dict[int, Result]] = [{} for _ in pending]
+    stopped: list[set[int]] = [set() for _ in pending]
     requests: list[GradeRequest] = []
     places: list[tuple[int, int]] = []  # each request's submission (its index) and seed
     for index, (sub, ctx) in enumerate(pending):
@@ -178,9 +180,11 @@ def grade_all(
     def arrived(index: int) -> None:
         nonlocal done
         ctx = pending[index][1]
-        if len(results[index]) == len(ctx.all_seeds):
+        graded = [seed for seed in ctx.all_seeds if seed in results[index]]
+        if len(graded) + len(stopped[index]) == len(ctx.all_seeds):
             done += 1
-            recorded(combine([results[index][s] for s in ctx.all_seeds], ctx.spec), done)
+            rows = [results[index][seed] for seed in graded]
+            recorded(combine(rows, ctx.spec, tuple(sorted(stopped[index]))), done)
 
     waiting = {index for index, _ in places}
     for index in range(len(pending)):
@@ -190,6 +194,10 @@ def grade_all(
         futures = dict(zip(executor.submit_all(requests), places, strict=True))
         for future in as_completed(futures):
             index, seed = futures[future]
+            if future.cancelled():  # not graded: an earlier seed failed
+                stopped[index].add(seed)
+                arrived(index)
+                continue
             sub, ctx = pending[index]
             result = _graded(future, sub, ctx.for_seed(seed))
             if store is not None:

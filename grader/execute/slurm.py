@@ -39,11 +39,12 @@ from submitit.core import utils as submitit_utils
 from grader.core.files import atomic_copy, weights_path
 from grader.core.results import CacheKey, Mode, Result, Status
 from grader.execute import slurm_queue
-from grader.execute.local import GradeRequest
+from grader.execute.local import GradeRequest, drop
 from grader.execute.slurm_queue import SlurmError, TaskState
 from grader.execute.slurm_task import NodeOutcome, NodeTask, run_task
 from grader.jobs.context import portable
 from grader.jobs.grade import failed, grade, now
+from grader.jobs.seeds import STOPS_THE_SEEDS
 from grader.sandbox.box import Sandbox, SandboxError, SandboxOptions
 from grader.sandbox.tree import remove_tree
 from grader.store.sqlite import Store, SubmittedTask
@@ -52,6 +53,7 @@ Log = Callable[[str], None]
 KeyOf = Callable[[GradeRequest], CacheKey]
 Waited = tuple[GradeRequest, Future[Result]]
 Identity = tuple[str, str, CacheKey, int]  # student, assignment, reuse key, seed: a request
+
 
 NODE_OVERHEAD_MB = 1536  # the task's grader process and its warm process, torch imported
 MARGIN_MINUTES = 5  # starting the task and its sandbox, beyond the phases' own budgets
@@ -310,7 +312,8 @@ class SlurmExecutor:
             self._settle(w, exc)
         return True
 
-    def _read(self, w: _Waiting) -> Result:
+    def _read(self, w: _Waiting) -> Result | None:
+        """w's Result from its task's file; None: the task left its seed out."""
         sub, ctx = w.request.submission, w.request.context
         # submitit writes ("success", what run_task returned) or ("error", the traceback).
         kind, value = submitit_utils.pickle_load(w.job.paths.result_pickle)
@@ -323,6 +326,8 @@ class SlurmExecutor:
         self._note_layers(value)
         seed = ctx.seed
         result = next((r for r in value.results if r.seed == seed), None)
+        if result is None and any(r.status in STOPS_THE_SEEDS for r in value.results):
+            return None  # an earlier seed of the task failed so, as in a local run
         if result is None:  # a task of another grader version, say: grade it again next run
             return failed(sub, ctx, Status.CRASHED, f"the Slurm task returned no seed {seed}")
         if ctx.first_seed:  # the seed whose weights a row names, as in a local run
@@ -336,12 +341,16 @@ class SlurmExecutor:
         tail = _tail(log.read_text(errors="replace")) if log.exists() else ""
         return failed(w.request.submission, w.request.context, status, message, log_tail=tail)
 
-    def _settle(self, w: _Waiting, outcome: Result | SandboxError) -> None:
+    def _settle(self, w: _Waiting, outcome: Result | SandboxError | None) -> None:
+        """w's future: its Result, the sandbox's refusal, or None: not graded (cancelled)."""
         with self._lock:
             if w not in self._waiting:
                 return  # stopped meanwhile
             self._waiting.remove(w)
-        if isinstance(outcome, SandboxError):
+        if outcome is None:  # its task's row is closed here: no result will answer it
+            self._store.abandon_tasks([w.task_id], now())
+            drop(w.future)
+        elif isinstance(outcome, SandboxError):
             w.future.set_exception(outcome)
         else:
             w.future.set_result(outcome)

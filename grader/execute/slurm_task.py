@@ -22,10 +22,11 @@ from grader.core.errors import UserError
 from grader.core.machine import DeviceError
 from grader.core.results import Environment, Result
 from grader.core.submission import Submission
-from grader.jobs.context import PortableContext
+from grader.jobs.context import GradingContext, PortableContext
 from grader.jobs.environment import environment
 from grader.jobs.grade import grade
-from grader.sandbox.box import SandboxError, SandboxOptions
+from grader.jobs.seeds import STOPS_THE_SEEDS
+from grader.sandbox.box import Sandbox, SandboxError, SandboxOptions
 from grader.sandbox.probe import Layer
 from grader.sandbox.workspace import remove_stale_workspaces
 
@@ -62,12 +63,23 @@ def run_task(task: NodeTask) -> NodeOutcome:
     try:
         with task.sandbox.sandbox() as sandbox:
             layers = tuple(sandbox.layers)
-            results = tuple(grade(task.submission, ctx.for_seed(s), sandbox) for s in task.to_grade)
+            results = _grade_seeds(task, ctx, sandbox)
     except SandboxError as exc:
         return NodeOutcome((), node, layers, refusal=str(exc))
     if _stopped_by_slurm():  # the job may have died of Slurm's signal before the task heard it
         raise SystemExit(128 + signal.SIGTERM)
     return NodeOutcome(results, node, layers)
+
+
+def _grade_seeds(task: NodeTask, ctx: GradingContext, sandbox: Sandbox) -> tuple[Result, ...]:
+    """The task's seeds in turn, as a local run grades them: a seed that fails so
+    (STOPS_THE_SEEDS) ends the task, and the head reads the seeds after it as not graded."""
+    results: list[Result] = []
+    for seed in task.to_grade:
+        results.append(grade(task.submission, ctx.for_seed(seed), sandbox))
+        if results[-1].status in STOPS_THE_SEEDS:
+            break
+    return tuple(results)
 
 
 def _environment(expected: Environment, node: str) -> Environment:

@@ -14,16 +14,23 @@ from grader.core.results import Result, Status
 from grader.core.spec import Spec
 from grader.jobs.scoring import targets_met
 
+# A seed that ends so stops the submission's other seeds: the same code fails the same way.
+STOPS_THE_SEEDS = frozenset({Status.ERROR, Status.INVALID, Status.TIMEOUT, Status.MEMORY})
 
-def combine(results: list[Result], spec: Spec) -> Result:
+
+def combine(results: list[Result], spec: Spec, not_graded: tuple[int, ...] = ()) -> Result:
     """The row of one submission graded on these seeds (results in the seeds' order): the
-    first seed that failed or was flagged speaks for all; otherwise the means."""
+    first seed that failed or was flagged speaks for all; otherwise the means. not_graded: the
+    seeds a failure stopped (STOPS_THE_SEEDS), which the message names."""
     seeds = [r.seed for r in results]
     for result in results:
         if result.status is not Status.OK:
-            message = (
-                f"seed {result.seed}: {result.message}" if len(results) > 1 else result.message
-            )
+            several = len(results) + len(not_graded) > 1
+            message = f"seed {result.seed}: {result.message}" if several else result.message
+            if not_graded:
+                names = ", ".join(map(str, not_graded))
+                message += f" (not graded on seed{'s' * (len(not_graded) > 1)} {names}: "
+                message += "the same code fails the same way)"
             return replace(result, seeds=seeds, message=message)
     return _reproduced(_mean(results, spec), spec)
 
