@@ -295,6 +295,7 @@ def test_a_batch_graded_on_slurm_equals_the_local_leaderboard(
 
     pd.testing.assert_frame_equal(_board(on_slurm), _board(local))
     assert set(on_slurm.board["status"]) == {"ok", "error", "invalid"}
+    dee_message = on_slurm.board.set_index("student").loc["dee", "message"]
     graded = _graded(course["out"])
     assert graded == _graded(local_out)
     assert [row[0] for row in graded if row[1] == "ok" and row[5]] == list(STUDENTS)
@@ -305,11 +306,15 @@ def test_a_batch_graded_on_slurm_equals_the_local_leaderboard(
         name = Path("weights") / "har" / f"{student}.safetensors"
         assert (course["out"] / name).read_bytes() == (local_out / name).read_bytes()
     # The invalid submission needs no task; every other one had a task for its seeds, each seed
-    # remembered until its result closed it.
+    # remembered until its result closed it, but dee's second: its first failed, so the task
+    # stopped there (as a local run stops) and the head closed the seed left out.
     tasks = _tasks(course["out"])
     assert sorted((s, c) for s, _, c in tasks) == [
-        (s, "result") for s in ("ana", "ben", "cy", "dee") for _ in seeds
+        *((s, "result") for s in ("ana", "ben", "cy") for _ in seeds),
+        ("dee", "abandoned"),
+        ("dee", "result"),
     ]
+    assert "(not graded on seed 1: the same code fails the same way)" in dee_message
     assert len({job for _, job, _ in tasks}) == len({(s, job) for s, job, _ in tasks}) == 4
     _assert_no_labels_in_task_files(course["shared"], course["cache"])
 

@@ -154,11 +154,15 @@ class SlurmExecutor:
         futures: list[Future[Result]] = [Future() for _ in requests]
         adoptable, stale = self._open_tasks()
         fresh, adopted = [], []
+        refused: set[tuple[str, str]] = set()
         for request, future in zip(requests, futures, strict=True):
             task = adoptable.pop(self._identity(request), None)
-            if request.submission.problem:
+            sub, ctx = request.submission, request.context
+            if sub.problem and (sub.student, sub.assignment) in refused:
+                drop(future)  # its first seed already failed so, as in a local run
+            elif sub.problem:
                 # Grading stops at the problem before any job would start: no task needed.
-                sub, ctx = request.submission, request.context
+                refused.add((sub.student, sub.assignment))
                 future.set_result(grade(sub, ctx, self._sandbox))
             elif task is not None:
                 job: submitit.Job[NodeOutcome] = submitit.SlurmJob(task.folder, task.job_id)

@@ -72,13 +72,12 @@ def run_task(task: NodeTask) -> NodeOutcome:
 
 
 def _grade_seeds(task: NodeTask, ctx: GradingContext, sandbox: Sandbox) -> tuple[Result, ...]:
-    """The task's seeds in turn, as a local run grades them: a seed that fails so
-    (STOPS_THE_SEEDS) ends the task, and the head reads the seeds after it as not graded."""
-    results: list[Result] = []
-    for seed in task.to_grade:
-        results.append(grade(task.submission, ctx.for_seed(seed), sandbox))
-        if results[-1].status in STOPS_THE_SEEDS:
-            break
+    """The task's seeds in turn, as a local run grades them: when the first fails so
+    (STOPS_THE_SEEDS), the task ends there and the head reads the others as not graded."""
+    first, *rest = task.to_grade
+    results = [grade(task.submission, ctx.for_seed(first), sandbox)]
+    if results[0].status not in STOPS_THE_SEEDS:
+        results += [grade(task.submission, ctx.for_seed(seed), sandbox) for seed in rest]
     return tuple(results)
 
 
