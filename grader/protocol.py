@@ -11,8 +11,10 @@ Before any student code runs, the child applies the confinement the config asks 
 from the kernel what it really got, writes that Attestation as one JSON line to ATTEST_FD, closes
 it, and waits for one byte on GO_FD. The grader compares the attestation with what it promised
 and sends the byte only if they agree; otherwise the job ends there, having run nothing of the
-student's. At the end the child writes `report.json` (a ChildReport) and its output files. The
-grader treats everything in OUT_DIR as untrusted and computes every metric itself.
+student's. While it runs, it keeps `progress.json` (a Progress: the stage it is in, the epochs
+done) up to date, so a job stopped at its limit can say where its time went. At the end the child
+writes `report.json` (a ChildReport) and its output files. The grader treats everything in OUT_DIR
+as untrusted and computes every metric itself.
 
 Bump PROTOCOL_VERSION whenever any of this changes; the child refuses a config of another version.
 """
@@ -32,8 +34,8 @@ from grader.core.text import one_line
 # 1: course-grader 0.1's argv and environment, never versioned; 2: the training history;
 # 3: the contract checks the child ran, in the report; 4: Landlock, in the config and attestation;
 # 5: one blind array of inputs for eval (training sample, test, copies, hold-out), one scores file;
-# 6: the attestation names the layer that failed apart from the problem.
-PROTOCOL_VERSION = 6
+# 6: the attestation names the layer that failed apart from the problem; 7: the progress file.
+PROTOCOL_VERSION = 7
 MESSAGE_CHARS = 300
 ATTESTATION_BYTES = 16_000
 REPORT_BYTES = 256_000
@@ -50,6 +52,8 @@ TRAIN_LABELS = "train_labels.npy"
 EVAL_INPUTS = "inputs.npy"
 # Files in OUT_DIR
 REPORT = "report.json"
+PROGRESS = "progress.json"
+PROGRESS_BYTES = 1_000
 MODEL = "model.safetensors"
 SCORES = "scores.npy"  # eval: class scores, one row per row of EVAL_INPUTS
 
@@ -255,6 +259,38 @@ class CheckRecord:
         return cls(name, raw["passed"]) if name else None
 
 
+class Stage(StrEnum):
+    """Where a phase is, as its progress file says: what a job stopped at its limit was doing."""
+
+    IMPORT = "importing the submission"
+    BUILD = "building the model"
+    TRAIN = "training"
+    SAVE = "saving the model"
+    LOAD = "loading the weights"
+    PREDICT = "predicting"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The child's running account of a phase. Untrusted: student code could have written it."""
+
+    stage: Stage
+    epochs_done: int | None = None  # training: the epochs finished so far, when known
+    epochs_asked: int | None = None  # training: HPARAMS["epochs"]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def parse(cls, raw: Any) -> Progress | None:
+        """Progress from decoded JSON, or None if it is not one this protocol could have sent."""
+        stage = raw.get("stage") if isinstance(raw, dict) else None
+        if not isinstance(stage, str) or stage not in {str(s) for s in Stage}:
+            return None
+        done, asked = _integer(raw.get("epochs_done")), _integer(raw.get("epochs_asked"))
+        return cls(Stage(stage), _count(done), _count(asked))
+
+
 @dataclass(frozen=True)
 class ChildReport:
     """The child's own account of a phase. Untrusted: student code could have written it."""
@@ -296,6 +332,10 @@ class ChildReport:
 
 def _integer(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _count(value: int | None) -> int | None:
+    return value if value is not None and 0 <= value <= 1_000_000 else None
 
 
 def _number(value: Any) -> float | None:

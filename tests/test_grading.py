@@ -184,7 +184,11 @@ def test_failure_becomes_a_result_row(
 
 def test_timeout_is_enforced(grade_source: GradeSource) -> None:
     result = grade_source(GOOD_HAR + "\nimport time\ntime.sleep(600)\n", timeout_seconds=8)
-    assert (result.status, result.message) == ("timeout", "train took longer than 8 s")
+    assert (result.status, result.stage) == ("timeout", "importing the submission")
+    assert result.message == (
+        "train took longer than 8 s while importing the submission "
+        "(its top-level code had not finished)"
+    )
 
 
 def test_memory_limit_is_enforced(grade_source: GradeSource) -> None:

@@ -27,8 +27,9 @@ _PASSABLE = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_
 class EpochLog:
     """Appends one EpochRecord per call, numbered from 1; calls past MAX_HISTORY are dropped."""
 
-    def __init__(self, history: list[EpochRecord]) -> None:
+    def __init__(self, history: list[EpochRecord], on_epoch: Callable[[int], None]) -> None:
         self.history = history
+        self._on_epoch = on_epoch
 
     def __call__(
         self,
@@ -48,9 +49,12 @@ class EpochLog:
                 lr=_number("lr", lr),
             )
         )
+        self._on_epoch(len(self.history))
 
 
-def callback_for(train: Callable[..., Any], history: list[EpochRecord]) -> dict[str, EpochLog]:
+def callback_for(
+    train: Callable[..., Any], history: list[EpochRecord], on_epoch: Callable[[int], None]
+) -> dict[str, EpochLog]:
     """The keyword arguments to call train with: the callback if its signature names it."""
     try:
         parameter = inspect.signature(train).parameters.get(CALLBACK)
@@ -58,7 +62,7 @@ def callback_for(train: Callable[..., Any], history: list[EpochRecord]) -> dict[
         return {}
     if parameter is None or parameter.kind not in _PASSABLE:
         return {}
-    return {CALLBACK: EpochLog(history)}
+    return {CALLBACK: EpochLog(history, on_epoch)}
 
 
 def _number(name: str, value: Any) -> float | None:

@@ -20,9 +20,18 @@ from typing import Any
 
 from grader import protocol
 from grader.child.confine import ConfinementError, attest, confine
+from grader.child.progress import ProgressFile
 from grader.core.results import Status
 from grader.core.text import one_line
-from grader.protocol import MESSAGE_CHARS, CheckRecord, ChildReport, JobConfig, Phase, Task
+from grader.protocol import (
+    MESSAGE_CHARS,
+    CheckRecord,
+    ChildReport,
+    JobConfig,
+    Phase,
+    Stage,
+    Task,
+)
 
 
 class WeightsError(Exception):
@@ -49,7 +58,7 @@ def main(argv: list[str]) -> int:
     checks: list[CheckRecord] = []
     try:
         run = train if args.phase is Phase.TRAIN else evaluate
-        report = run(config.task, in_dir, out_dir, checks)
+        report = run(config.task, in_dir, out_dir, checks, ProgressFile(out_dir))
     except BaseException as exc:  # every student failure, exit() included, becomes a report
         report = _failure(exc, in_dir / protocol.SOURCE)
     report = dataclasses.replace(report, checks=tuple(checks))
@@ -57,28 +66,33 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def train(task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord]) -> ChildReport:
+def train(
+    task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord], progress: ProgressFile
+) -> ChildReport:
     import numpy as np
     import torch
 
     from grader.child import contract, epochs, training
 
-    module, model = _prepare(task, in_dir, checks)
+    module, model = _prepare(task, in_dir, checks, progress)
     hp = contract.parse_hparams(module.HPARAMS, task.max_epochs)
     inputs = training.as_model_input(_load(in_dir / protocol.inputs_file("train")))
     labels = torch.from_numpy(np.asarray(_load(in_dir / protocol.TRAIN_LABELS))).long()
     model.to(training.pick_device(task.device))
     training.seed_everything(task.seed)
     started = time.perf_counter()
+    progress.stage(Stage.TRAIN, hp.epochs)
     if hasattr(module, "train"):
         dataset = torch.utils.data.TensorDataset(inputs, labels)
         history: list[protocol.EpochRecord] = []
-        callback = epochs.callback_for(module.train, history)  # only if train() asks for it
+        # only if train() asks for it
+        callback = epochs.callback_for(module.train, history, progress.epoch)
         module.train(model, dataset, dict(module.HPARAMS), **callback)
         trained = training.Trained(history=history)
     else:
-        trained = training.train_standard(model, inputs, labels, hp, task.seed)
+        trained = training.train_standard(model, inputs, labels, hp, task.seed, progress.epoch)
     seconds = time.perf_counter() - started
+    progress.stage(Stage.SAVE)
     _save_model(model, out_dir)
     return ChildReport(
         Status.OK,
@@ -89,16 +103,20 @@ def train(task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord]) ->
     )
 
 
-def evaluate(task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord]) -> ChildReport:
+def evaluate(
+    task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord], progress: ProgressFile
+) -> ChildReport:
     import numpy as np
 
     from grader.child import training
 
     assert task.weights is not None
-    _, model = _prepare(task, in_dir, checks)
+    _, model = _prepare(task, in_dir, checks, progress)
+    progress.stage(Stage.LOAD)
     _load_weights(model, in_dir / task.weights)
     model.to(training.pick_device(task.device))
     inputs = training.as_model_input(_load(in_dir / protocol.EVAL_INPUTS))
+    progress.stage(Stage.PREDICT)
     scores = training.predict(model, inputs).numpy()
     np.save(out_dir / protocol.SCORES, scores, allow_pickle=False)
     _save_model(model, out_dir)
@@ -111,14 +129,18 @@ def _load(path: Path) -> Any:
     return np.load(path, allow_pickle=False)
 
 
-def _prepare(task: Task, in_dir: Path, checks: list[CheckRecord]) -> tuple[ModuleType, Any]:
+def _prepare(
+    task: Task, in_dir: Path, checks: list[CheckRecord], progress: ProgressFile
+) -> tuple[ModuleType, Any]:
     """Import the submission and build its model, running the contract checks on both."""
     from grader.child import contract, training
 
     training.make_deterministic(task.seed, task.threads)
+    progress.stage(Stage.IMPORT)
     module = _import_submission(in_dir / protocol.SOURCE)
     _run_checks(contract.module_checks(module, task.max_epochs), checks)
     training.seed_everything(task.seed)
+    progress.stage(Stage.BUILD)
     model = module.build_model(task.input_shape, task.num_classes)
     _run_checks(contract.model_checks(model, task.input_shape, task.num_classes), checks)
     return module, model

@@ -64,7 +64,12 @@ class Trained:
 
 
 def train_standard(
-    model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, hp: HParams, seed: int
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    hp: HParams,
+    seed: int,
+    on_epoch: Callable[[int], None] = lambda done: None,
 ) -> Trained:
     """The student's optimizer, schedule, loss and batch size, exactly as written; records each
     epoch. Shuffling once per epoch and slicing batches gives the same batches, bit for bit,
@@ -89,6 +94,7 @@ def train_standard(
         )
         val_accuracy = accuracy_on(model, *held_out) if held_out else None
         history.append(EpochRecord(epoch, loss, accuracy, val_accuracy, lr))
+        on_epoch(epoch)
         if isinstance(schedule, lr_scheduler.ReduceLROnPlateau):
             assert val_accuracy is not None  # the contract requires a validation split
             schedule.step(val_accuracy)

@@ -88,6 +88,9 @@ class Result:
     class_accuracy: dict[str, list[float | None]] = field(default_factory=dict)
     # The contract checks the child ran, in order: {"name": ..., "passed": ...}; untrusted.
     checks: list[dict[str, Any]] = field(default_factory=list)
+    # A timeout or out-of-memory row: where the job was (a protocol.Stage's words, "building
+    # the model"), from the child's progress file; untrusted, it only chooses the advice.
+    stage: str = ""
     kind: str = STUDENT  # "student", or a reference row (a baseline) that is never ranked
     mode: Mode = Mode.RETRAIN
     seed: int = 0

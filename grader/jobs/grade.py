@@ -23,6 +23,7 @@ from grader.core.spec import Spec
 from grader.core.submission import Submission
 from grader.jobs import audit, scoring
 from grader.jobs.context import GradingContext
+from grader.jobs.stopped import stopped_in
 from grader.jobs.untrusted import (
     UntrustedFileError,
     Weights,
@@ -46,10 +47,12 @@ class JobFailed(Exception):
         message: str,
         log_tail: str = "",
         checks: tuple[protocol.CheckRecord, ...] = (),
+        stage: str = "",
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.log_tail = status, message, log_tail
         self.checks = checks  # the contract checks the failing phase reported, if any
+        self.stage = stage  # where a job stopped at its limit was (a protocol.Stage), if known
 
 
 def grade(submission: Submission, ctx: GradingContext, sandbox: Sandbox) -> Result:
@@ -64,6 +67,7 @@ def grade(submission: Submission, ctx: GradingContext, sandbox: Sandbox) -> Resu
             message=failure.message,
             log_tail=failure.log_tail,
             checks=_checks(failure.checks),
+            stage=failure.stage,
         )
     return replace(graded, finished_at=now())
 
@@ -281,7 +285,7 @@ def _run(
     outcome = sandbox.run(task, in_dir, out_dir, job / f"{task.phase}.log", limits)
     report = read_report(out_dir / protocol.REPORT)
     _raise_for_breach(sandbox, outcome, task.phase)
-    _raise_for_outcome(ctx, outcome, report, task.phase, limits)
+    _raise_for_outcome(ctx, outcome, report, task.phase, limits, out_dir)
     assert report is not None
     return outcome, report
 
@@ -292,21 +296,24 @@ def _raise_for_outcome(
     report: ChildReport | None,
     phase: Phase,
     limits: Limits,
+    out_dir: Path,
 ) -> None:
     tail, budgets = outcome.log_tail, ctx.spec.budgets
     if outcome.out_of_memory:
-        raise JobFailed(
-            Status.MEMORY, f"{phase} used more than its {budgets.memory_mb} MB of memory", tail
-        )
+        at = stopped_in(out_dir)
+        what = f"{phase} used more than its {budgets.memory_mb} MB of memory{at.words}"
+        raise JobFailed(Status.MEMORY, what, tail, stage=at.stage)
     if outcome.timed_out:
-        raise JobFailed(
-            Status.TIMEOUT, f"{phase} took longer than {limits.timeout_seconds:g} s", tail
-        )
+        at = stopped_in(out_dir, limits.timeout_seconds)
+        what = f"{phase} took longer than {limits.timeout_seconds:g} s{at.words}"
+        raise JobFailed(Status.TIMEOUT, what, tail, stage=at.stage)
     if outcome.output_exceeded:
         raise JobFailed(Status.INVALID, f"{phase} {outcome.overflow}", tail)
     signal_name = outcome.signal_name
     if signal_name == "SIGXCPU":
-        raise JobFailed(Status.TIMEOUT, f"{phase} used up its CPU time limit", tail)
+        at = stopped_in(out_dir)
+        what = f"{phase} used up its CPU time limit{at.words}"
+        raise JobFailed(Status.TIMEOUT, what, tail, stage=at.stage)
     if signal_name == "SIGXFSZ":
         raise JobFailed(Status.INVALID, f"{phase} wrote a file over the size limit", tail)
     if report is None:

@@ -19,7 +19,7 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save_file as save_safetensors
 
 from grader.core.files import megabytes
-from grader.protocol import REPORT_BYTES, ChildReport
+from grader.protocol import PROGRESS_BYTES, REPORT_BYTES, ChildReport, Progress
 
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -63,6 +63,14 @@ def read_report(path: Path) -> ChildReport | None:
     """The child's own account of how it went, or None if it left none we can trust."""
     try:
         return ChildReport.parse(json.loads(read_bytes(path, REPORT_BYTES)))
+    except (UntrustedFileError, ValueError, RecursionError):
+        return None
+
+
+def read_progress(path: Path) -> Progress | None:
+    """Where the child said it was; None if it left nothing we can read."""
+    try:
+        return Progress.parse(json.loads(read_bytes(path, PROGRESS_BYTES)))
     except (UntrustedFileError, ValueError, RecursionError):
         return None
 

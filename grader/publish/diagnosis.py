@@ -223,6 +223,19 @@ _STATUS_ADVICE = {
 }
 
 
+# A timeout's advice by where the job was (protocol.Stage's words); training's is the default.
+_TIMEOUT_ADVICE = {
+    "importing the submission": "code at the top level of your file runs when it is imported: "
+    'keep only definitions there, and put experiments under `if __name__ == "__main__":`',
+    "building the model": "build_model never returned: look for a loop that does not end in "
+    "build_model or in your model's __init__",
+    "loading the weights": "loading your weights took too long: submit a state_dict saved "
+    "with torch.save(model.state_dict(), ...) or safetensors",
+    "predicting": "predicting took too long: forward should do a fixed amount of work per "
+    "input; look for a loop in forward that depends on the data",
+}
+
+
 def _failure(result: Result) -> Finding:
     message = result.message
     if result.status is Status.INVALID:
@@ -242,6 +255,8 @@ def _failure(result: Result) -> Finding:
             tuple(advice or ["compare your file with the starter and the handout's contract"]),
         )
     title, hint = _STATUS_ADVICE.get(result.status, ("Grading failed", "see the message"))
+    if result.status is Status.TIMEOUT and result.stage in _TIMEOUT_ADVICE:
+        title, hint = "The job ran past the time budget", _TIMEOUT_ADVICE[result.stage]
     return Finding(str(result.status), title, message, (hint,))
 
 

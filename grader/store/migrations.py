@@ -168,6 +168,11 @@ def attempts_name_their_holdout(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN holdout TEXT NOT NULL DEFAULT ''")
 
 
+def attempts_say_where_a_job_stopped(db: sqlite3.Connection) -> None:
+    """Where a timed-out or out-of-memory job was; rows graded before do not say."""
+    db.execute("ALTER TABLE attempts ADD COLUMN stage TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -182,6 +187,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_verify_submitted_weights", attempts_verify_submitted_weights),
     ("slurm_tasks_are_remembered", slurm_tasks_are_remembered),
     ("attempts_name_their_holdout", attempts_name_their_holdout),
+    ("attempts_say_where_a_job_stopped", attempts_say_where_a_job_stopped),
 ]
 LATEST = len(MIGRATIONS)
 
