@@ -168,6 +168,12 @@ def attempts_name_their_holdout(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN holdout TEXT NOT NULL DEFAULT ''")
 
 
+def attempts_keep_each_seeds_figures(db: sqlite3.Connection) -> None:
+    """A row graded on several seeds keeps each seed's own figures beside their means; rows
+    stored before have none (and their confusion matrices are their first seed's)."""
+    db.execute("ALTER TABLE attempts ADD COLUMN per_seed TEXT NOT NULL DEFAULT '[]'")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -182,6 +188,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_verify_submitted_weights", attempts_verify_submitted_weights),
     ("slurm_tasks_are_remembered", slurm_tasks_are_remembered),
     ("attempts_name_their_holdout", attempts_name_their_holdout),
+    ("attempts_keep_each_seeds_figures", attempts_keep_each_seeds_figures),
 ]
 LATEST = len(MIGRATIONS)
 
