@@ -47,8 +47,7 @@ def training_png(result: Result) -> bytes | None:
         loss_axis.text(0.02, 0.95, f"not a finite number from epoch {broken[0]}",
                        transform=loss_axis.transAxes, va="top", color="tab:red", fontsize=8,
                        parse_math=False)  # fmt: skip
-    which = _curves_seed(result)
-    loss_axis.set_title(which + "training loss per epoch")
+    loss_axis.set_title(_seed_title(result, "Training loss per epoch"))
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("mean loss")
     loss_axis.grid(alpha=0.3)
@@ -66,7 +65,7 @@ def training_png(result: Result) -> bytes | None:
             )
     if result.best_epoch is not None:
         accuracy_axis.axvline(result.best_epoch, color="grey", linestyle=":", label="kept epoch")
-    accuracy_axis.set_title(which + "accuracy (%)")
+    accuracy_axis.set_title(_seed_title(result, "Accuracy (%)"))
     accuracy_axis.set_xlabel("epoch")
     accuracy_axis.grid(alpha=0.3)
     accuracy_axis.legend(fontsize=7, loc="lower right")
@@ -128,9 +127,11 @@ def _counted(result: Result) -> str:
     return seeds_text(result.class_seeds) + (" summed" if summed else "")
 
 
-def _curves_seed(result: Result) -> str:
-    """A title's prefix naming the seed the curves are from, when the row has several."""
-    return f"Seed {result.seed}: " if len(result.graded_seeds) > 1 else ""
+def _seed_title(result: Result, title: str) -> str:
+    """A title naming the seed the curves are from, when the row has several."""
+    if len(result.graded_seeds) == 1:
+        return title
+    return f"Seed {result.seed}: {title[0].lower()}{title[1:]}"
 
 
 def _graded_lines(result: Result) -> list[tuple[float | None, str, str]]:
