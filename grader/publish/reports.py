@@ -18,7 +18,7 @@ from pathlib import Path
 
 from grader.core.files import atomic_path
 from grader.core.results import STUDENT, Mode, Result, SeedFigures, Status
-from grader.core.spec import BOUNDARY_DIGITS, Spec, Target
+from grader.core.spec import BOUNDARY_DIGITS, Audit, Spec, Target
 from grader.core.submission import STUDENT_ID, StudentMeta
 from grader.publish.diagnosis import Finding, diagnose
 from grader.publish.render import (
@@ -264,8 +264,28 @@ def _target(result: Result, target: Target) -> TargetResult:
 
 def _audit(result: Result, spec: Spec) -> AuditExplained:
     audit = spec.audit
-    test, train = result.test_accuracy, result.train_accuracy
-    checks = [
+    moved = f"by {audit.noise:g} up or down" if audit.noise else "by one grey level"
+    return AuditExplained(
+        how=f"{audit.changed_values} of its values moved {moved}",
+        checks=_audit_checks(result, audit),
+        seed=result.seed if len(result.graded_seeds) > 1 else None,
+        snippet=_review_snippet(result),
+    )
+
+
+def _audit_checks(result: Result, audit: Audit) -> tuple[AuditCheck, ...]:
+    """The audit's four signals (scoring.audit_signals), each with the row's figure."""
+    test, train, held = result.test_accuracy, result.train_accuracy, result.holdout_accuracy
+    holdout = (
+        AuditCheck("accuracy on a private hold-out", "not measured", DASH)
+        if held is None
+        else AuditCheck(
+            f"test accuracy above the hold-out's ({percent(held)}; {result.holdout})",
+            points(_difference(test, held)),
+            f"at most {magnitude(audit.max_holdout_drop)}",
+        )
+    )
+    return (
         AuditCheck(
             "how often the prediction on a changed copy equals the one on its original",
             percent(result.agreement),
@@ -281,29 +301,11 @@ def _audit(result: Result, spec: Spec) -> AuditExplained:
             points(_difference(test, train)),
             f"at most {magnitude(audit.max_negative_gap)}",
         ),
-    ]
-    held = result.holdout_accuracy
-    if held is None:
-        checks.append(AuditCheck("accuracy on a private hold-out", "not measured", DASH))
-    else:
-        checks.append(
-            AuditCheck(
-                f"test accuracy above the hold-out's ({percent(held)}; {result.holdout})",
-                points(_difference(test, held)),
-                f"at most {magnitude(audit.max_holdout_drop)}",
-            )
-        )
-    moved = f"by {audit.noise:g} up or down" if audit.noise else "by one grey level"
-    several = len(result.graded_seeds) > 1
-    return AuditExplained(
-        how=f"{audit.changed_values} of its values moved {moved}",
-        checks=tuple(checks),
-        seed=result.seed if several else None,
-        snippet=review_snippet(result),
+        holdout,
     )
 
 
-def review_snippet(result: Result) -> str:
+def _review_snippet(result: Result) -> str:
     """The [[reviewed]] table that clears this exact file (core/review.py reads it); the
     values as JSON strings, which TOML reads as the same basic strings."""
     return (
