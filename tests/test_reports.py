@@ -443,6 +443,10 @@ def test_a_flagged_report_explains_the_audit_and_how_to_clear_it(tmp_path: Path)
         '<tr><td>test accuracy lost on the changed copies</td><td class="num">+5.20 points</td>'
         '<td class="num">at most 1.00 points</td></tr>' in html_text
     )
+    # Its figures are the flagged seed's, not a mean of the seeds.
+    assert "| seeds | 0, 1, 2 (the figures here are seed 1's) |" in md
+    assert "| training time | 15.0 s |" in md
+    assert "<dt>training time</dt><dd>15.0 s</dd>" in html_text
     # The snippet, pasted into course/reviewed.toml, clears exactly this row.
     snippet = md.split("```toml\n")[1].split("```")[0]
     assert snippet in html.unescape(html_text)

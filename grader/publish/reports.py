@@ -104,6 +104,23 @@ class Report:
         return seeds_text(self.result.graded_seeds)
 
     @property
+    def averaged(self) -> bool:
+        """The row's figures are several seeds' means; a failed or flagged row's are the seed's
+        that failed (seeds.combine)."""
+        several = len(self.result.graded_seeds) > 1
+        return several and self.result.status in (Status.OK, Status.IRREPRODUCIBLE)
+
+    @property
+    def seeds_fact(self) -> str:
+        """The seeds as "How it was graded" lists them, and whose figures the page shows."""
+        seeds = ", ".join(map(str, self.result.graded_seeds))
+        if self.averaged:
+            return seeds + " (the accuracies are their mean)"
+        if len(self.result.graded_seeds) > 1:
+            return seeds + f" (the figures here are seed {self.result.seed}'s)"
+        return seeds
+
+    @property
     def per_seed(self) -> list[SeedFigures]:
         """Each seed's own figures, where there are several to tell apart."""
         return self.result.per_seed if len(self.result.per_seed) > 1 else []
