@@ -13,7 +13,9 @@ curves in your report, ``train(model, train_set, hparams, report_epoch)``) to re
 grader's training loop; see the handout (course/handouts/mnist.md).
 
 Check your work locally with ``python starter/mnist.py`` (or ``grader check starter/mnist.py``),
-from any folder and under any file name.
+from any folder and under any file name. It grades the file as the course does, on every seed
+the assignment names: with several, it prints each seed's test accuracy, then their mean,
+which the targets are judged on.
 """
 
 import torch

@@ -5,21 +5,29 @@ and the command that reproduces them."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 import re
+import tomllib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image
 import numpy as np
 import pytest
 from support.course import HAR, SPECS
-from support.results import detailed, history
+from support.results import detailed, history, seed_results
 
-from grader.core.results import Mode, Result
+from grader.api.single import Checked
+from grader.cli.output import print_check
+from grader.core.results import Mode, Result, Status
+from grader.core.review import load_reviewed
 from grader.core.submission import StudentMeta
+from grader.jobs.seeds import combine
+from grader.publish import report_plots
 from grader.publish.diagnosis import diagnose
-from grader.publish.reports import build_report, report_folder, write_report
+from grader.publish.reports import build_report, report_folder, write_report, write_reports
 
 ACTIVITIES = ["walking", "upstairs", "downstairs", "sitting", "standing", "laying"]
 
@@ -235,3 +243,245 @@ def test_a_failed_attempt_leaves_no_stale_picture_beside_its_markdown(tmp_path: 
     failed = Result(student="alice", assignment="har", status="error", message="boom")
     write_report(build_report(failed, HAR), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["har.html", "har.md"]
+
+
+# --- several seeds: which, each one's figures, and tables that agree with the headline ---------
+
+
+def written(tmp_path: Path, result: Result, **options: Any) -> tuple[str, str]:
+    """The report's HTML and Markdown, as written for this row."""
+    write_report(build_report(result, HAR, **options), tmp_path)
+    return (tmp_path / f"{result.assignment}.html").read_text(), (
+        tmp_path / f"{result.assignment}.md"
+    ).read_text()
+
+
+def test_a_report_of_several_seeds_names_them_and_shows_each_seed(tmp_path: Path) -> None:
+    html_text, md = written(tmp_path, combine(seed_results(), HAR))
+    assert (
+        "Graded on seeds 0, 1, 2; their mean: test accuracy **96.11%** ± 0.35 points, train "
+        "accuracy 98.14%: a train \N{MINUS SIGN} test gap of **+2.03 points**. The spread (±) "
+        "is the standard deviation of the seeds' test accuracies. The targets are judged on "
+        "the means." in md
+    )
+    assert (
+        "Graded on seeds 0, 1, 2; their mean: test accuracy <strong>96.11%</strong> ± 0.35 "
+        "points, train accuracy 98.14%" in html_text
+    )
+    assert "| 0 | 96.48% | 98.28% | +1.79 points | 14.0 s |" in md
+    assert "| 1 | 95.78% | 98.01% | +2.23 points | 15.0 s |" in md
+    assert "| **mean** | 96.11% ± 0.35 points | 98.14% | +2.03 points | 45.0 s in all |" in md
+    assert (
+        '<tr><td>0</td><td class="num">96.48%</td><td class="num">98.28%</td>'
+        '<td class="num">+1.79 points</td><td class="num">14.0 s</td></tr>' in html_text
+    )
+    assert "| seeds | 0, 1, 2 (the accuracies are their mean) |" in md
+    assert "<dt>seeds</dt><dd>0, 1, 2 (the accuracies are their mean)</dd>" in html_text
+    assert "| epochs | 10 (seed 0: weights kept from epoch 8) |" in md
+    assert "| training time | 45.0 s (3 seeds in all) |" in md
+    curves = "These are seed 0's curves and figures, the first of the seeds 0, 1, 2; the "
+    assert curves in md and curves in html.unescape(html_text)
+    assert "| seed | 0 |" not in md and "<dt>seed</dt>" not in html_text
+    assert "hold-out" not in md  # no column for a figure no seed has
+
+
+def test_the_class_tables_of_several_seeds_agree_with_the_headline(tmp_path: Path) -> None:
+    row = combine(seed_results(), HAR)
+    test = np.asarray(row.confusion["test"])
+    assert np.trace(test) / test.sum() == pytest.approx(row.test_accuracy, rel=1e-12)
+    html_text, md = written(tmp_path, row)
+    said = (
+        "Counted over seeds 0, 1, 2: each seed's model predicted every example once, so each "
+        "example is counted 3 times, and the diagonal's share of the test counts, 96.11%, is "
+        "the mean test accuracy above."
+    )
+    assert said in md and said in html.unescape(html_text)
+    # Sitting: 375 windows a seed, 48 + 58 + 55 taken for standing: 964 of 1125 right.
+    assert "| sitting | 92.83% | 85.69% |" in md
+    assert '<tr><td>sitting</td><td class="num">92.83%</td><td class="num">85.69%</td></tr>' in (
+        html_text
+    )
+
+
+def test_a_row_stored_before_seeds_were_summed_says_its_tables_are_one_seeds(
+    tmp_path: Path,
+) -> None:
+    old = replace(combine(seed_results(), HAR), per_seed=[])
+    old = replace(old, confusion=seed_results()[0].confusion)
+    html_text, md = written(tmp_path, old)
+    said = (
+        "These tables are seed 0's alone (this attempt was graded before the seeds' tables "
+        "were summed), so they differ from the mean above."
+    )
+    assert said in md and said in html.unescape(html_text)
+    assert "Each seed's own figures were not kept for this attempt" in md
+
+
+def test_one_seed_says_seed_and_shows_no_seed_table(tmp_path: Path) -> None:
+    html_text, md = written(tmp_path, combine(seed_results((2,)), HAR))
+    assert "| seed | 2 |" in md and "<dt>seed</dt><dd>2</dd>" in html_text
+    assert "Seed by seed" not in md + html_text and "their mean" not in md + html_text
+    assert "Counted over" not in md
+
+
+def drawn(monkeypatch: pytest.MonkeyPatch, draw: Any, *args: Any) -> list[str]:
+    """The titles and legend labels of a report picture, as drawn."""
+    figures: list[Any] = []
+    monkeypatch.setattr(report_plots, "png_bytes", lambda figure, **_: figures.append(figure))
+    draw(*args)
+    (figure,) = figures
+    texts = [axis.get_title() for axis in figure.axes]
+    for axis in figure.axes:
+        legend = axis.get_legend()
+        texts += [t.get_text() for t in legend.get_texts()] if legend else []
+    return texts
+
+
+def test_the_pictures_of_several_seeds_say_which_seeds_they_show(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    row = combine(seed_results(), HAR)
+    training = drawn(monkeypatch, report_plots.training_png, row)
+    assert training[:2] == ["Seed 0: training loss per epoch", "Seed 0: accuracy (%)"]
+    # The dashed lines are the curves' own seed's figures, not the mean.
+    assert "seed 0 graded: test set, 96.48%" in training
+    assert "seed 0 graded: train set, 98.28%" in training
+    classes = drawn(monkeypatch, report_plots.classes_png, row, HAR)
+    assert classes[:2] == [
+        "Accuracy per class (seeds 0, 1, 2 summed)",
+        "Test set: confusion matrix (counts, seeds 0, 1, 2 summed)",
+    ]
+    one = combine(seed_results((0,)), HAR)
+    assert drawn(monkeypatch, report_plots.training_png, one)[:2] == [
+        "Training loss per epoch", "Accuracy (%)"]  # fmt: skip
+    assert "graded: test set, 96.48%" in drawn(monkeypatch, report_plots.training_png, one)
+
+
+def test_grader_check_prints_each_seed_and_their_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    row = combine(seed_results(), HAR)
+    print_check(Checked(row, HAR, build_report(row, HAR, pictures=False)), None)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:3] == [
+        "  seeds 0, 1, 2: test accuracy 0.9648, 0.9578, 0.9606",
+        "  their mean: train accuracy 0.9814   test accuracy 0.9611 ± 0.0035   gap +0.0203",
+    ]
+    assert (
+        "  144006 parameters, 10 epochs, trained in 45.0 s in all, seeds 0, 1, 2, 1 thread(s)"
+        in (lines)
+    )
+    one = combine(seed_results((1,)), HAR)
+    print_check(Checked(one, HAR, build_report(one, HAR, pictures=False)), None)
+    out = capsys.readouterr().out
+    assert "trained in 15.0 s, seed 1, 1 thread(s)" in out and "mean" not in out
+
+
+# --- the reproduce command, flagged rows, reference rows --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("file", "command"),
+    [
+        ("my_har.py", "grader check my_har.py --assignment har"),
+        ("har (2).py", "grader check 'har (2).py' --assignment har"),
+        (None, "grader check har.py --assignment har"),  # a run's submissions: har.py
+    ],
+)
+def test_the_command_names_the_file_that_was_checked(
+    tmp_path: Path, file: str | None, command: str
+) -> None:
+    html_text, md = written(tmp_path, detailed(), file=file)
+    assert f"```sh\n{command}\n```" in md
+    assert f"<pre>{command}</pre>" in html.unescape(html_text)
+
+
+FLAGGED_MESSAGE = (
+    "seed 1: integrity audit: predictions on imperceptibly changed test inputs agree 91.34% "
+    "with those on the originals (at least 99.00% expected)"
+)
+
+
+def flagged(**changes: Any) -> Result:
+    """mal's row, flagged on seed 1 of 0, 1, 2, as combine leaves it."""
+    row = replace(
+        seed_results()[1],
+        student="mal",
+        status=Status.FLAGGED,
+        targets={},
+        agreement=0.9134,
+        perturbed_drop=0.052,
+        seeds=[0, 1, 2],
+        message=FLAGGED_MESSAGE,
+    )
+    return replace(row, **changes)
+
+
+def test_a_flagged_report_explains_the_audit_and_how_to_clear_it(tmp_path: Path) -> None:
+    html_text, md = written(tmp_path, flagged())
+    for text in (md, html.unescape(html_text)):
+        assert "## The integrity audit" in md and "<h2>The integrity audit</h2>" in html_text
+        assert "so the row is" in text and "no rank and no targets until an instructor" in text
+        assert (
+            "What it measured (on seed 1, the seed it flagged): in one shuffled batch it could "
+            "not tell apart, the model predicted the training inputs, the test inputs, a copy of "
+            "each test input with 10 of its values moved by 0.001 up or down, and the private "
+            "hold-out rows if the assignment has them." in text
+        )
+        assert "Read the submission's code" in text
+        assert "Grade again (the same `grader run`" in md
+        assert "3f5a" + "0" * 60 in text
+    assert (
+        "| how often the prediction on a changed copy equals the one on its original | 91.34% | "
+        "at least 99.00% |" in md
+    )
+    assert "| test accuracy lost on the changed copies | +5.20 points | at most 1.00 points |" in md
+    assert (
+        "| test accuracy (95.78%) above train accuracy (98.01%) | -2.23 points | at most 2.00 "
+        "points |" in md
+    )
+    assert "| accuracy on a private hold-out | not measured | \N{EN DASH} |" in md
+    assert (
+        '<tr><td>test accuracy lost on the changed copies</td><td class="num">+5.20 points</td>'
+        '<td class="num">at most 1.00 points</td></tr>' in html_text
+    )
+    # Its figures are the flagged seed's, not a mean of the seeds.
+    assert "| seeds | 0, 1, 2 (the figures here are seed 1's) |" in md
+    assert "| training time | 15.0 s |" in md
+    assert "<dt>training time</dt><dd>15.0 s</dd>" in html_text
+    # The snippet, pasted into course/reviewed.toml, clears exactly this row.
+    snippet = md.split("```toml\n")[1].split("```")[0]
+    assert snippet in html.unescape(html_text)
+    (tmp_path / "reviewed.toml").write_text(snippet)
+    assert load_reviewed(tmp_path / "reviewed.toml") == {("mal", "3f5a" + "0" * 60)}
+    assert tomllib.loads(snippet)["reviewed"][0]["note"] == ""
+
+
+def test_a_flagged_report_shows_the_holdout_it_was_measured_on(tmp_path: Path) -> None:
+    row = flagged(holdout_accuracy=0.90, holdout="QMNIST's 50,000 extra test digits", seeds=[1])
+    _, md = written(tmp_path, row)
+    assert (
+        "| test accuracy above the hold-out's (90.00%; QMNIST's 50,000 extra test digits) | "
+        "+5.78 points | at most 3.00 points |" in md
+    )
+    assert "What it measured: in one shuffled batch" in md  # one seed: none to name
+
+
+def test_an_ok_or_failed_row_has_no_audit_section(tmp_path: Path) -> None:
+    for row in (detailed(), Result("bob", "har", Status.ERROR, message="boom")):
+        html_text, md = written(tmp_path, row)
+        assert "integrity audit" not in md and 'id="audit"' not in html_text
+
+
+def test_baselines_reports_live_under_a_folder_named_for_them(tmp_path: Path) -> None:
+    assert report_folder(tmp_path, "sklearn:linear_svm", "baseline") == (
+        tmp_path / "reports" / "baselines" / "sklearn-linear_svm"
+    )
+    odd = report_folder(tmp_path, "../..", "baseline")
+    assert odd.parent == tmp_path / "reports" / "baselines"
+    assert re.fullmatch(r"reference-[0-9a-f]{12}", odd.name)
+    row = replace(detailed(), student="sklearn:random_forest", kind="baseline")
+    (paths,) = {p.parent for p in write_reports([row], {"har": HAR}, tmp_path)}
+    assert paths == tmp_path / "reports" / "baselines" / "sklearn-random_forest"
+    md = (paths / "har.md").read_text()
+    assert "grader check" not in md  # no student file to check
+    assert "A reference row: sklearn\\:random\\_forest is a baseline the grader fits itself" in md
+    assert "What to try" not in md  # no advice for the grader's own model

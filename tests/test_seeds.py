@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +15,17 @@ from support.course import without_baselines
 from support.grading import GOOD_HAR, TINY_TEST, TINY_TRAIN, GradeSource
 from support.lookups import EXACT_LOOKUP, HIDDEN_IN_WEIGHTS, lookup_table
 from support.paths import ASSIGNMENTS
+from support.results import seed_results
 from support.runs import cpu_options
 
 from grader.api import run
 from grader.cli import main
-from grader.core.results import Mode, Result, Status
+from grader.core.results import CacheKey, Mode, Result, Status
 from grader.core.spec import Target, load_spec
 from grader.data.cache import PreparedData
 from grader.jobs.seeds import combine
 from grader.sandbox.box import Sandbox
+from grader.store.sqlite import Store
 
 SPEC = load_spec(ASSIGNMENTS / "har.toml")
 
@@ -80,6 +84,68 @@ def test_one_seed_is_that_seeds_row() -> None:
     combined = combine([seed_row(4, 0.9, 0.95)], spec)
     assert combined.seeds == [4] and combined.test_accuracy_std is None
     assert combined.test_accuracy == 0.9
+
+
+# --- each seed's figures, and the class tables of several seeds -------------------------------
+
+
+def test_the_row_keeps_each_seeds_own_figures() -> None:
+    rows = [seed_row(0, 0.97, 0.98), seed_row(1, 0.95, 0.96, holdout_accuracy=0.9, best_epoch=4)]
+    combined = combine(rows, SPEC)
+    assert combined.per_seed == [
+        {"seed": 0, "test_accuracy": 0.97, "train_accuracy": 0.98, "gap": pytest.approx(0.01),
+         "train_seconds": 10.0, "holdout_accuracy": None, "best_epoch": None},
+        {"seed": 1, "test_accuracy": 0.95, "train_accuracy": 0.96, "gap": pytest.approx(0.01),
+         "train_seconds": 10.0, "holdout_accuracy": 0.9, "best_epoch": 4},
+    ]  # fmt: skip
+    assert [s["seed"] for s in combine([seed_row(4, 0.9, 0.95)], SPEC).per_seed] == [4]
+
+
+def test_the_seeds_confusion_matrices_are_summed_so_the_tables_agree_with_the_mean() -> None:
+    rows = seed_results()
+    combined = combine(rows, SPEC)
+    for part in ("train", "test"):
+        summed = np.sum([r.confusion[part] for r in rows], axis=0)
+        assert combined.confusion[part] == summed.tolist()
+        assert combined.class_accuracy[part] == pytest.approx(
+            list(np.diag(summed) / summed.sum(axis=1))
+        )
+    test = np.asarray(combined.confusion["test"])
+    # Seed 0's diagonal alone says 96.48%: the headline is the mean, and so is the sum's.
+    assert rows[0].test_accuracy == pytest.approx(0.96484, abs=1e-5)
+    assert combined.test_accuracy == pytest.approx(0.96108, abs=1e-5)
+    assert np.trace(test) / test.sum() == pytest.approx(combined.test_accuracy, rel=1e-12)
+    train = np.asarray(combined.confusion["train"])
+    assert np.trace(train) / train.sum() == pytest.approx(combined.train_accuracy, rel=1e-12)
+    assert combined.class_seeds == [0, 1, 2]
+
+
+def test_a_class_table_some_seed_lacks_is_left_out_not_shown_as_one_seeds() -> None:
+    rows = seed_results()
+    rows[1] = replace(rows[1], confusion={"train": rows[1].confusion["train"]})
+    combined = combine(rows, SPEC)
+    assert set(combined.confusion) == set(combined.class_accuracy) == {"train"}
+
+
+def test_each_seeds_figures_round_trip_in_the_store(tmp_path: Path) -> None:
+    store = Store(tmp_path / "grades.sqlite")
+    row = combine(seed_results(), SPEC)
+    store.record(row)
+    assert store.latest() == [row]
+    assert store.latest()[0].per_seed[2]["test_accuracy"] == row.per_seed[2]["test_accuracy"]
+
+
+def test_a_seed_kept_before_per_seed_existed_is_still_reused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "grades.sqlite")
+    key = CacheKey("c", "s", "d", "0.2.0", Mode.RETRAIN, "2.5.0", "cpu")
+    seed = seed_results((1,))[0]
+    store.record_seed(seed, key)
+    with sqlite3.connect(store.path) as db:  # as an older grader wrote it: no per_seed
+        (text,) = db.execute("SELECT result FROM seed_attempts").fetchone()
+        values = json.loads(text)
+        del values["per_seed"]
+        db.execute("UPDATE seed_attempts SET result = ?", (json.dumps(values),))
+    assert store.cached_seed("alice", "har", 1, key) == seed
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def _record_students(store: Store, submissions: list[Submission], log: Log) -> N
 
 
 def _report_path(out: Path, result: Result) -> Path:
-    return report_folder(out, result.student) / f"{result.assignment}.html"
+    return report_folder(out, result.student, result.kind) / f"{result.assignment}.html"
 
 
 def _write_report(
@@ -141,7 +141,7 @@ def _write_report(
     """Write one row's report; a report that cannot be written is said, not fatal."""
     try:
         report = build_report(result, specs.get(result.assignment), meta.get(result.student))
-        write_report(report, report_folder(out, result.student))
+        write_report(report, report_folder(out, result.student, result.kind))
     except Exception as exc:  # a report is an extra: never lose the run over one
         reason = exc.strerror if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
         log(f"warning: no report for {result.student}/{result.assignment}: {reason}")

@@ -82,7 +82,8 @@ def check_file(options: CheckOptions, log: Log) -> Checked:
         result = check(options.file, spec, sandbox, data, settings, env)
         if options.save_weights and kept and result.ok:
             atomic_copy(weights_path(kept, spec.name, result.student), options.save_weights)
-    report = build_report(result, spec, pictures=options.report_dir is not None)
+    pictures = options.report_dir is not None
+    report = build_report(result, spec, pictures=pictures, file=options.file.name)
     if options.report_dir is None:
         return Checked(result, spec, report)
     try:

@@ -37,9 +37,14 @@ def print_check(checked: Checked, save_weights: Path | None) -> None:
                 click.echo(f"    {printable(line)}")
     else:
         assert result.train_accuracy is not None and result.test_accuracy is not None
+        several = len(result.graded_seeds) > 1
+        if len(result.per_seed) > 1:
+            tests = ", ".join(f"{s['test_accuracy']:.4f}" for s in result.per_seed)
+            click.echo(f"  {report.seeds}: test accuracy {tests}")
+        spread = "" if result.test_accuracy_std is None else f" ± {result.test_accuracy_std:.4f}"
         click.echo(
-            f"  train accuracy {result.train_accuracy:.4f}   test accuracy "
-            f"{result.test_accuracy:.4f}   gap {result.gap:+.4f}"
+            f"  {'their mean: ' if several else ''}train accuracy {result.train_accuracy:.4f}   "
+            f"test accuracy {result.test_accuracy:.4f}{spread}   gap {result.gap:+.4f}"
         )
         for target in report.targets:
             met = "met" if target.met else "not met"
@@ -52,10 +57,11 @@ def print_check(checked: Checked, save_weights: Path | None) -> None:
             "evaluated the submitted weights"
             if result.mode is Mode.LOAD
             else f"{result.epochs} epochs, trained in {result.train_seconds or 0:.1f} s"
+            + (" in all" if several else "")
         )
         # Pickled weights are never opened by the grader, so it has no count of its own.
         count = "parameters not counted" if result.params is None else f"{result.params} parameters"
-        click.echo(f"  {count}, {how}, seed {result.seed}, {result.threads} thread(s)")
+        click.echo(f"  {count}, {how}, {report.seeds}, {result.threads} thread(s)")
     click.echo("diagnosis:")
     for finding in report.findings:  # a failure's evidence quotes the student's message
         click.echo(f"  {finding.title}. {printable(finding.evidence)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from grader import __version__
 
@@ -55,6 +55,18 @@ class Policy(StrEnum):
     LATEST = "latest"  # their latest submission, however it went
 
 
+class SeedFigures(TypedDict):
+    """One seed's own figures in a row graded on several seeds (Result.per_seed)."""
+
+    seed: int
+    test_accuracy: float
+    train_accuracy: float
+    gap: float
+    train_seconds: float | None
+    holdout_accuracy: float | None  # None: graded without a hold-out
+    best_epoch: int | None  # the epoch whose weights were kept, if training said
+
+
 @dataclass(frozen=True)
 class Result:
     student: str
@@ -95,9 +107,14 @@ class Result:
     mode: Mode = Mode.RETRAIN
     seed: int = 0
     # Graded on several seeds: all of them; the accuracies and gap are then their means, the
-    # spread is the test accuracies' standard deviation and train_seconds their total.
+    # spread is the test accuracies' standard deviation and train_seconds their total. The
+    # confusion matrices are then the seeds' summed (their diagonal's share is the mean test
+    # accuracy) while history, best_epoch and the weights are the first seed's.
     seeds: list[int] = field(default_factory=list)
     test_accuracy_std: float | None = None
+    # Each graded seed's own figures, in the seeds' order; empty for a failed row, and for a
+    # row stored before they were kept (its confusion matrices are then the first seed's).
+    per_seed: list[SeedFigures] = field(default_factory=list)
     threads: int = 1
     weights_sha256: str | None = None
     log_tail: str = ""
@@ -119,6 +136,17 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
+
+    @property
+    def graded_seeds(self) -> list[int]:
+        """The seeds the row was graded on (a row stored before seeds were listed: its own)."""
+        return self.seeds or [self.seed]
+
+    @property
+    def class_seeds(self) -> list[int]:
+        """The seeds the confusion matrices count: all, once summed (per_seed kept), else the
+        row's own seed (a failed or flagged row's, or one stored before they were summed)."""
+        return self.graded_seeds if self.per_seed else [self.seed]
 
     @property
     def reference(self) -> bool:

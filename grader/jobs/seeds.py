@@ -2,15 +2,18 @@
 
 One seed decides pass or fail by luck for a model near a target (the HAR lesson's network
 scored 91.2-95.4% over three seeds), so a spec may name several: the row shows the means, the
-test accuracy's spread, and meets a target when the means do.
+test accuracy's spread, and meets a target when the means do. It keeps each seed's own figures
+beside them, and its confusion matrices are the seeds' summed, so a report's tables agree with
+its headline.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import replace
+from typing import Any
 
-from grader.core.results import Result, Status
+from grader.core.results import Result, SeedFigures, Status
 from grader.core.spec import Spec
 from grader.jobs.scoring import targets_met
 
@@ -58,8 +61,9 @@ def _reproduced(row: Result, spec: Spec) -> Result:
 def _mean(results: list[Result], spec: Spec) -> Result:
     seeds = [r.seed for r in results]
     first = results[0]
+    per_seed = [_figures(r) for r in results]
     if len(results) == 1:
-        return replace(first, seeds=seeds)
+        return replace(first, seeds=seeds, per_seed=per_seed)
     test = statistics.fmean(_known(r.test_accuracy) for r in results)
     train = statistics.fmean(_known(r.train_accuracy) for r in results)
     gap = train - test
@@ -77,8 +81,45 @@ def _mean(results: list[Result], spec: Spec) -> Result:
         holdout_accuracy=_mean_or_none([r.holdout_accuracy for r in results]),
         submitted_accuracy=first.submitted_accuracy,
         seeds=seeds,
+        per_seed=per_seed,
         finished_at=max(r.finished_at for r in results),
+        **_summed_classes(results),
     )
+
+
+def _figures(result: Result) -> SeedFigures:
+    return SeedFigures(
+        seed=result.seed,
+        test_accuracy=_known(result.test_accuracy),
+        train_accuracy=_known(result.train_accuracy),
+        gap=_known(result.gap),
+        train_seconds=result.train_seconds,
+        holdout_accuracy=result.holdout_accuracy,
+        best_epoch=result.best_epoch,
+    )
+
+
+def _summed_classes(results: list[Result]) -> dict[str, Any]:
+    """The seeds' confusion matrices added up per part, and each class's accuracy from the
+    sums. Every seed predicts as many examples of each part, so the diagonal's share is the
+    mean accuracy the row shows. A part some seed lacks is left out, never shown as one
+    seed's."""
+    confusion = {
+        part: _sum([r.confusion[part] for r in results])
+        for part in results[0].confusion
+        if all(r.confusion.get(part) for r in results)
+    }
+    accuracy = {
+        part: [row[c] / sum(row) if sum(row) else None for c, row in enumerate(matrix)]
+        for part, matrix in confusion.items()
+    }
+    return {"confusion": confusion, "class_accuracy": accuracy}
+
+
+def _sum(matrices: list[list[list[int]]]) -> list[list[int]]:
+    return [
+        [sum(cells) for cells in zip(*rows, strict=True)] for rows in zip(*matrices, strict=True)
+    ]
 
 
 def _known(value: float | None) -> float:

@@ -21,9 +21,16 @@ TRAINING_MARGINS = {"left": 0.07, "right": 0.98, "bottom": 0.13, "top": 0.91, "w
 CLASSES_MARGINS = {"left": 0.06, "right": 0.98, "bottom": 0.27, "top": 0.92, "wspace": 0.3}
 
 
+def seeds_text(seeds: list[int]) -> str:
+    """How reports and pictures name the seeds figures come from: "seed 0", "seeds 0, 1, 2"."""
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+
+
 def training_png(result: Result) -> bytes | None:
     """Loss and accuracy per epoch as the training child reported them, with the grader's
-    own train and test accuracy as dashed lines; None without a per-epoch record."""
+    own train and test accuracy as dashed lines; None without a per-epoch record. A row graded
+    on several seeds has its first seed's record: the titles say so, and the dashed lines are
+    that seed's own figures where the row keeps them."""
     records = [r for r in result.history if isinstance(r, dict) and isinstance(r.get("epoch"), int)]
     if not records:
         return None
@@ -40,7 +47,7 @@ def training_png(result: Result) -> bytes | None:
         loss_axis.text(0.02, 0.95, f"not a finite number from epoch {broken[0]}",
                        transform=loss_axis.transAxes, va="top", color="tab:red", fontsize=8,
                        parse_math=False)  # fmt: skip
-    loss_axis.set_title("Training loss per epoch")
+    loss_axis.set_title(_seed_title(result, "Training loss per epoch"))
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("mean loss")
     loss_axis.grid(alpha=0.3)
@@ -51,17 +58,14 @@ def training_png(result: Result) -> bytes | None:
         values = [_fraction(r.get(key)) * 100 for r in records]
         if _any_finite(values):
             accuracy_axis.plot(epochs, values, marker="o", markersize=3, color=color, label=label)
-    for value, label, color in (
-        (result.train_accuracy, "graded: train set", "tab:blue"),
-        (result.test_accuracy, "graded: test set", "tab:green"),
-    ):
+    for value, label, color in _graded_lines(result):
         if value is not None:
             accuracy_axis.axhline(
                 value * 100, linestyle="--", color=color, label=f"{label}, {value * 100:.2f}%"
             )
     if result.best_epoch is not None:
         accuracy_axis.axvline(result.best_epoch, color="grey", linestyle=":", label="kept epoch")
-    accuracy_axis.set_title("Accuracy (%)")
+    accuracy_axis.set_title(_seed_title(result, "Accuracy (%)"))
     accuracy_axis.set_xlabel("epoch")
     accuracy_axis.grid(alpha=0.3)
     accuracy_axis.legend(fontsize=7, loc="lower right")
@@ -89,7 +93,8 @@ def classes_png(result: Result, spec: Spec | None) -> bytes | None:
     lowest = min((v for v in _per_class(result, "test", classes) if not math.isnan(v)), default=0)
     bars.set_ylim(max(0.0, math.floor(lowest / 10) * 10 - 5), 100.5)
     bars.set_ylabel("accuracy (%)")
-    bars.set_title("Accuracy per class")
+    counted = _counted(result)
+    bars.set_title("Accuracy per class" + (f" ({counted})" if counted else ""))
     bars.grid(axis="y", alpha=0.3)
     bars.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     totals = matrix.sum(axis=1, keepdims=True)
@@ -104,10 +109,46 @@ def classes_png(result: Result, spec: Spec | None) -> bytes | None:
     heat.set_yticks(positions, names, fontsize=8)
     heat.set_xlabel("predicted class")
     heat.set_ylabel("true class")
-    heat.set_title("Test set: confusion matrix (counts)")
+    if counted:  # in a smaller font: at the title's size it runs past the figure's edge
+        heat.set_title(f"Test set: confusion matrix (counts, {counted})", fontsize=9)
+    else:
+        heat.set_title("Test set: confusion matrix (counts)")
     for label in [*bars.get_xticklabels(), *heat.get_xticklabels(), *heat.get_yticklabels()]:
         label.set_parse_math(False)
     return png_bytes(figure, margins=CLASSES_MARGINS)
+
+
+def _counted(result: Result) -> str:
+    """Which seeds a row of several seeds counts per class: all, summed (seeds.py: each seed
+    predicted every example once), or an older row's first seed alone; "" for one seed."""
+    if len(result.graded_seeds) == 1:
+        return ""
+    summed = len(result.class_seeds) > 1
+    return seeds_text(result.class_seeds) + (" summed" if summed else "")
+
+
+def _seed_title(result: Result, title: str) -> str:
+    """A title naming the seed the curves are from, when the row has several."""
+    if len(result.graded_seeds) == 1:
+        return title
+    return f"Seed {result.seed}: {title[0].lower()}{title[1:]}"
+
+
+def _graded_lines(result: Result) -> list[tuple[float | None, str, str]]:
+    """The graded accuracies drawn over the curves: the curves' own seed's where the row keeps
+    each seed's figures, else the row's (its one seed's, or the mean of an older row's)."""
+    train, test, label = result.train_accuracy, result.test_accuracy, "graded"
+    if len(result.graded_seeds) > 1:
+        own = [s for s in result.per_seed if s["seed"] == result.seed]
+        if own:
+            train, test = own[0]["train_accuracy"], own[0]["test_accuracy"]
+            label = f"seed {result.seed} graded"
+        else:
+            label = f"mean of {seeds_text(result.graded_seeds)}"
+    return [
+        (train, f"{label}: train set", "tab:blue"),
+        (test, f"{label}: test set", "tab:green"),
+    ]
 
 
 def _short(name: str, limit: int = 14) -> str:

@@ -173,6 +173,12 @@ def attempts_say_where_a_job_stopped(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN stage TEXT NOT NULL DEFAULT ''")
 
 
+def attempts_keep_each_seeds_figures(db: sqlite3.Connection) -> None:
+    """A row graded on several seeds keeps each seed's own figures beside their means; rows
+    stored before have none (and their confusion matrices are their first seed's)."""
+    db.execute("ALTER TABLE attempts ADD COLUMN per_seed TEXT NOT NULL DEFAULT '[]'")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -188,6 +194,7 @@ MIGRATIONS: list[Migration] = [
     ("slurm_tasks_are_remembered", slurm_tasks_are_remembered),
     ("attempts_name_their_holdout", attempts_name_their_holdout),
     ("attempts_say_where_a_job_stopped", attempts_say_where_a_job_stopped),
+    ("attempts_keep_each_seeds_figures", attempts_keep_each_seeds_figures),
 ]
 LATEST = len(MIGRATIONS)
 

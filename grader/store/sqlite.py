@@ -27,7 +27,7 @@ from grader.store import migrations
 DB_NAME = "grades.sqlite"  # the store's name in a results folder
 CREATE_SECONDS = 60
 _FIELDS = [f.name for f in dataclasses.fields(Result)]
-_JSON_FIELDS = {"targets", "history", "confusion", "class_accuracy", "checks", "seeds"}
+_JSON_FIELDS = {"targets", "history", "confusion", "class_accuracy", "checks", "seeds", "per_seed"}
 # One row per submission: a student's (or a reference row's) attempts at one assignment.
 _SUBMISSION = "assignment, kind, student"
 # Best first: graded, then as the board ranks (RANKING), newest first.
@@ -217,7 +217,7 @@ class Store:
         if row is None:
             return None
         values = json.loads(row["result"])
-        for name in _JSON_FIELDS:
+        for name in _JSON_FIELDS & values.keys():  # a seed kept before a field existed lacks it
             values[name] = json.loads(values[name])
         return Result(**values)
 

@@ -116,3 +116,57 @@ def detailed(train: float = 0.985, test: float = 0.9653, **changes: Any) -> Resu
         finished_at="2026-01-01T00:00:00+00:00",
     )
     return replace(base, **changes)
+
+
+# UCI HAR's re-split test and training sets, windows per class (walking ... laying).
+HAR_TEST_CLASSES = (359, 319, 286, 375, 406, 388)
+HAR_TRAIN_CLASSES = (867, 753, 699, 911, 962, 1027)
+# Each seed's mistakes, (true class, predicted class): count; mostly sitting and standing.
+SEED_MISTAKES = {
+    0: ({(3, 4): 48, (4, 3): 20, (1, 0): 4, (2, 1): 3}, {(3, 4): 60, (4, 3): 30}),
+    1: ({(3, 4): 58, (4, 3): 22, (1, 0): 6, (2, 1): 4}, {(3, 4): 70, (4, 3): 34}),
+    2: ({(3, 4): 55, (4, 3): 21, (1, 0): 5, (2, 0): 3}, {(3, 4): 66, (4, 3): 31}),
+}
+
+
+def confusion(totals: tuple[int, ...], mistakes: dict[tuple[int, int], int]) -> list[list[int]]:
+    """Counts with true classes as rows: every example right but the mistakes."""
+    matrix = np.diag(totals)
+    for (true, predicted), count in mistakes.items():
+        matrix[true, true] -= count
+        matrix[true, predicted] += count
+    return matrix.tolist()
+
+
+def seed_results(seeds: tuple[int, ...] = (0, 1, 2)) -> list[Result]:
+    """alice's HAR submission graded on these seeds, one Result per seed as grading leaves it:
+    accuracies, class accuracies and audit figures all from each seed's own confusion
+    matrices (seed 0: 96.48% test; 0, 1, 2: 96.11% on average, ± 0.35 points)."""
+    rows = []
+    for seed in seeds:
+        test_mistakes, train_mistakes = SEED_MISTAKES[seed]
+        test = confusion(HAR_TEST_CLASSES, test_mistakes)
+        train = confusion(HAR_TRAIN_CLASSES, train_mistakes)
+        rows.append(
+            detailed(
+                train=_accuracy(train),
+                test=_accuracy(test),
+                confusion={"train": train, "test": test},
+                class_accuracy={"train": _per_class(train), "test": _per_class(test)},
+                agreement=0.9995,
+                perturbed_drop=0.0,
+                seed=seed,
+                train_seconds=14.0 + seed,
+                best_epoch=8 + seed,
+                content_hash="3f5a" + "0" * 60,
+            )
+        )
+    return rows
+
+
+def _accuracy(matrix: list[list[int]]) -> float:
+    return float(np.trace(matrix) / np.sum(matrix))
+
+
+def _per_class(matrix: list[list[int]]) -> list[float | None]:
+    return [row[c] / sum(row) for c, row in enumerate(matrix)]
