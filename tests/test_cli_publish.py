@@ -171,7 +171,7 @@ def test_cli_run_in_a_log_json_and_quiet(course: dict[str, Path]) -> None:
         re.search(r"\w+/har: ok, test \d+\.\d\d%, gap [+-]\d+\.\d\d points", x) for x in lines
     )
     assert "3 rows: 3 ok; 3 graded now, 0 reused" in result.stderr
-    assert "rank" in result.stdout  # the table
+    assert "#  student" in result.stdout  # the table
 
     as_json = invoke(*args, "--json")
     assert as_json.exit_code == 0, as_json.output
