@@ -15,11 +15,10 @@ import pandas as pd
 import pytest
 from support.results import graded
 
-from grader.cli.output import terminal_width
 from grader.core.results import Result, Status
 from grader.core.submission import StudentMeta
 from grader.publish.ranking import ranked
-from grader.publish.table import Marks, table_text
+from grader.publish.table import Marks, table_text, terminal_width
 
 CRASH = (
     "seed 0: train: AttributeError: 'Sequential' object has no attribute 'conv1' "

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,24 +21,10 @@ LOG_LINES = 12  # a failed check's last lines of output
 
 
 def print_table(board: pd.DataFrame) -> None:
-    from grader.publish.table import Marks, table_text
+    from grader.publish.table import Marks, table_text, terminal_width
 
     stdout = sys.stdout  # what click.echo writes to (a CliRunner swaps it in tests)
     click.echo(table_text(board, terminal_width(stdout), Marks.for_encoding(stdout.encoding)))
-
-
-def terminal_width(stream: TextIO) -> int | None:
-    """The width to fit: COLUMNS when set, else the terminal's; None for a file or a pipe (a
-    log keeps whole lines) and for a terminal that reports no width."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    if not stream.isatty():
-        return None
-    try:
-        return os.get_terminal_size(stream.fileno()).columns or None
-    except (OSError, ValueError):
-        return None
 
 
 def print_check(checked: Checked, save_weights: Path | None) -> None:

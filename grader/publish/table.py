@@ -7,10 +7,11 @@ mark, an unknown value is a dash, and a message wraps at word boundaries under i
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -148,6 +149,20 @@ def _line(cells: list[str], widths: list[int], right: list[bool]) -> str:
         cell.rjust(size) if r else cell.ljust(size)
         for cell, size, r in zip(cells, widths, right, strict=True)
     )
+
+
+def terminal_width(stream: IO[str]) -> int | None:
+    """The width to fit: COLUMNS when set, else the terminal's; None for a file or a pipe (a
+    log keeps whole lines) and for a terminal that reports no width."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if not stream.isatty():
+        return None
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or None
+    except (OSError, ValueError):
+        return None
 
 
 def _text(value: Any) -> str:
