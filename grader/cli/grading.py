@@ -21,7 +21,7 @@ from grader.cli.options import (
     with_executor_options,
     with_sandbox_options,
 )
-from grader.cli.output import print_check, print_table, run_json
+from grader.cli.output import interrupted_lines, print_check, print_table, run_json
 from grader.core.results import Mode
 from grader.sandbox.box import SandboxOptions
 
@@ -123,6 +123,12 @@ def run_command(
     try:
         with user_errors():
             done = api.run_batch(options, sandbox, log, progress)
+    except api.Interrupted as stop:
+        if progress:
+            progress.close()  # the bar ends before the lines that say what was kept
+        for line in interrupted_lines(stop):
+            click.echo(line, err=True)  # even with --quiet: the run did not finish
+        raise SystemExit(130) from None  # 128 + SIGINT, as a shell reports Ctrl-C
     finally:
         if progress:
             progress.close()

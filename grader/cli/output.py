@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from grader.adapters.collect import Report as CollectReport
-    from grader.api import Checked, RunSummary
+    from grader.api import Checked, Interrupted, RunSummary
 
 LOG_LINES = 12  # a failed check's last lines of output
 
@@ -87,6 +87,21 @@ def run_json(summary: RunSummary) -> str:
         indent=2,
         allow_nan=False,
     )
+
+
+def interrupted_lines(stop: Interrupted) -> list[str]:
+    """What a Ctrl-C left: what is saved, that a run again resumes, which board is which."""
+    board = (
+        f"{stop.board} is unchanged, the last finished run's"
+        if stop.board
+        else "no finished run has written leaderboard.csv yet"
+    )
+    return [
+        f"interrupted: {stop.saved} of {stop.pending} submissions to grade were graded and saved "
+        f"in {stop.store} (and every seed finished of the others)",
+        "run the same command again to resume: saved results are reused, not graded again",
+        f"partial leaderboard, of what the store holds now: {stop.partial}; {board}",
+    ]
 
 
 def print_collected(report: CollectReport, to: Path) -> None:
