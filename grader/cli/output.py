@@ -110,6 +110,8 @@ def print_collected(report: CollectReport, to: Path) -> None:
         late = "  (late)" if placed.student in report.late else ""
         files = ", ".join(placed.files)
         click.echo(f"{placed.action:<10} {placed.student}/: {files}{late}")
+        if placed.newest:  # the upload's names are the student's text
+            click.echo(f"{'':<10} {placed.assignment}: {printable(placed.newest)}")
     if report.problems:
         click.echo("not placed:")
         for problem in report.problems:
@@ -118,4 +120,10 @@ def print_collected(report: CollectReport, to: Path) -> None:
     click.echo(
         f"{len(report.placed)} placed in {to} ({counts['new']} new, {counts['replaced']} "
         f"replaced), {len(report.problems)} not placed, {len(set(report.late))} late"
+        + _newest_count(report)
     )
+
+
+def _newest_count(report: CollectReport) -> str:
+    several = sum(bool(p.newest) for p in report.placed)
+    return f", {several} uploaded several times (the newest taken)" if several else ""
