@@ -115,3 +115,13 @@ def test_the_width_is_columns_else_the_terminals_else_none(
     finally:
         os.close(leader)
         os.close(follower)
+
+
+def test_a_baseline_reads_as_a_reference_and_one_seed_is_named() -> None:
+    rows = [graded("ann", 0.97, seeds=[0]), graded("sklearn:svm", 0.95, seeds=[0], kind="baseline")]
+    lines = table_text(ranked(rows), 160).splitlines()
+    assert [line.split()[:2] for line in lines[1:3]] == [["1", "ann"], ["ref", "sklearn:svm"]]
+    assert lines[-1] == (
+        "test: test accuracy on seed 0; gap: train minus test accuracy, in points; targets: "
+        "✓ met, ✗ not met; -: none; ref: a reference row (a baseline), not ranked"
+    )

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from grader.core.results import STUDENT
 from grader.core.text import printable
 
 DASH = "-"
@@ -72,7 +73,7 @@ def _columns(board: pd.DataFrame, marks: Marks) -> list[tuple[str, bool, Cell]]:
     several = board["assignment"].nunique() > 1
     late = "late" in board and bool(board["late"].notna().any())
     return [
-        ("#", True, lambda row: _number(row["rank"], "{}")),
+        ("#", True, _rank),
         ("student", False, lambda row: _text(row["student"]) or DASH),
         *([("assignment", False, lambda row: _text(row["assignment"]))] if several else []),
         ("status", False, lambda row: str(row["status"])),
@@ -81,6 +82,13 @@ def _columns(board: pd.DataFrame, marks: Marks) -> list[tuple[str, bool, Cell]]:
         ("targets", False, lambda row: _targets(row, targets, marks)),
         *([("late", False, lambda row: _late(row["late"]))] if late else []),
     ]
+
+
+def _rank(row: Row) -> str:
+    """A student's rank; a reference row (a baseline) is never ranked, and says what it is."""
+    if row.get("kind", STUDENT) != STUDENT:
+        return "ref"
+    return _number(row["rank"], "{}")
 
 
 def _number(value: Any, form: str, scale: int = 1) -> str:
@@ -135,11 +143,15 @@ def legend(board: pd.DataFrame, marks: Marks) -> str:
         (shown,) = seeds
         if "," in shown:
             over = f", mean over seeds {shown.replace(',', ', ')} ({marks.spread} sd)"
+        else:
+            over = f" on seed {shown}"
     elif seeds:
         over = f", mean over each row's seeds ({marks.spread} sd)"
+    references = "kind" in board and bool((board["kind"] != STUDENT).any())
     return (
         f"test: test accuracy{over}; gap: train minus test accuracy, in points; "
         f"targets: {marks.met} met, {marks.missed} not met; {DASH}: none"
+        + ("; ref: a reference row (a baseline), not ranked" if references else "")
     )
 
 
