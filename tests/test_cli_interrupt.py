@@ -44,7 +44,8 @@ def test_ctrl_c_says_what_was_saved_and_marks_the_board_partial(
     assert result.stderr.splitlines()[-3:] == [
         f"interrupted: 1 of 3 submissions to grade were graded and saved in "
         f"{out / 'grades.sqlite'} (and every seed finished of the others)",
-        "run the same command again to resume: saved results are reused, not graded again",
+        "run the same command again to resume: what was saved is reused, not graded again "
+        "(timeouts and crashes are graded again, as in every run)",
         f"partial leaderboard, of what the store holds now: {out / 'partial' / 'leaderboard.csv'};"
         " no finished run has written leaderboard.csv yet",
     ]

@@ -99,7 +99,8 @@ def interrupted_lines(stop: Interrupted) -> list[str]:
     return [
         f"interrupted: {stop.saved} of {stop.pending} submissions to grade were graded and saved "
         f"in {stop.store} (and every seed finished of the others)",
-        "run the same command again to resume: saved results are reused, not graded again",
+        "run the same command again to resume: what was saved is reused, not graded again "
+        "(timeouts and crashes are graded again, as in every run)",
         f"partial leaderboard, of what the store holds now: {stop.partial}; {board}",
     ]
 
