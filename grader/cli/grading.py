@@ -97,8 +97,10 @@ def run_command(
     already graded under the same code, spec, data and grader version are reused from
     OUT/grades.sqlite (except timeouts and crashes, which are graded again). Progress goes to
     stderr: a bar on a terminal, else one line per finished submission. Exits 0 when the batch
-    finished, even if some rows failed. With --executor slurm, a run started again after an
-    interruption collects the tasks the first one left in Slurm.
+    finished, even if some rows failed. Ctrl-C keeps what was graded (the same command again
+    resumes), writes the board so far as OUT/partial/leaderboard.csv and exits 130. With
+    --executor slurm, a run started again after an interruption collects the tasks the first
+    one left in Slurm.
     """
     from grader import api
     from grader.publish.progress import RunProgress, summary
