@@ -125,3 +125,12 @@ def test_a_baseline_reads_as_a_reference_and_one_seed_is_named() -> None:
         "test: test accuracy on seed 0; gap: train minus test accuracy, in points; targets: "
         "✓ met, ✗ not met; -: none; ref: a reference row (a baseline), not ranked"
     )
+
+
+def test_the_legend_names_the_seeds_of_the_rows_with_figures() -> None:
+    rows = [
+        graded("ann", 0.97, seeds=[0, 1, 2], test_accuracy_std=0.001),
+        Result(student="bob", assignment="har", status=Status.ERROR, message="x", seeds=[0]),
+    ]
+    legend = table_text(ranked(rows), 200).splitlines()[-1]
+    assert legend.startswith("test: test accuracy, mean over seeds 0, 1, 2 (± sd); ")

@@ -137,7 +137,8 @@ def _wrap(text: str, width: int) -> list[str]:
 
 def legend(board: pd.DataFrame, marks: Marks) -> str:
     """What the figures are, and on which seeds (the board's rows may differ in them)."""
-    seeds = {s for s in board["seeds"].dropna() if s} if "seeds" in board else set()
+    scored = board[board["test_accuracy"].notna()]
+    seeds = {s for s in scored["seeds"].dropna() if s} if "seeds" in board else set()
     over = ""
     if len(seeds) == 1:
         (shown,) = seeds
