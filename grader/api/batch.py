@@ -113,7 +113,7 @@ def run(
         # OUT/leaderboard.csv stays the last finished run's, this one goes where it says partial.
         write_leaderboard(store.latest(), specs, options.out / PARTIAL, meta)
         if isinstance(stop, KeyboardInterrupt):
-            raise Interrupted(saved, len(pending), reused, options.out) from stop
+            raise Interrupted(saved, len(pending), options.out) from stop
         raise
     finally:
         executor.close()
@@ -133,11 +133,10 @@ def run(
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during the grading: what was saved, and where the partial board went."""
 
-    def __init__(self, saved: int, pending: int, reused: int, out: Path) -> None:
+    def __init__(self, saved: int, pending: int, out: Path) -> None:
         super().__init__(f"{saved} of {pending} submissions graded")
         self.saved = saved  # submissions graded and saved in the store before the stop
         self.pending = pending  # submissions this run set out to grade
-        self.reused = reused
         self.store = out / DB_NAME
         self.partial = out / PARTIAL / CSV_NAME
         self.board = out / CSV_NAME if (out / CSV_NAME).exists() else None
