@@ -171,7 +171,7 @@ def test_cli_run_in_a_log_json_and_quiet(course: dict[str, Path]) -> None:
         re.search(r"\w+/har: ok, test \d+\.\d\d%, gap [+-]\d+\.\d\d points", x) for x in lines
     )
     assert "3 rows: 3 ok; 3 graded now, 0 reused" in result.stderr
-    assert "rank" in result.stdout  # the table
+    assert "#  student" in result.stdout  # the table
 
     as_json = invoke(*args, "--json")
     assert as_json.exit_code == 0, as_json.output
@@ -203,6 +203,9 @@ def test_check_prints_the_diagnosis_and_writes_the_report(
     assert result.exit_code == 0, result.output
     assert "diagnosis:" in result.stdout
     assert "margin" in result.stdout
+    # the sandbox in one line for a student; `grader sandbox` lists the layers
+    said = [line for line in result.stderr.splitlines() if line.startswith(("sandbox", "jobs:"))]
+    assert len(said) == 1 and said[0].endswith("layers on (`grader sandbox` lists them)"), said
     assert sorted(p.name for p in report.iterdir()) == [
         "har-classes.png", "har-training.png", "har.html", "har.md"]  # fmt: skip
     md = (report / "har.md").read_text()

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from grader.adapters.archive import ExportError, Member, TooBig
 from grader.adapters.collect import Format, Options, Report, collect, detect_format, student_id
 from grader.cli import main
-from grader.core.submission import discover
+from grader.core.submission import StudentMeta, discover
 
 KNOWN = ["har", "mnist"]
 SOURCE = b"HPARAMS = {'epochs': 1, 'batch_size': 8, 'lr': 0.01}\n"
@@ -90,8 +90,17 @@ def test_canvas_lateness_is_recorded_for_the_board(tmp_path: Path) -> None:
     to = tmp_path / "submissions"
     report = run(write_zip(tmp_path / "canvas.zip", CANVAS), to)
     assert sorted(report.late) == ["anon_b9Zt1", "smithjohn"]
-    assert student_file(to, "smithjohn") == {"late": True, "source": "canvas"}
-    assert student_file(to, "doejane") == {"late": False, "source": "canvas"}
+    assert student_file(to, "smithjohn") == {
+        "lms_user_id": "222",
+        "late": True,
+        "source": "canvas",
+    }
+    assert student_file(to, "doejane") == {
+        "lms_user_id": "12345",
+        "late": False,
+        "source": "canvas",
+    }
+    assert student_file(to, "anon_x7Kq2") == {"late": False, "source": "canvas"}  # no user id
     text = (to / "smithjohn" / "student.toml").read_text()
     assert text.startswith("# written by `grader collect`")
 
@@ -101,7 +110,12 @@ def test_late_stays_late_and_hand_written_keys_are_kept(tmp_path: Path) -> None:
     (to / "doejane").mkdir(parents=True)
     (to / "doejane" / "student.toml").write_text('pseudonym = "Otter"\nlate = true\n')
     run(write_zip(tmp_path / "canvas.zip", {"doejane_12345_678_mnist.py": SOURCE}), to)
-    assert student_file(to, "doejane") == {"pseudonym": "Otter", "late": True, "source": "canvas"}
+    assert student_file(to, "doejane") == {
+        "pseudonym": "Otter",
+        "lms_user_id": "12345",
+        "late": True,
+        "source": "canvas",
+    }
 
 
 def test_an_unreadable_student_file_is_reported_and_left_alone(tmp_path: Path) -> None:
@@ -124,6 +138,68 @@ def test_two_students_of_one_name_are_reported_not_merged(tmp_path: Path) -> Non
         "students leeann (id 1), leeann (id 2) would share one folder; place by hand"
     }
     assert list(to.iterdir()) == []
+
+
+def test_the_lms_user_id_is_kept_and_read_back_by_the_grader(tmp_path: Path) -> None:
+    to = tmp_path / "submissions"
+    run(write_zip(tmp_path / "canvas.zip", {"doejane_4455_678_har.py": SOURCE}), to)
+    assert 'lms_user_id = "4455"' in (to / "doejane" / "student.toml").read_text()
+    [found] = discover(to, KNOWN, 1 << 20)
+    assert found.meta.lms_user_id == "4455" and found.meta.ignored == ()
+    assert StudentMeta.from_dict(found.meta.to_dict()).lms_user_id == "4455"  # via the store
+
+
+def test_another_lms_id_for_a_folder_is_reported_not_overwritten(tmp_path: Path) -> None:
+    to = tmp_path / "submissions"
+    (to / "doejane").mkdir(parents=True)
+    (to / "doejane" / "student.toml").write_text('lms_user_id = "4455"\n')
+    report = run(write_zip(tmp_path / "canvas.zip", {"doejane_9999_678_har.py": SOURCE}), to)
+    assert student_file(to, "doejane")["lms_user_id"] == "4455"
+    assert reasons(report) == {
+        str(to / "doejane" / "student.toml"): "lms_user_id '4455' kept, the export says "
+        "'9999': is this folder another student of the same name?"
+    }
+
+
+def test_of_a_file_uploaded_again_the_newest_is_taken_and_said(tmp_path: Path) -> None:
+    export = {
+        "doejane_4455_701_har.py": SOURCE + b"# first\n",
+        "doejane_4455_733_har-1.py": SOURCE + b"# second\n",
+        "doejane_4455_702_har.safetensors": WEIGHTS,
+        "smithjohn_222_690_har-2.py": SOURCE + b"# third\n",  # renamed, yet uploaded first
+        "smithjohn_222_710_har-1.py": SOURCE + b"# newest\n",
+    }
+    to = tmp_path / "submissions"
+    report = run(write_zip(tmp_path / "canvas.zip", export), to)
+    assert reasons(report) == {}
+    assert (to / "doejane" / "har.py").read_bytes().endswith(b"# second\n")
+    assert (to / "smithjohn" / "har.py").read_bytes().endswith(b"# newest\n")
+    assert {p.student: (p.files, p.newest) for p in report.placed} == {
+        "doejane": (
+            ("har.py", "har.safetensors"),
+            "took har-1.py, the newest of har.py, har-1.py (by upload id)",
+        ),
+        "smithjohn": (
+            ("har.py",),
+            "took har-1.py, the newest of har-2.py, har-1.py (by upload id)",
+        ),
+    }
+
+
+def test_moodle_renamed_uploads_are_ordered_by_their_number(tmp_path: Path) -> None:
+    folder = "Jane Doe_101_assignsubmission_file_/"
+    export = {
+        folder + "har.py": SOURCE,
+        folder + "har (2).py": SOURCE + b"# newest\n",
+        folder + "har (1).py": SOURCE + b"# second\n",
+    }
+    to = tmp_path / "submissions"
+    report = run(write_zip(tmp_path / "moodle.zip", export), to)
+    assert (to / "jane-doe" / "har.py").read_bytes().endswith(b"# newest\n")
+    assert [p.newest for p in report.placed] == [
+        "took har (2).py, the newest of har.py, har (1).py, har (2).py (by the number the LMS "
+        "adds to a name)"
+    ]
 
 
 # --- Moodle -----------------------------------------------------------------------------------
@@ -153,7 +229,7 @@ def test_a_moodle_export_in_folders_is_placed(tmp_path: Path) -> None:
         )
     }
     # Moodle's download does not say who was late: nothing is claimed either way
-    assert student_file(to, "jane-doe") == {"source": "moodle"}
+    assert student_file(to, "jane-doe") == {"lms_user_id": "101", "source": "moodle"}
     assert report.late == []
 
 
@@ -378,6 +454,18 @@ def test_the_command_lists_what_it_placed_and_what_not(tmp_path: Path) -> None:
         f"5 placed in {tmp_path / 'submissions'} (5 new, 0 replaced), 3 not placed, 2 late"
     )
     assert f"{export}: a canvas export" in err
+
+
+def test_the_command_says_which_upload_it_took(tmp_path: Path) -> None:
+    export = {"doejane_4455_701_har.py": SOURCE, "doejane_4455_733_har-1.py": SOURCE + b"#\n"}
+    code, out, _ = invoke("collect", write_zip(tmp_path / "c.zip", export), "--to", tmp_path / "s")
+    assert code == 0
+    assert out.splitlines() == [
+        "new        doejane/: har.py",
+        "           har: took har-1.py, the newest of har.py, har-1.py (by upload id)",
+        f"1 placed in {tmp_path / 's'} (1 new, 0 replaced), 0 not placed, 0 late, 1 uploaded "
+        "several times (the newest taken)",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,21 @@ The exports, as the LMSs write them:
   `<name>[_LATE]_<user id>_<file id>_<original name>`, where <name> is the sortable name with
   everything but letters, digits and _ removed, in lower case ("Doe, Jane": doejane). An
   anonymized assignment writes `anon_<id>` in place of name and user id. Text entries and links
-  arrive as `..._text.html` and `..._link.html`.
+  arrive as `..._text.html` and `..._link.html`. A file uploaded again under a name already
+  taken is renamed `har-1.py`, `har-2.py`, ...; its file id is the larger.
 - moodle ("Download all submissions"): one folder per student and plugin,
   `<Full Name>_<participant id>_assignsubmission_file_/<original name>`, or, with folders turned
   off, that prefix on each file's name. Blind marking writes "Participant" for the name. The
-  download does not say who was late.
+  download does not say who was late. A file uploaded again under a name already taken is
+  renamed `har (1).py`, `har (2).py`, ...
 - folder: `<student id>/<files>`, for submissions gathered any other way.
 
 The student id is the export's name for the student made into a valid id (accents dropped,
 other characters joined by '-'); a name with letters outside ASCII is reported, not guessed, and
 so are two students who would share an id. Nothing is overwritten unless asked to: a file that
-differs from the export's is reported and kept.
+differs from the export's is reported and kept. Of a file uploaded several times the newest is
+taken, and the summary says so. `student.toml` keeps the LMS's id for the student
+(`lms_user_id`), which its gradebook import matches on.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from grader.core.submission import MAX_SOURCE_BYTES, STUDENT_ID, WEIGHT_SUFFIXES
 
 STUDENT_FILE = "student.toml"
 STUDENT_FILE_HEADER = "# written by `grader collect`; optional, may also be written by hand\n"
-STUDENT_FILE_ORDER = ("pseudonym", "late", "submitted_at", "source")
+STUDENT_FILE_ORDER = ("pseudonym", "lms_user_id", "late", "submitted_at", "source")
 
 CANVAS_ANONYMOUS = re.compile(
     r"^(?:(?P<late>late)_)?(?P<user>anon_[a-z0-9]+)_(?P<file>\d+)_(?P<original>.+)$", re.I
@@ -53,6 +57,8 @@ MOODLE = re.compile(
     r"^(?P<name>.+)_(?P<user>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<rest>.*)$"
 )
 MOODLE_BLIND = "Participant"
+# A name an LMS gave an upload whose name was taken: har-1.py (Canvas), har (1).py (Moodle).
+RESUBMITTED = re.compile(r"^(?P<base>.+?)(?:-(?P<dash>\d+)| \((?P<paren>\d+)\))?(?P<suffix>\.\w+)$")
 
 
 class Kept(Exception):
@@ -74,6 +80,7 @@ class Owned:
     original: str  # the file's name as the student uploaded it
     late: bool | None  # None: the export does not say
     member: Member
+    upload: int | None = None  # the LMS's number for the upload, larger when later (Canvas's)
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class Placed:
     assignment: str
     files: tuple[str, ...]
     action: str  # new, unchanged or replaced
+    newest: str = ""  # of several uploads of the file, which was taken and why
 
 
 @dataclass
@@ -176,7 +184,8 @@ def _canvas(member: Member) -> Owned | str:
     student = student_id(name) if name else user
     if not student:
         return f"the name {name!r} does not make a valid student id; place it by hand"
-    return Owned(student, user, match["original"], bool(match["late"]), member)
+    upload = int(match["file"])
+    return Owned(student, user, match["original"], bool(match["late"]), member, upload)
 
 
 def _moodle(member: Member) -> Owned | str:
@@ -236,7 +245,7 @@ def _collect_student(
             report.problems.append(Skipped(f.member.path, f"{to / student}: {why}"))
         return
     placed_any = False
-    for name, chosen in _choose(files, options, report).items():
+    for name, (chosen, newest) in _choose(files, options, report).items():
         contents = _read(chosen, name, options.max_weights_bytes, report)
         if contents is None:
             continue
@@ -245,7 +254,7 @@ def _collect_student(
         except Kept as kept:
             report.problems.extend(Skipped(f.member.path, str(kept)) for f in chosen)
             continue
-        report.placed.append(Placed(student, name, tuple(contents), action))
+        report.placed.append(Placed(student, name, tuple(contents), action, newest))
         placed_any = True
     if placed_any:
         _record_student(folder, files, report)
@@ -260,8 +269,11 @@ def _case_clash(to: Path, student: str) -> str | None:
     return None
 
 
-def _choose(files: list[Owned], options: Options, report: Report) -> dict[str, list[Owned]]:
-    """Per assignment: its Python file, then its weights if any."""
+def _choose(
+    files: list[Owned], options: Options, report: Report
+) -> dict[str, tuple[list[Owned], str]]:
+    """Per assignment: its Python file, then its weights if any; and, where the file was
+    uploaded several times, which upload was taken."""
     known, assignment = options.known, options.assignment
     sources: dict[str, list[Owned]] = defaultdict(list)
     weights: list[Owned] = []
@@ -275,10 +287,14 @@ def _choose(files: list[Owned], options: Options, report: Report) -> dict[str, l
             sources[target].append(f)
         else:
             report.problems.append(Skipped(f.member.path, _unnamed(known)))
-    chosen = {}
+    chosen: dict[str, list[Owned]] = {}
+    said: dict[str, str] = {}
     for name, candidates in sources.items():
         if len(candidates) > 1:  # with --assignment, prefer the one whose name says so
             candidates = [c for c in candidates if _named(c.original, known) == name] or candidates
+        newest = _newest(candidates)
+        if newest:
+            candidates, said[name] = [newest[0]], newest[1]
         if len(candidates) > 1:
             names = ", ".join(c.original for c in candidates)
             for c in candidates:
@@ -295,7 +311,35 @@ def _choose(files: list[Owned], options: Options, report: Report) -> dict[str, l
             continue
         why = "several weights files" if len(found) > 1 else "weights without their Python file"
         report.problems.extend(Skipped(w.member.path, why) for w in found)
-    return chosen
+    return {name: (files, said.get(name, "")) for name, files in chosen.items()}
+
+
+def _newest(candidates: list[Owned]) -> tuple[Owned, str] | None:
+    """Of one file uploaded several times (one name, or the LMS's renaming of it: har.py,
+    har-1.py), the newest upload and what says so; None if these are not such uploads or
+    their order is not known."""
+    versions = [_version(c.original) for c in candidates]
+    if len(candidates) < 2 or None in versions or len({v and v[0] for v in versions}) > 1:
+        return None
+    if all(c.upload is not None for c in candidates):
+        order, by = [c.upload or 0 for c in candidates], "upload id"
+    else:
+        order, by = [v[1] if v else 0 for v in versions], "the number the LMS adds to a name"
+    if len(set(order)) < len(order):
+        return None
+    ranked = [c for _, c in sorted(zip(order, candidates, strict=True), key=lambda p: p[0])]
+    names = ", ".join(c.original for c in ranked)
+    return ranked[-1], f"took {ranked[-1].original}, the newest of {names} (by {by})"
+
+
+def _version(original: str) -> tuple[str, int] | None:
+    """A file's name without the number an LMS adds to a name taken, and that number (0 for
+    none); None for a name that is not a file name with a suffix."""
+    match = RESUBMITTED.match(original)
+    if not match:
+        return None
+    number = int(match["dash"] or match["paren"] or 0)
+    return (match["base"] + match["suffix"]).casefold(), number
 
 
 def _named(original: str, known: Collection[str]) -> str | None:
@@ -382,7 +426,7 @@ def _record_student(folder: Path, files: list[Owned], report: Report) -> None:
         report.problems.append(Skipped(str(path), f"unreadable, not updated ({exc})"))
         return
     late = any(f.late for f in files)
-    updated = {**table, "source": str(report.format)}
+    updated = {**table, "source": str(report.format), **_lms_id(table, files[0], path, report)}
     if late or "late" in table or report.format is Format.CANVAS:
         updated["late"] = late or table.get("late") is True
     if updated.get("late") is True:
@@ -399,6 +443,24 @@ def _record_student(folder: Path, files: list[Owned], report: Report) -> None:
         return
     with atomic_path(path) as temp:
         temp.write_text(text)
+
+
+def _lms_id(table: dict[str, Any], owned: Owned, path: Path, report: Report) -> dict[str, str]:
+    """The LMS's id for the student, to keep; none for an anonymized Canvas export (its id is
+    the folder's name), nor where the file already names another (two people of one name)."""
+    if owned.lms_id.startswith("anon_"):
+        return {}
+    kept = table.get("lms_user_id")
+    if kept is not None and str(kept) != owned.lms_id:
+        report.problems.append(
+            Skipped(
+                str(path),
+                f"lms_user_id {str(kept)!r} kept, the export says {owned.lms_id!r}: "
+                "is this folder another student of the same name?",
+            )
+        )
+        return {}
+    return {"lms_user_id": owned.lms_id}
 
 
 def _toml(table: dict[str, Any]) -> str | None:

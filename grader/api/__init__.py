@@ -4,7 +4,14 @@ The command line, the benchmarks and the tests all come through here: `run` a ba
 (batch.py), `check` one file (single.py), and the board, exports, machine and data (tools.py).
 """
 
-from grader.api.batch import RunOptions, RunSummary, default_workers, run, run_batch
+from grader.api.batch import (
+    Interrupted,
+    RunOptions,
+    RunSummary,
+    default_workers,
+    run,
+    run_batch,
+)
 from grader.api.common import Log, find_specs, grading_data, open_sandbox
 from grader.api.single import (
     Checked,
@@ -26,7 +33,8 @@ from grader.jobs.context import Settings
 from grader.jobs.environment import environment
 
 __all__ = [
-    "CheckOptions", "Checked", "GradescopeOptions", "LeaderboardOptions", "Log", "RunOptions",
+    "CheckOptions", "Checked", "GradescopeOptions", "Interrupted", "LeaderboardOptions", "Log",
+    "RunOptions",
     "RunSummary", "Settings", "check", "check_file", "collect_export", "default_workers",
     "environment", "find_specs", "gradescope_build", "gradescope_run", "grading_data",
     "leaderboard", "machine_report", "open_sandbox", "prepare_data", "run", "run_batch",

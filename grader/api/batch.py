@@ -28,7 +28,7 @@ from grader.jobs.grade import failed, now, resolve_mode
 from grader.jobs.seeds import combine
 from grader.protocol import MESSAGE_CHARS
 from grader.publish.anonymize import refusal_lines
-from grader.publish.board import CSV_NAME, write_leaderboard
+from grader.publish.board import CSV_NAME, PLOT_NAME, write_leaderboard
 from grader.publish.reports import REPORTS, build_report, report_folder, write_report
 from grader.sandbox.box import Sandbox, SandboxError, SandboxOptions
 from grader.sandbox.supervise import LOG_TAIL_BYTES
@@ -38,6 +38,8 @@ from grader.store.sqlite import DB_NAME, Store
 if TYPE_CHECKING:  # importing it for real pulls in submitit, needed only for Slurm runs
     from grader.execute.slurm import SlurmOptions
 
+
+PARTIAL = "partial"  # OUT/partial/: the board an interrupted run leaves (a finished run's goes)
 
 # Told of each graded submission as it finishes: (result, how many done, how many to grade).
 Progress = Callable[[Result, int, int], None]
@@ -89,11 +91,12 @@ def run(
     run_id = store.begin_run(now(), [str(layer) for layer in sandbox.layers], env)
     executor = _executor(options, sandbox, store, run_id, env, log)
     meta = {student: StudentMeta.from_dict(m) for student, m in store.students().items()}
-    written = 0
+    written = saved = 0
 
     def recorded(result: Result, done: int) -> None:
-        nonlocal written
+        nonlocal written, saved
         store.record(result, run_id)
+        saved = done
         if progress:
             progress(result, done, len(pending))
         # Rendered while other submissions still grade in their sandboxes.
@@ -105,9 +108,17 @@ def run(
     try:
         work = [(s, contexts[s.assignment]) for s in pending]
         grade_all(executor, work, recorded, store, force=options.force)
+    except BaseException as stop:
+        # What the store holds is kept (a run again resumes from it), but not as THE board:
+        # OUT/leaderboard.csv stays the last finished run's, this one goes where it says partial.
+        write_leaderboard(store.latest(), specs, options.out / PARTIAL, meta)
+        if isinstance(stop, KeyboardInterrupt):
+            raise Interrupted(saved, len(pending), options.out) from stop
+        raise
     finally:
         executor.close()
-        board = write_leaderboard(store.latest(), specs, options.out, meta)
+    board = write_leaderboard(store.latest(), specs, options.out, meta)
+    _remove_partial(options.out)
     for result in store.latest():  # rows reused from earlier runs whose reports are missing
         if not _report_path(options.out, result).exists():
             written += _write_report(result, specs, options.out, meta, log)
@@ -117,6 +128,27 @@ def run(
     return RunSummary(
         board, len(pending), reused, options.out / CSV_NAME, options.out / REPORTS, written
     )
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during the grading: what was saved, and where the partial board went."""
+
+    def __init__(self, saved: int, pending: int, out: Path) -> None:
+        super().__init__(f"{saved} of {pending} submissions graded")
+        self.saved = saved  # submissions graded and saved in the store before the stop
+        self.pending = pending  # submissions this run set out to grade
+        self.store = out / DB_NAME
+        self.partial = out / PARTIAL / CSV_NAME
+        self.board = out / CSV_NAME if (out / CSV_NAME).exists() else None
+
+
+def _remove_partial(out: Path) -> None:
+    """A finished run's board supersedes an interrupted one's: only the files it wrote go."""
+    folder = out / PARTIAL
+    for name in (CSV_NAME, PLOT_NAME):
+        (folder / name).unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _record_students(store: Store, submissions: list[Submission], log: Log) -> None:

@@ -21,9 +21,22 @@ def find_specs(asked: SpecsAsked, near: Path, log: Log) -> Path:
     return found.folder
 
 
-def open_sandbox(options: SandboxOptions, log: Log) -> Sandbox:
-    """The sandbox, its proven layers said on the terminal (and a warning when weak)."""
+# How a job's namespaces are made (Sandbox.mode), as a student reads it.
+NAMESPACING = {
+    "bwrap": "bubblewrap",
+    "unshare": "unshare",
+    "forked": "own namespaces",
+    "none": "no namespaces",
+}
+
+
+def open_sandbox(options: SandboxOptions, log: Log, *, brief: bool = False) -> Sandbox:
+    """The sandbox, its proven layers said on the terminal (and a warning when weak); brief,
+    in one line, for a student checking a file (`grader sandbox` lists them)."""
     sandbox = options.sandbox()
+    if brief:
+        log(sandbox_line(sandbox))
+        return sandbox
     for layer in sandbox.layers:
         log(f"sandbox {layer}")
     log(f"jobs: {sandbox.launch}")
@@ -31,6 +44,17 @@ def open_sandbox(options: SandboxOptions, log: Log) -> Sandbox:
     if warning:
         log("warning: " + warning)
     return sandbox
+
+
+def sandbox_line(sandbox: Sandbox) -> str:
+    """The sandbox in one line: how jobs are contained, how many layers are on, which not."""
+    off = [str(layer.name) for layer in sandbox.layers if not layer.on]
+    on = len(sandbox.layers) - len(off)
+    missing = f"; off: {', '.join(off)}" if off else ""
+    return (
+        f"sandbox: {NAMESPACING.get(sandbox.mode, sandbox.mode)}, {on} of "
+        f"{len(sandbox.layers)} layers on{missing} (`grader sandbox` lists them)"
+    )
 
 
 def grading_data(spec: Spec, data_dir: Path, cache_dir: Path) -> GradingData:

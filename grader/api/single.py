@@ -76,7 +76,8 @@ def check_file(options: CheckOptions, log: Log) -> Checked:
     specs = load_specs(find_specs(options.specs, options.file.parent, log))
     spec = pick_spec(specs, options.assignment or assignment_of(options.file, specs))
     data = grading_data(spec, options.data_dir, options.cache_dir)
-    with open_sandbox(options.sandbox, log) as sandbox, _staging(options.save_weights) as kept:
+    brief = open_sandbox(options.sandbox, log, brief=True)  # a student reads this one
+    with brief as sandbox, _staging(options.save_weights) as kept:
         log_grading(options.file, spec, data, log)
         settings = replace(options.settings, weights_dir=kept)
         result = check(options.file, spec, sandbox, data, settings, env)

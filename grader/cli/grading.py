@@ -21,7 +21,7 @@ from grader.cli.options import (
     with_executor_options,
     with_sandbox_options,
 )
-from grader.cli.output import print_check, print_table, run_json
+from grader.cli.output import interrupted_lines, print_check, print_table, run_json
 from grader.core.results import Mode
 from grader.sandbox.box import SandboxOptions
 
@@ -97,8 +97,10 @@ def run_command(
     already graded under the same code, spec, data and grader version are reused from
     OUT/grades.sqlite (except timeouts and crashes, which are graded again). Progress goes to
     stderr: a bar on a terminal, else one line per finished submission. Exits 0 when the batch
-    finished, even if some rows failed. With --executor slurm, a run started again after an
-    interruption collects the tasks the first one left in Slurm.
+    finished, even if some rows failed. Ctrl-C keeps what was graded (the same command again
+    resumes), writes the board so far as OUT/partial/leaderboard.csv and exits 130. With
+    --executor slurm, a run started again after an interruption collects the tasks the first
+    one left in Slurm.
     """
     from grader import api
     from grader.publish.progress import RunProgress, summary
@@ -123,6 +125,12 @@ def run_command(
     try:
         with user_errors():
             done = api.run_batch(options, sandbox, log, progress)
+    except api.Interrupted as stop:
+        if progress:
+            progress.close()  # the bar ends before the lines that say what was kept
+        for line in interrupted_lines(stop):
+            click.echo(line, err=True)  # even with --quiet: the run did not finish
+        raise SystemExit(130) from None  # 128 + SIGINT, as a shell reports Ctrl-C
     finally:
         if progress:
             progress.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,15 +15,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from grader.adapters.collect import Report as CollectReport
-    from grader.api import Checked, RunSummary
+    from grader.api import Checked, Interrupted, RunSummary
 
 LOG_LINES = 12  # a failed check's last lines of output
 
 
 def print_table(board: pd.DataFrame) -> None:
-    from grader.publish.table import table_text
+    from grader.publish.table import Marks, table_text, terminal_width
 
-    click.echo(table_text(board))
+    stdout = sys.stdout  # what click.echo writes to (a CliRunner swaps it in tests)
+    click.echo(table_text(board, terminal_width(stdout), Marks.for_encoding(stdout.encoding)))
 
 
 def print_check(checked: Checked, save_weights: Path | None) -> None:
@@ -93,12 +95,30 @@ def run_json(summary: RunSummary) -> str:
     )
 
 
+def interrupted_lines(stop: Interrupted) -> list[str]:
+    """What a Ctrl-C left: what is saved, that a run again resumes, which board is which."""
+    board = (
+        f"{stop.board} is unchanged, the last finished run's"
+        if stop.board
+        else "no finished run has written leaderboard.csv yet"
+    )
+    return [
+        f"interrupted: {stop.saved} of {stop.pending} submissions to grade were graded and saved "
+        f"in {stop.store} (and every seed finished of the others)",
+        "run the same command again to resume: what was saved is reused, not graded again "
+        "(timeouts and crashes are graded again, as in every run)",
+        f"partial leaderboard, of what the store holds now: {stop.partial}; {board}",
+    ]
+
+
 def print_collected(report: CollectReport, to: Path) -> None:
     """What `grader collect` placed, what it could not, and the counts."""
     for placed in report.placed:
         late = "  (late)" if placed.student in report.late else ""
         files = ", ".join(placed.files)
         click.echo(f"{placed.action:<10} {placed.student}/: {files}{late}")
+        if placed.newest:  # the upload's names are the student's text
+            click.echo(f"{'':<10} {placed.assignment}: {printable(placed.newest)}")
     if report.problems:
         click.echo("not placed:")
         for problem in report.problems:
@@ -107,4 +127,10 @@ def print_collected(report: CollectReport, to: Path) -> None:
     click.echo(
         f"{len(report.placed)} placed in {to} ({counts['new']} new, {counts['replaced']} "
         f"replaced), {len(report.problems)} not placed, {len(set(report.late))} late"
+        + _newest_count(report)
     )
+
+
+def _newest_count(report: CollectReport) -> str:
+    several = sum(bool(p.newest) for p in report.placed)
+    return f", {several} uploaded several times (the newest taken)" if several else ""

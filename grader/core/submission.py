@@ -39,6 +39,9 @@ class StudentMeta:
     late: bool | None = None  # submitted after the deadline, as the LMS export says
     submitted_at: str | None = None  # ISO 8601
     source: str | None = None  # where the submission came from (e.g. "canvas")
+    # The LMS's id for the student (Canvas's user id, Moodle's participant id), which its
+    # gradebook import matches grades on.
+    lms_user_id: str | None = None
     ignored: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,6 +51,7 @@ class StudentMeta:
             "late": self.late,
             "submitted_at": self.submitted_at,
             "source": self.source,
+            "lms_user_id": self.lms_user_id,
         }
         return {key: value for key, value in values.items() if value is not None}
 
@@ -188,9 +192,11 @@ def _parse_meta(raw: dict[str, Any], ignored: list[str]) -> StudentMeta:
                 kept[key] = value
             else:
                 ignored.append("'late' must be true or false")
-        elif key in ("pseudonym", "source", "submitted_at"):
+        elif key in ("pseudonym", "source", "submitted_at", "lms_user_id"):
             if key == "submitted_at" and isinstance(value, datetime):
                 value = value.isoformat()  # an unquoted TOML date-time
+            if key == "lms_user_id" and type(value) is int:
+                value = str(value)  # written by hand without quotes
             text = one_line(value, META_CHARS + 1) if isinstance(value, str) else None
             if not text:
                 ignored.append(f"{key!r} must be a non-empty string")

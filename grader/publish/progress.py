@@ -1,5 +1,5 @@
 """How a run reads on the terminal: a bar on a terminal, one line per finished submission in a
-log, and the closing summary."""
+log (and, above the bar, for each that failed), and the closing summary."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from grader.core.results import Result
 from grader.core.text import one_line
+from grader.publish.table import terminal_width
 
 MESSAGE_CHARS = 80
 
@@ -18,7 +19,9 @@ class RunProgress:
 
     def __init__(self, stream: IO[str] | None = None, *, bar: bool | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.bar = self.stream.isatty() if bar is None else bar
+        # A terminal that reports no width (a dumb one, a pty no one sized) gets lines: a bar
+        # redrawn with carriage returns would pile up there, or never show.
+        self.bar = _sized_terminal(self.stream) if bar is None else bar
         self._tqdm: Any = None
 
     def __call__(self, result: Result, done: int, total: int) -> None:
@@ -28,6 +31,8 @@ class RunProgress:
 
                 self._tqdm = tqdm(total=total, desc="grading", unit="sub", file=self.stream)
             name = one_line(result.student, 64)  # a rejected folder's name is the student's
+            if not result.ok:  # stays on the screen when the bar moves on
+                self._tqdm.write(line(result), file=self.stream)
             self._tqdm.set_postfix_str(f"{name}/{result.assignment}: {result.status}")
             self._tqdm.update()
             if done == total:
@@ -40,6 +45,10 @@ class RunProgress:
         if self._tqdm is not None:
             self._tqdm.close()
             self._tqdm = None
+
+
+def _sized_terminal(stream: IO[str]) -> bool:
+    return stream.isatty() and terminal_width(stream) is not None
 
 
 def line(result: Result) -> str:
