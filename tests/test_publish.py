@@ -109,7 +109,8 @@ def test_the_page_states_targets_policy_and_picture(tmp_path: Path) -> None:
     html = written(tmp_path, results(), policy=Policy.BEST)["html"]
     assert "each student&#39;s best graded attempt" in html
     assert "test accuracy &gt; 96% with a train-test gap &lt; 2 points" in html
-    assert html.count('<img src="data:image/png;base64,') == 2  # one picture per assignment
+    # two pictures per assignment: the histogram and accuracy against gap
+    assert html.count('<img src="data:image/png;base64,') == 4
     assert '<time datetime="2024-01-03T10:00:00+00:00">' in html
 
 
@@ -133,6 +134,132 @@ def test_same_store_same_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "leaderboard.png").read_bytes() == (
         tmp_path / "b" / "leaderboard.png"
     ).read_bytes()
+
+
+# --- the summary, seeds and spread, a public board ---------------------------------------------
+
+
+def seeded(student: str, test: float, std: float, **changes: Any) -> Result:
+    return replace(ok(student, test, assignment="har"), seeds=[0, 1, 2], test_accuracy_std=std,
+                   **changes)  # fmt: skip
+
+
+def class_rows() -> list[Result]:
+    """Met both, met A only (twice, the same scores), met neither, failed, flagged."""
+    return [
+        seeded("ann", 0.98, 0.0012),
+        seeded("bob", 0.9684, 0.0027),
+        seeded("cy", 0.9684, 0.0027),
+        seeded("dee", 0.95, 0.0103, gap=0.04),
+        replace(
+            failed("eve", "error", assignment="har", message="seed 0: train: boom"), seeds=[0]
+        ),  # fmt: skip
+        Result(
+            "fay",
+            "har",
+            "flagged",
+            message="integrity audit: agree 71.3%",
+            test_accuracy=0.999,
+            train_accuracy=0.94,
+            gap=-0.059,
+            seeds=[0, 1, 2],
+        ),  # fmt: skip
+        baseline(),
+    ]
+
+
+def test_each_assignment_is_summarized_as_its_table_shows_it(tmp_path: Path) -> None:
+    texts = written(tmp_path, class_rows())
+    summary = json.loads(texts["json"])["assignments"][0]["summary"]
+    assert summary == {
+        "students": 6, "graded": 4, "unranked": {"flagged": 1, "error": 1},
+        "held_for_review_not_shown": 0, "met": {"A": 3, "B": 1}, "met_all": 1, "met_none": 1,
+        "median_test_accuracy": 0.9684, "best_test_accuracy": 0.98, "seeds": [[0, 1, 2]],
+    }  # fmt: skip
+    html = texts["html"]
+    # the counts agree with the badges in the table (the reference row meets neither)
+    students = html.split('<tbody class="reference">')[0]
+    assert (students.count("A met</span>"), students.count("B met</span>")) == (3, 1)
+    counts = "6 students: 4 ranked; 2 not ranked: 1 flagged for review, 1 error."
+    assert counts in html and counts in texts["md"]
+    for what, how_many in [
+        ("met target A", "3 of 4 ranked"), ("met target B", "1 of 4 ranked"),
+        ("met both A and B", "1 of 4 ranked"), ("met neither", "1 of 4 ranked"),
+        ("median test accuracy", "96.84%"), ("best test accuracy", "98.00%"),
+    ]:  # fmt: skip
+        assert f"<dt>{what}</dt><dd>{how_many}</dd>" in html
+        assert f"| {what} | {how_many} |" in texts["md"]
+    assert "graded on seeds 0, 1 and 2" in html and "graded on seeds 0, 1 and 2" in texts["md"]
+
+
+def test_a_summary_with_no_ranked_row_states_only_its_counts(tmp_path: Path) -> None:
+    board = build_board([failed("eve", "timeout", assignment="har")], SPECS)
+    (section,) = board.sections()
+    assert section.summary.counts == "1 student: 0 ranked; 1 not ranked: 1 timeout."
+    assert section.summary.facts == [] and section.summary.seeds_line == ""
+
+
+def test_rows_graded_on_different_seeds_say_so() -> None:
+    rows = [seeded("ann", 0.98, 0.001), replace(ok("bob", 0.97, assignment="har"), seeds=[0])]
+    (section,) = build_board(rows, SPECS).sections()
+    assert section.summary.seeds == ((0,), (0, 1, 2))
+    assert "different seeds (see the seeds column)" in section.summary.seeds_line
+
+
+def test_every_row_shows_its_seeds_and_spread(tmp_path: Path) -> None:
+    texts = written(tmp_path, class_rows())
+    html, md = texts["html"], texts["md"]
+    assert '96.84% <span class="spread">± 0.27</span>' in html
+    assert "| 96.84% ± 0.27 | 97.84% |" in md
+    assert '<td class="num" data-label="seeds">0, 1, 2</td>' in html
+    assert '<td class="num" data-label="seeds">0</td>' in html  # the failed row: seed 0 only
+    assert "| 0, 1, 2 |" in md
+    rows = {r["student"]: r for r in json.loads(texts["json"])["assignments"][0]["rows"]}
+    assert (rows["bob"]["seeds"], rows["bob"]["test_accuracy_std"]) == ([0, 1, 2], 0.0027)
+    assert (rows["eve"]["seeds"], rows["eve"]["test_accuracy_std"]) == ([0], None)
+    # one seed: no spread to show
+    single = written(tmp_path / "one", [ok("ann", 0.97, assignment="har")])
+    table = single["html"].split('<tbody class="students">')[1].split("</tbody>")[0]
+    assert "±" not in table and "| 97.00% |" in single["md"]
+
+
+def test_grading_time_is_the_graders_record_set_apart(tmp_path: Path) -> None:
+    texts = written(tmp_path, class_rows())
+    html, md = texts["html"], texts["md"]
+    headers = re.findall(r"<th scope=\"col\"[^>]*>([^<]*)</th>", html)
+    assert headers[-1] == "grading time (this machine) †" and ">training time<" not in html
+    assert '<th scope="col" class="num record" data-type="number">grading time' in html
+    note = "† Grading time: the training time summed over the row&#39;s seeds, as the grading"
+    assert note in html and "not the submission&#39;s merit" in html
+    assert md.count("| grading time (this machine) † |") == 2  # students' and references' tables
+    assert "† Grading time: the training time summed over the row's seeds" in md
+    notes = json.loads(texts["json"])["notes"]
+    assert "not the submission's merit" in notes["train_seconds"]
+
+
+def test_a_long_message_folds_into_details(tmp_path: Path) -> None:
+    message = "seed 0: train: " + "word " * 80 + "(line 44 of the submission)"
+    html = written(tmp_path, [failed("eve", "error", assignment="har", message=message)])["html"]
+    (cell,) = re.findall(r'<td class="message"[^>]*>(.*?)</td>', html, re.DOTALL)
+    assert cell.startswith("<details><summary>seed 0: train: word word")
+    assert cell.count("(line 44 of the submission)") == 1  # in the whole text, not the summary
+    assert '</summary><div class="full">' + message + "</div></details>" in cell
+
+
+def test_a_public_board_shows_no_message_and_no_flagged_row(tmp_path: Path) -> None:
+    texts = written(tmp_path, class_rows(), public=True)
+    for name, text in texts.items():
+        assert "fay" not in text and "71.3" not in text and "boom" not in text, name
+    summary = json.loads(texts["json"])["assignments"][0]["summary"]
+    assert (summary["students"], summary["graded"], summary["unranked"]) == (6, 4, {"error": 1})
+    assert summary["held_for_review_not_shown"] == 1
+    shown = "6 students: 4 ranked; 1 not ranked: 1 error; 1 flagged (held for review) not shown"
+    assert shown in texts["html"] and shown in texts["md"]
+    assert "students' messages are not shown" in texts["html"]
+    assert json.loads(texts["json"])["public"] is True
+    assert '<tr class="note"' not in texts["html"]
+    plain = written(tmp_path / "plain", class_rows())
+    assert "fay" in plain["html"] and "boom" in plain["md"]  # the same rows, not public
 
 
 # --- anonymized boards ------------------------------------------------------------------------
@@ -257,13 +384,20 @@ def test_a_code_block_cannot_be_closed_from_inside() -> None:
     assert "\x07" not in block
 
 
-def test_failed_rows_show_their_status(tmp_path: Path) -> None:
+def test_failed_rows_show_their_status_and_their_message_in_a_row_of_its_own(
+    tmp_path: Path,
+) -> None:
     html = written(tmp_path, results())["html"]
-    row = re.search(r'<tr class="row failed" data-kind="student" data-status="invalid">.*?</tr>',
-                    html, re.DOTALL)  # fmt: skip
+    row = re.search(
+        r'<tr class="row failed noted" data-kind="student" data-status="invalid">.*?</tr>\s*'
+        r'<tr class="note" data-kind="student">.*?</tr>',
+        html,
+        re.DOTALL,
+    )
     assert row is not None
     assert '<span class="badge failed">invalid</span>' in row.group(0)
-    assert "check forward_output_shape failed" in row.group(0)
+    # as wide as the table less the rank column: 9 columns and the two targets
+    assert '<td class="message" colspan="11">check forward_output_shape failed</td>' in row.group(0)
 
 
 def test_an_empty_board_still_draws(tmp_path: Path) -> None:
