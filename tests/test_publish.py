@@ -151,9 +151,7 @@ def class_rows() -> list[Result]:
         seeded("bob", 0.9684, 0.0027),
         seeded("cy", 0.9684, 0.0027),
         seeded("dee", 0.95, 0.0103, gap=0.04),
-        replace(
-            failed("eve", "error", assignment="har", message="seed 0: train: boom"), seeds=[0]
-        ),  # fmt: skip
+        replace(failed("eve", "error", assignment="har", message="seed 0: train: boom"), seeds=[0]),
         Result(
             "fay",
             "har",
@@ -163,7 +161,7 @@ def class_rows() -> list[Result]:
             train_accuracy=0.94,
             gap=-0.059,
             seeds=[0, 1, 2],
-        ),  # fmt: skip
+        ),
         baseline(),
     ]
 
@@ -260,6 +258,102 @@ def test_a_public_board_shows_no_message_and_no_flagged_row(tmp_path: Path) -> N
     assert '<tr class="note"' not in texts["html"]
     plain = written(tmp_path / "plain", class_rows())
     assert "fay" in plain["html"] and "boom" in plain["md"]  # the same rows, not public
+
+
+# --- the pictures ---------------------------------------------------------------------------------
+
+
+def drawn_figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every figure drawn from now on, as it is turned into PNG bytes."""
+    import grader.publish.plot
+
+    figures: list[Any] = []
+    original = grader.publish.plot.png_bytes
+
+    def spy(figure: Any, *args: Any, **kwargs: Any) -> bytes:
+        figures.append(figure)
+        return original(figure, *args, **kwargs)
+
+    monkeypatch.setattr(grader.publish.plot, "png_bytes", spy)
+    return figures
+
+
+def label_boxes(axis: Any) -> dict[str, Any]:
+    renderer = axis.figure.canvas.get_renderer()
+    return {t.get_text(): t.get_window_extent(renderer) for t in axis.texts}
+
+
+def crowd() -> list[Result]:
+    """Identical scores, near neighbours, and a baseline next to them."""
+    same = [ok(s, 0.9609, gap=0.0312, assignment="har") for s in ("bruno", "chen")]
+    trio = [ok(s, 0.9581, gap=0.0409, assignment="har") for s in ("farah", "gus", "hana")]
+    near = [ok("ivy", 0.9612, gap=0.033, assignment="har"), baseline(test=0.9613)]
+    return [*same, *trio, *near, ok("alice", 0.9684, gap=0.0175, assignment="har")]
+
+
+def test_plot_labels_group_identical_points_and_never_collide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = drawn_figures(monkeypatch)
+    write_board(build_board(crowd(), SPECS), tmp_path, ["html"])
+    scatter = figures[0].axes[0]  # per section: accuracy against gap, then the histogram
+    boxes = label_boxes(scatter)
+    assert sorted(boxes) == sorted(
+        ["bruno, chen", "farah, gus, hana", "ivy", "alice", "logistic-regression"]
+    )
+    names = list(boxes)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            assert not boxes[first].overlaps(boxes[second]), (first, second)
+    frame = scatter.get_window_extent(scatter.figure.canvas.get_renderer())
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 for b in boxes.values())
+
+
+def test_labels_that_cannot_be_placed_are_counted_not_stacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = drawn_figures(monkeypatch)
+    packed = [ok(f"s{i:02}", 0.96 + i * 0.0001, gap=0.02, assignment="har") for i in range(40)]
+    write_board(build_board(packed, SPECS), tmp_path, ["html"])
+    scatter = figures[0].axes[0]
+    boxes = list(label_boxes(scatter).values())
+    assert 0 < len(boxes) < 40
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    left_off = 40 - len(boxes)
+    assert f"{left_off} labels left off where they would cover another" in scatter.get_xlabel()
+
+
+def test_the_histogram_draws_the_targets_and_the_summarys_median(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = drawn_figures(monkeypatch)
+    board = build_board(class_rows(), SPECS)
+    write_board(board, tmp_path, ["html"])
+    histogram = figures[1].axes[0]
+    legend = [t.get_text() for t in histogram.get_legend().get_texts()]
+    assert legend == [
+        "target A: test accuracy > 96% with a train-test gap < 2 points",
+        "target B: test accuracy > 97.5%",
+        "median 96.84%",  # as the summary says it
+    ]
+    (section,) = board.sections()
+    assert ("median test accuracy", "96.84%") in section.summary.facts
+    heights = [patch.get_height() for patch in histogram.patches]
+    assert sum(heights) == section.summary.graded == 4
+    assert histogram.get_title().endswith("test accuracy of 4 graded students")
+
+
+def test_the_markdown_picture_has_a_histogram_under_each_panel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = drawn_figures(monkeypatch)
+    write_board(build_board([*class_rows(), ok("wes", 0.98)], SPECS), tmp_path, ["md"])
+    (figure,) = figures
+    titles = [axis.get_title() for axis in figure.axes]
+    assert [t.split(":")[1].strip() for t in titles] == [
+        "4 graded, 2 not ranked", "1 graded, 0 not ranked",
+        "test accuracy of 4 graded students", "test accuracy of 1 graded student",
+    ]  # fmt: skip
 
 
 # --- anonymized boards ------------------------------------------------------------------------

@@ -173,7 +173,8 @@ def _histogram(axis: Axes, rows: pd.DataFrame, name: str, spec: Spec | None) -> 
         median = statistics.median(fractions) * 100
         axis.axvline(median, color="black", linestyle=":", label=f"median {median:.2f}%")
     title = spec.assignment.title if spec else name or "no results yet"
-    axis.set_title(f"{title}: test accuracy of {len(accuracies)} graded students", fontsize=10)
+    students = f"{len(accuracies)} graded student{'' if len(accuracies) == 1 else 's'}"
+    axis.set_title(f"{title}: test accuracy of {students}", fontsize=10)
     axis.set_xlim(edges[0], edges[-1])
     axis.set_xlabel(f"test accuracy (%), in bins of {edges[1] - edges[0]:g} points")
     axis.set_ylabel("students")
