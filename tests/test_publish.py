@@ -343,6 +343,18 @@ def test_the_histogram_draws_the_targets_and_the_summarys_median(
     assert histogram.get_title().endswith("test accuracy of 4 graded students")
 
 
+def test_a_score_equal_to_a_threshold_is_drawn_below_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = drawn_figures(monkeypatch)
+    rows = [ok("ann", 0.975, assignment="har"), ok("bob", 0.9612, assignment="har")]
+    write_board(build_board(rows, SPECS), tmp_path, ["html"])
+    histogram = figures[1].axes[0]
+    bars = [(p.get_x(), p.get_x() + p.get_width()) for p in histogram.patches if p.get_height()]
+    assert [(round(a, 6), round(b, 6)) for a, b in bars] == [(96.1, 96.2), (97.4, 97.5)]
+    assert histogram.get_xlim()[1] > 97.5  # room right of the best score
+
+
 def test_the_markdown_picture_has_a_histogram_under_each_panel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

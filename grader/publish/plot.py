@@ -160,7 +160,7 @@ def _histogram(axis: Axes, rows: pd.DataFrame, name: str, spec: Spec | None) -> 
     accuracies = [a * 100 for a in fractions]
     thresholds = [t.min_test_accuracy * 100 for t in spec.targets] if spec else []
     edges = _bin_edges([*accuracies, *thresholds] or [95.0])
-    axis.hist(accuracies, bins=list(edges), color="0.35", edgecolor="white", zorder=3)
+    axis.hist(_below_edges(accuracies), bins=list(edges), color="0.35", edgecolor="white", zorder=3)
     for color, target in zip(COLORS, spec.targets if spec else (), strict=False):
         axis.axvline(
             target.min_test_accuracy * 100,
@@ -185,12 +185,20 @@ def _histogram(axis: Axes, rows: pd.DataFrame, name: str, spec: Spec | None) -> 
 
 
 def _bin_edges(values: list[float]) -> np.ndarray:
-    """Round-width bins (0.1 to 10 points) covering the values, at most about 30 of them."""
+    """Round-width bins (0.1 to 10 points) covering the values, at most about 30 of them, and
+    one empty bin to the right so the best score is not drawn against the frame."""
     low, high = min(values), max(values)
-    width = next((w for w in (0.1, 0.2, 0.25, 0.5, 1, 2, 5) if (high - low) / w <= 30), 10.0)
-    start = np.floor(low / width) * width
-    count = int(np.floor((high - start) / width)) + 1
-    return np.round(start + width * np.arange(count + 1), 6)
+    width = next((w for w in (0.1, 0.2, 0.25, 0.5, 1, 2, 5) if (high - low) / w <= 28), 10.0)
+    first = np.ceil(low / width - 1e-9) - 1  # low lies in the first bin, (start, start + width]
+    last = np.ceil(high / width - 1e-9) + 1
+    return np.round(width * np.arange(first, last + 1), 6)
+
+
+def _below_edges(values: list[float]) -> list[float]:
+    """Values nudged down by far less than any difference the board shows: numpy's bins hold
+    their lower edge, these hold their upper one, as a target's "above" does (a score equal
+    to a threshold is drawn below its line, as it does not meet it)."""
+    return [v - 1e-9 for v in values]
 
 
 def _label(axis: Axes, graded: pd.DataFrame) -> int:
