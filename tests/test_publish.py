@@ -239,7 +239,7 @@ def test_a_long_message_folds_into_details(tmp_path: Path) -> None:
     message = "seed 0: train: " + "word " * 80 + "(line 44 of the submission)"
     html = written(tmp_path, [failed("eve", "error", assignment="har", message=message)])["html"]
     (cell,) = re.findall(r'<td class="message"[^>]*>(.*?)</td>', html, re.DOTALL)
-    assert cell.startswith("<details><summary>seed 0: train: word word")
+    assert cell.startswith('<div class="text"><details><summary>seed 0: train: word word')
     assert cell.count("(line 44 of the submission)") == 1  # in the whole text, not the summary
     assert '</summary><div class="full">' + message + "</div></details>" in cell
 
@@ -503,7 +503,8 @@ def test_failed_rows_show_their_status_and_their_message_in_a_row_of_its_own(
     assert row is not None
     assert '<span class="badge failed">invalid</span>' in row.group(0)
     # as wide as the table less the rank column: 9 columns and the two targets
-    assert '<td class="message" colspan="11">check forward_output_shape failed</td>' in row.group(0)
+    message = '<td class="message" colspan="11"><div class="text">check forward_output_shape failed'
+    assert message + "</div></td>" in row.group(0)
 
 
 def test_an_empty_board_still_draws(tmp_path: Path) -> None:
