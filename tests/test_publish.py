@@ -340,7 +340,7 @@ def test_the_histogram_draws_the_targets_and_the_summarys_median(
     assert ("median test accuracy", "96.84%") in section.summary.facts
     heights = [patch.get_height() for patch in histogram.patches]
     assert sum(heights) == section.summary.graded == 4
-    assert histogram.get_title().endswith("test accuracy of 4 graded students")
+    assert histogram.get_title().endswith("test accuracy of 4 ranked students")
 
 
 def test_a_score_equal_to_a_threshold_is_drawn_below_its_line(
@@ -363,8 +363,8 @@ def test_the_markdown_picture_has_a_histogram_under_each_panel(
     (figure,) = figures
     titles = [axis.get_title() for axis in figure.axes]
     assert [t.split(":")[1].strip() for t in titles] == [
-        "4 graded, 2 not ranked", "1 graded, 0 not ranked",
-        "test accuracy of 4 graded students", "test accuracy of 1 graded student",
+        "4 ranked, 2 not ranked", "1 ranked, 0 not ranked",
+        "test accuracy of 4 ranked students", "test accuracy of 1 ranked student",
     ]  # fmt: skip
 
 

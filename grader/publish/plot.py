@@ -144,7 +144,7 @@ def _panel(axis: Axes, rows: pd.DataFrame, name: str, spec: Spec | None) -> None
     left_off = _label(axis, graded)
     failed = int(((rows["status"] != Status.OK) & (rows["kind"] == STUDENT)).sum())
     title = spec.assignment.title if spec else name or "no results yet"
-    axis.set_title(f"{title}: {len(students)} graded, {failed} not ranked", fontsize=10)
+    axis.set_title(f"{title}: {len(students)} ranked, {failed} not ranked", fontsize=10)
     axis.set_xlabel("train - test gap (points)" + _left_off_note(left_off))
     axis.set_ylabel("test accuracy (%)")
     axis.grid(alpha=0.3)
@@ -167,13 +167,14 @@ def _histogram(axis: Axes, rows: pd.DataFrame, name: str, spec: Spec | None) -> 
             color=color,
             linestyle="--",
             linewidth=1.5,
+            zorder=4,  # over the bars
             label=f"target {target.name}: {target.description}",
         )
     if fractions:  # computed and rounded as the summary's median is, so the two read the same
         median = statistics.median(fractions) * 100
-        axis.axvline(median, color="black", linestyle=":", label=f"median {median:.2f}%")
+        axis.axvline(median, color="black", linestyle=":", zorder=4, label=f"median {median:.2f}%")
     title = spec.assignment.title if spec else name or "no results yet"
-    students = f"{len(accuracies)} graded student{'' if len(accuracies) == 1 else 's'}"
+    students = f"{len(accuracies)} ranked student{'' if len(accuracies) == 1 else 's'}"
     axis.set_title(f"{title}: test accuracy of {students}", fontsize=10)
     axis.set_xlim(edges[0], edges[-1])
     axis.set_xlabel(f"test accuracy (%), in bins of {edges[1] - edges[0]:g} points")
