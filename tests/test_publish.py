@@ -242,6 +242,11 @@ def test_a_long_message_folds_into_details(tmp_path: Path) -> None:
     assert cell.startswith('<div class="text"><details><summary>seed 0: train: word word')
     assert cell.count("(line 44 of the submission)") == 1  # in the whole text, not the summary
     assert '</summary><div class="full">' + message + "</div></details>" in cell
+    hostile = written(tmp_path / "hostile", [failed("eve", assignment="har", message=HOSTILE * 2)])
+    (cell,) = re.findall(r'<td class="message"[^>]*>(.*?)</td>', hostile["html"], re.DOTALL)
+    summary = cell.split("</summary>")[0]
+    assert "<script>" not in cell and "<img" not in cell and "\x1b" not in cell
+    assert summary.startswith('<div class="text"><details><summary>&lt;script&gt;alert(1)')
 
 
 def test_a_public_board_shows_no_message_and_no_flagged_row(tmp_path: Path) -> None:
