@@ -36,8 +36,7 @@ PLOT_NAME = "leaderboard.png"
 # An anonymized board's picture has a name of its own, so no run, which draws PLOT_NAME with
 # real ids, can ever replace the picture an anonymized page embeds.
 ANONYMIZED_PLOT_NAME = "leaderboard-anonymized.png"
-FLAGGED = Status.FLAGGED
-SCORED = (Status.OK, FLAGGED)  # rows the audit measured
+SCORED = (Status.OK, Status.FLAGGED)  # rows the audit measured
 PUBLISH = "publish"  # OUT/publish: the anonymized board's files, and nothing else
 FORMATS = {
     "csv": CSV_NAME,
@@ -207,12 +206,13 @@ def build_board(
 ) -> Board:
     """Rank the results; with a secret, under public names only (see anonymize.py). A public
     board shows no student's message (an exception's text, an audit's finding) and leaves
-    flagged rows, held for an instructor's review, off: it counts them, and names nobody."""
+    flagged rows, held for an instructor's review, off: it counts them without naming them."""
     results, meta = list(results), dict(meta or {})
     held: Counter[str] = Counter()
     if public:
-        held = Counter(r.assignment for r in results if r.status is FLAGGED and not r.reference)
-        results = [replace(r, message="", log_tail="") for r in results if r.status is not FLAGGED]
+        flagged = Status.FLAGGED
+        held = Counter(r.assignment for r in results if r.status is flagged and not r.reference)
+        results = [replace(r, message="", log_tail="") for r in results if r.status is not flagged]
     if secret is not None:
         results, meta = anonymize(results, meta, secret)
     targets = board_targets(results, target_names(specs))
