@@ -149,7 +149,8 @@ def _panel(axis: Axes, rows: pd.DataFrame, name: str, spec: Spec | None) -> None
     axis.set_ylabel("test accuracy (%)")
     axis.grid(alpha=0.3)
     if spec is not None and (spec.targets or len(references)):
-        axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=7)
+        below = -0.23 if left_off else -0.17  # under the axis label's second line
+        axis.legend(loc="upper center", bbox_to_anchor=(0.5, below), fontsize=7)
 
 
 def _histogram(axis: Axes, rows: pd.DataFrame, name: str, spec: Spec | None) -> None:
@@ -207,6 +208,8 @@ def _label(axis: Axes, graded: pd.DataFrame) -> int:
     no other label or point and stays inside the axes; returns how many were left off."""
     renderer = axis.figure.canvas.get_renderer()  # type: ignore[attr-defined]
     points = _points(graded)
+    if points:
+        _room_right(axis, renderer, max(points, key=lambda p: p[0]))
     taken = [_marker_box(axis, x, y) for x, y, _, _ in points]
     frame = axis.get_window_extent(renderer)
     left_off = 0
@@ -217,6 +220,20 @@ def _label(axis: Axes, graded: pd.DataFrame) -> int:
         else:
             taken.append(box)
     return left_off
+
+
+def _room_right(axis: Axes, renderer: RendererBase, point: tuple[float, float, str, str]) -> None:
+    """Widen the x axis until the rightmost point's label fits on its right, where nothing
+    else can be."""
+    x, _, text, _ = point
+    probe = axis.text(0, 0, text, fontsize=8)
+    width = probe.get_window_extent(renderer).width + 8 * axis.figure.dpi / 72  # and its offset
+    probe.remove()
+    low, high = axis.get_xlim()
+    frame = axis.get_window_extent(renderer).width
+    if width < frame / 2:  # else the label is left to find room elsewhere
+        # (high' - x) / (high' - low) * frame >= width, solved for high'
+        axis.set_xlim(low, max(high, (x * frame - width * low) / (frame - width)))
 
 
 def _points(graded: pd.DataFrame) -> list[tuple[float, float, str, str]]:
@@ -278,9 +295,10 @@ def _within(box: Bbox, frame: Bbox) -> bool:
 
 
 def _marker_box(axis: Axes, x: float, y: float) -> Bbox:
-    """The display box a point's marker covers (a little larger than a 6-point marker)."""
+    """The display box a point's marker covers: scatter's default marker is 6 points across (a
+    diamond a little more); half a point to spare."""
     cx, cy = axis.transData.transform((x, y))
-    radius = 5.0 * axis.figure.dpi / 72
+    radius = 3.5 * axis.figure.dpi / 72
     return Bbox.from_extents(cx - radius, cy - radius, cx + radius, cy + radius)
 
 
