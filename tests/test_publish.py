@@ -252,6 +252,7 @@ def test_a_long_message_folds_into_details(tmp_path: Path) -> None:
 def test_a_public_board_shows_no_message_and_no_flagged_row(tmp_path: Path) -> None:
     texts = written(tmp_path, class_rows(), public=True)
     for name, text in texts.items():
+        text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)  # not words
         assert "fay" not in text and "71.3" not in text and "boom" not in text, name
     summary = json.loads(texts["json"])["assignments"][0]["summary"]
     assert (summary["students"], summary["graded"], summary["unranked"]) == (6, 4, {"error": 1})
