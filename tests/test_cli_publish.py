@@ -83,6 +83,29 @@ def test_anonymized_page_into_another_folder(store: Path, tmp_path: Path) -> Non
     assert not (store.parent / "leaderboard.html").exists()
 
 
+def test_a_public_anonymized_board_leaves_messages_and_flagged_rows_off(
+    store: Path, tmp_path: Path
+) -> None:
+    Store(store).record(graded("cy", 0.999, status="flagged", message="integrity audit: agree"))
+    out = tmp_path / "public"
+    result = invoke(
+        "leaderboard", "--store", store, "--out", out, "--assignments", ASSIGNMENTS,
+        "--format", "html", "--format", "md", "--format", "json", "--anonymize", "--public",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    texts = {p.suffix: p.read_text() for p in (out / "publish").glob("leaderboard.*[dln]")}
+    for suffix in (".html", ".md", ".json"):
+        text = texts[suffix]
+        assert "resubmitted" not in text and "boom" not in text and "integrity" not in text
+    for suffix in (".html", ".md"):
+        assert "1 flagged (held for review) not shown on this board" in texts[suffix], suffix
+    (har,) = json.loads(texts[".json"])["assignments"]
+    assert har["summary"]["held_for_review_not_shown"] == 1
+    assert [(r["student"], r["status"], r["message"]) for r in har["rows"]] == [
+        ("Owl", "ok", ""), (har["rows"][1]["student"], "error", "")]  # fmt: skip
+    assert "integrity" not in result.stdout and "boom" not in result.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -109,7 +109,8 @@ def test_the_page_states_targets_policy_and_picture(tmp_path: Path) -> None:
     html = written(tmp_path, results(), policy=Policy.BEST)["html"]
     assert "each student&#39;s best graded attempt" in html
     assert "test accuracy &gt; 96% with a train-test gap &lt; 2 points" in html
-    assert html.count('<img src="data:image/png;base64,') == 2  # one picture per assignment
+    # two pictures per assignment: the histogram and accuracy against gap
+    assert html.count('<img src="data:image/png;base64,') == 4
     assert '<time datetime="2024-01-03T10:00:00+00:00">' in html
 
 
@@ -133,6 +134,244 @@ def test_same_store_same_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "leaderboard.png").read_bytes() == (
         tmp_path / "b" / "leaderboard.png"
     ).read_bytes()
+
+
+# --- the summary, seeds and spread, a public board ---------------------------------------------
+
+
+def seeded(student: str, test: float, std: float, **changes: Any) -> Result:
+    return replace(ok(student, test, assignment="har"), seeds=[0, 1, 2], test_accuracy_std=std,
+                   **changes)  # fmt: skip
+
+
+def class_rows() -> list[Result]:
+    """Met both, met A only (twice, the same scores), met neither, failed, flagged."""
+    return [
+        seeded("ann", 0.98, 0.0012),
+        seeded("bob", 0.9684, 0.0027),
+        seeded("cy", 0.9684, 0.0027),
+        seeded("dee", 0.95, 0.0103, gap=0.04),
+        replace(failed("eve", "error", assignment="har", message="seed 0: train: boom"), seeds=[0]),
+        Result(
+            "fay",
+            "har",
+            "flagged",
+            message="integrity audit: agree 71.3%",
+            test_accuracy=0.999,
+            train_accuracy=0.94,
+            gap=-0.059,
+            seeds=[0, 1, 2],
+        ),
+        baseline(),
+    ]
+
+
+def test_each_assignment_is_summarized_as_its_table_shows_it(tmp_path: Path) -> None:
+    texts = written(tmp_path, class_rows())
+    summary = json.loads(texts["json"])["assignments"][0]["summary"]
+    assert summary == {
+        "students": 6, "graded": 4, "unranked": {"flagged": 1, "error": 1},
+        "held_for_review_not_shown": 0, "met": {"A": 3, "B": 1}, "met_all": 1, "met_none": 1,
+        "median_test_accuracy": 0.9684, "best_test_accuracy": 0.98, "seeds": [[0, 1, 2]],
+    }  # fmt: skip
+    html = texts["html"]
+    # the counts agree with the badges in the table (the reference row meets neither)
+    students = html.split('<tbody class="reference">')[0]
+    assert (students.count("A met</span>"), students.count("B met</span>")) == (3, 1)
+    counts = "6 students: 4 ranked; 2 not ranked: 1 flagged for review, 1 error."
+    assert counts in html and counts in texts["md"]
+    for what, how_many in [
+        ("met target A", "3 of 4 ranked"), ("met target B", "1 of 4 ranked"),
+        ("met both A and B", "1 of 4 ranked"), ("met neither", "1 of 4 ranked"),
+        ("median test accuracy", "96.84%"), ("best test accuracy", "98.00%"),
+    ]:  # fmt: skip
+        assert f"<dt>{what}</dt><dd>{how_many}</dd>" in html
+        assert f"| {what} | {how_many} |" in texts["md"]
+    assert "graded on seeds 0, 1 and 2" in html and "graded on seeds 0, 1 and 2" in texts["md"]
+
+
+def test_a_summary_with_no_ranked_row_states_only_its_counts(tmp_path: Path) -> None:
+    board = build_board([failed("eve", "timeout", assignment="har")], SPECS)
+    (section,) = board.sections()
+    assert section.summary.counts == "1 student: 0 ranked; 1 not ranked: 1 timeout."
+    assert section.summary.facts == [] and section.summary.seeds_line == ""
+
+
+def test_rows_graded_on_different_seeds_say_so() -> None:
+    rows = [seeded("ann", 0.98, 0.001), replace(ok("bob", 0.97, assignment="har"), seeds=[0])]
+    (section,) = build_board(rows, SPECS).sections()
+    assert section.summary.seeds == ((0,), (0, 1, 2))
+    assert "different seeds (see the seeds column)" in section.summary.seeds_line
+
+
+def test_every_row_shows_its_seeds_and_spread(tmp_path: Path) -> None:
+    texts = written(tmp_path, class_rows())
+    html, md = texts["html"], texts["md"]
+    assert '96.84% <span class="spread">± 0.27</span>' in html
+    assert "| 96.84% ± 0.27 | 97.84% |" in md
+    assert '<td class="num" data-label="seeds">0, 1, 2</td>' in html
+    assert '<td class="num" data-label="seeds">0</td>' in html  # the failed row: seed 0 only
+    assert "| 0, 1, 2 |" in md
+    rows = {r["student"]: r for r in json.loads(texts["json"])["assignments"][0]["rows"]}
+    assert (rows["bob"]["seeds"], rows["bob"]["test_accuracy_std"]) == ([0, 1, 2], 0.0027)
+    assert (rows["eve"]["seeds"], rows["eve"]["test_accuracy_std"]) == ([0], None)
+    # one seed: no spread to show
+    single = written(tmp_path / "one", [ok("ann", 0.97, assignment="har")])
+    table = single["html"].split('<tbody class="students">')[1].split("</tbody>")[0]
+    assert "±" not in table and "| 97.00% |" in single["md"]
+
+
+def test_grading_time_is_the_graders_record_set_apart(tmp_path: Path) -> None:
+    texts = written(tmp_path, class_rows())
+    html, md = texts["html"], texts["md"]
+    headers = re.findall(r"<th scope=\"col\"[^>]*>([^<]*)</th>", html)
+    assert headers[-1] == "grading time (this machine) †" and ">training time<" not in html
+    assert '<th scope="col" class="num record" data-type="number">grading time' in html
+    note = "† Grading time: the training time summed over the row&#39;s seeds, as the grading"
+    assert note in html and "not the submission&#39;s merit" in html
+    assert md.count("| grading time (this machine) † |") == 2  # students' and references' tables
+    assert "† Grading time: the training time summed over the row's seeds" in md
+    notes = json.loads(texts["json"])["notes"]
+    assert "not the submission's merit" in notes["train_seconds"]
+
+
+def test_a_long_message_folds_into_details(tmp_path: Path) -> None:
+    message = "seed 0: train: " + "word " * 80 + "(line 44 of the submission)"
+    html = written(tmp_path, [failed("eve", "error", assignment="har", message=message)])["html"]
+    (cell,) = re.findall(r'<td class="message"[^>]*>(.*?)</td>', html, re.DOTALL)
+    assert cell.startswith('<div class="text"><details><summary>seed 0: train: word word')
+    assert cell.count("(line 44 of the submission)") == 1  # in the whole text, not the summary
+    assert '</summary><div class="full">' + message + "</div></details>" in cell
+    hostile = written(tmp_path / "hostile", [failed("eve", assignment="har", message=HOSTILE * 2)])
+    (cell,) = re.findall(r'<td class="message"[^>]*>(.*?)</td>', hostile["html"], re.DOTALL)
+    summary = cell.split("</summary>")[0]
+    assert "<script>" not in cell and "<img" not in cell and "\x1b" not in cell
+    assert summary.startswith('<div class="text"><details><summary>&lt;script&gt;alert(1)')
+
+
+def test_a_public_board_shows_no_message_and_no_flagged_row(tmp_path: Path) -> None:
+    texts = written(tmp_path, class_rows(), public=True)
+    for name, text in texts.items():
+        text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)  # not words
+        assert "fay" not in text and "71.3" not in text and "boom" not in text, name
+    summary = json.loads(texts["json"])["assignments"][0]["summary"]
+    assert (summary["students"], summary["graded"], summary["unranked"]) == (6, 4, {"error": 1})
+    assert summary["held_for_review_not_shown"] == 1
+    shown = "6 students: 4 ranked; 1 not ranked: 1 error; 1 flagged (held for review) not shown"
+    assert shown in texts["html"] and shown in texts["md"]
+    assert "students' messages are not shown" in texts["html"]
+    assert json.loads(texts["json"])["public"] is True
+    assert '<tr class="note"' not in texts["html"]
+    plain = written(tmp_path / "plain", class_rows())
+    assert "fay" in plain["html"] and "boom" in plain["md"]  # the same rows, not public
+
+
+# --- the pictures ---------------------------------------------------------------------------------
+
+
+def drawn_figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every figure drawn from now on, as it is turned into PNG bytes."""
+    import grader.publish.plot
+
+    figures: list[Any] = []
+    original = grader.publish.plot.png_bytes
+
+    def spy(figure: Any, *args: Any, **kwargs: Any) -> bytes:
+        figures.append(figure)
+        return original(figure, *args, **kwargs)
+
+    monkeypatch.setattr(grader.publish.plot, "png_bytes", spy)
+    return figures
+
+
+def label_boxes(axis: Any) -> dict[str, Any]:
+    renderer = axis.figure.canvas.get_renderer()
+    return {t.get_text(): t.get_window_extent(renderer) for t in axis.texts}
+
+
+def crowd() -> list[Result]:
+    """Identical scores, near neighbours, and a baseline next to them."""
+    same = [ok(s, 0.9609, gap=0.0312, assignment="har") for s in ("bruno", "chen")]
+    trio = [ok(s, 0.9581, gap=0.0409, assignment="har") for s in ("farah", "gus", "hana")]
+    near = [ok("ivy", 0.9612, gap=0.033, assignment="har"), baseline(test=0.9613)]
+    return [*same, *trio, *near, ok("alice", 0.9684, gap=0.0175, assignment="har")]
+
+
+def test_plot_labels_group_identical_points_and_never_collide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = drawn_figures(monkeypatch)
+    write_board(build_board(crowd(), SPECS), tmp_path, ["html"])
+    scatter = figures[0].axes[0]  # per section: accuracy against gap, then the histogram
+    boxes = label_boxes(scatter)
+    assert sorted(boxes) == sorted(
+        ["bruno, chen", "farah, gus, hana", "ivy", "alice", "logistic-regression"]
+    )
+    names = list(boxes)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            assert not boxes[first].overlaps(boxes[second]), (first, second)
+    frame = scatter.get_window_extent(scatter.figure.canvas.get_renderer())
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 for b in boxes.values())
+
+
+def test_labels_that_cannot_be_placed_are_counted_not_stacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = drawn_figures(monkeypatch)
+    packed = [ok(f"s{i:02}", 0.96 + i * 0.0001, gap=0.02, assignment="har") for i in range(40)]
+    write_board(build_board(packed, SPECS), tmp_path, ["html"])
+    scatter = figures[0].axes[0]
+    boxes = list(label_boxes(scatter).values())
+    assert 0 < len(boxes) < 40
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    left_off = 40 - len(boxes)
+    assert f"{left_off} labels left off where they would cover another" in scatter.get_xlabel()
+
+
+def test_the_histogram_draws_the_targets_and_the_summarys_median(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = drawn_figures(monkeypatch)
+    board = build_board(class_rows(), SPECS)
+    write_board(board, tmp_path, ["html"])
+    histogram = figures[1].axes[0]
+    legend = [t.get_text() for t in histogram.get_legend().get_texts()]
+    assert legend == [
+        "target A: test accuracy > 96% with a train-test gap < 2 points",
+        "target B: test accuracy > 97.5%",
+        "median 96.84%",  # as the summary says it
+    ]
+    (section,) = board.sections()
+    assert ("median test accuracy", "96.84%") in section.summary.facts
+    heights = [patch.get_height() for patch in histogram.patches]
+    assert sum(heights) == section.summary.graded == 4
+    assert histogram.get_title().endswith("test accuracy of 4 ranked students")
+
+
+def test_a_score_equal_to_a_threshold_is_drawn_below_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = drawn_figures(monkeypatch)
+    rows = [ok("ann", 0.975, assignment="har"), ok("bob", 0.9612, assignment="har")]
+    write_board(build_board(rows, SPECS), tmp_path, ["html"])
+    histogram = figures[1].axes[0]
+    bars = [(p.get_x(), p.get_x() + p.get_width()) for p in histogram.patches if p.get_height()]
+    assert [(round(a, 6), round(b, 6)) for a, b in bars] == [(96.1, 96.2), (97.4, 97.5)]
+    assert histogram.get_xlim()[1] > 97.5  # room right of the best score
+
+
+def test_the_markdown_picture_has_a_histogram_under_each_panel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = drawn_figures(monkeypatch)
+    write_board(build_board([*class_rows(), ok("wes", 0.98)], SPECS), tmp_path, ["md"])
+    (figure,) = figures
+    titles = [axis.get_title() for axis in figure.axes]
+    assert [t.split(":")[1].strip() for t in titles] == [
+        "4 ranked, 2 not ranked", "1 ranked, 0 not ranked",
+        "test accuracy of 4 ranked students", "test accuracy of 1 ranked student",
+    ]  # fmt: skip
 
 
 # --- anonymized boards ------------------------------------------------------------------------
@@ -257,13 +496,21 @@ def test_a_code_block_cannot_be_closed_from_inside() -> None:
     assert "\x07" not in block
 
 
-def test_failed_rows_show_their_status(tmp_path: Path) -> None:
+def test_failed_rows_show_their_status_and_their_message_in_a_row_of_its_own(
+    tmp_path: Path,
+) -> None:
     html = written(tmp_path, results())["html"]
-    row = re.search(r'<tr class="row failed" data-kind="student" data-status="invalid">.*?</tr>',
-                    html, re.DOTALL)  # fmt: skip
+    row = re.search(
+        r'<tr class="row failed noted" data-kind="student" data-status="invalid">.*?</tr>\s*'
+        r'<tr class="note" data-kind="student">.*?</tr>',
+        html,
+        re.DOTALL,
+    )
     assert row is not None
     assert '<span class="badge failed">invalid</span>' in row.group(0)
-    assert "check forward_output_shape failed" in row.group(0)
+    # as wide as the table less the rank column: 9 columns and the two targets
+    message = '<td class="message" colspan="11"><div class="text">check forward_output_shape failed'
+    assert message + "</div></td>" in row.group(0)
 
 
 def test_an_empty_board_still_draws(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ class LeaderboardOptions:
     formats: tuple[str, ...] = ("csv",)
     policy: Policy = Policy.LATEST
     anonymize: bool = False  # then into OUT/publish, a folder of anonymized files only
+    public: bool = False  # leave students' messages and flagged rows off (see build_board)
     specs: SpecsAsked = field(default_factory=SpecsAsked)
 
 
@@ -43,6 +44,7 @@ def leaderboard(options: LeaderboardOptions, log: Log) -> tuple[Board, list[Path
         formats=tuple(dict.fromkeys(options.formats)),
         policy=options.policy,
         anonymize=options.anonymize,
+        public=options.public,
     )
     try:
         board, written = render_board(board_options, log)

@@ -61,6 +61,13 @@ from grader.core.spec import DATASETS
     "of student ids, everywhere in the files, and write them into OUT/publish, a folder that "
     "holds anonymized files only (the picture is leaderboard-anonymized.png).",
 )
+@click.option(
+    "--public",
+    is_flag=True,
+    help="For a board everyone may see: leave every message (an exception's text, an audit's "
+    "finding) and the flagged rows held for review off it; each summary says how many rows it "
+    "does not show. Names stay student ids unless --anonymize is given too.",
+)
 @assignments_option
 def leaderboard_command(
     out: Path,
@@ -68,6 +75,7 @@ def leaderboard_command(
     formats: tuple[str, ...],
     policy: str,
     anonymize: bool,
+    public: bool,
     assignments: Path | None,
 ) -> None:
     """Render the leaderboard from the results store, as csv, md, html or json.
@@ -87,6 +95,7 @@ def leaderboard_command(
         formats=formats,
         policy=Policy(policy),
         anonymize=anonymize,
+        public=public,
         specs=specs_asked(assignments),
     )
     with user_errors():

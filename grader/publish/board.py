@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,10 @@ from grader.core.text import visible
 from grader.publish.anonymize import anonymize, refusal_lines
 from grader.publish.errors import PublishError
 from grader.publish.export import write_csv
-from grader.publish.plot import assignment_png, plot_leaderboard
+from grader.publish.plot import assignment_png, histogram_png, plot_leaderboard
 from grader.publish.ranking import board_targets, ranked, target_column, target_names
 from grader.publish.render import MdSafe, csp_hash, html_env, md_env
+from grader.publish.summary import Summary, seed_list, summarize
 from grader.store.sqlite import Store, StoreError
 
 CSV_NAME = "leaderboard.csv"
@@ -48,6 +49,17 @@ JSON_COLUMNS = [
     "epochs", "train_seconds", "mode", "seed", "late", "message", "finished_at", "agreement",
     "perturbed_drop", "holdout_accuracy", "holdout", "test_accuracy_std", "seeds",
 ]  # fmt: skip
+TIME_NOTE = (
+    "the training time summed over the row's seeds, as the grading machine measured it under "
+    "whatever else it was running: the grader's record, not the submission's merit (no rank "
+    "or target depends on it)"
+)
+# What a reader of the JSON board needs to know about its columns (the page says the same).
+JSON_NOTES = {
+    "test_accuracy": "the mean over the row's seeds, as are train_accuracy and gap",
+    "test_accuracy_std": "the sample standard deviation of the test accuracy over the seeds",
+    "train_seconds": TIME_NOTE,
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,7 @@ class BoardOptions:
     formats: tuple[str, ...] = ("csv",)
     policy: Policy = Policy.LATEST
     anonymize: bool = False
+    public: bool = False  # leave students' messages and flagged rows off (see build_board)
 
 
 @dataclass(frozen=True)
@@ -71,15 +84,9 @@ class Section:
     targets: tuple[Target, ...]
     rows: list[dict[str, Any]]  # students: ranked, then failed
     references: list[dict[str, Any]]  # other kinds (baselines), unranked
+    summary: Summary
     picture: bytes = b""  # accuracy against gap (PNG), for the HTML page
-
-    @property
-    def graded(self) -> int:
-        return sum(1 for r in self.rows if r["status"] == Status.OK)
-
-    @property
-    def failed(self) -> int:
-        return len(self.rows) - self.graded
+    histogram: bytes = b""  # the test accuracies' spread (PNG), for the HTML page
 
     @property
     def holdout_note(self) -> str:
@@ -105,6 +112,10 @@ class Board:
     policy: Policy = Policy.LATEST
     anonymized: bool = False
     target_names: list[str] = field(default_factory=list)
+    # A public board (see build_board): messages blanked, and per assignment the flagged rows
+    # left off, so its summary can say how many it does not show.
+    public: bool = False
+    held: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def updated(self) -> str:
@@ -117,14 +128,18 @@ class Board:
         for name in sorted(set(self.frame["assignment"])):
             rows = [_record(r, self.target_names) for r in _records(self.frame, name)]
             spec = self.specs.get(name)
+            targets = spec.targets if spec else tuple(Target(n) for n in _named(rows))
+            students = [r for r in rows if r["kind"] == STUDENT]
             sections.append(
                 Section(
                     name=name,
                     title=spec.assignment.title if spec else name,
-                    targets=spec.targets if spec else tuple(Target(n) for n in _named(rows)),
-                    rows=[r for r in rows if r["kind"] == STUDENT],
+                    targets=targets,
+                    rows=students,
                     references=[r for r in rows if r["kind"] != STUDENT],
+                    summary=summarize(students, [t.name for t in targets], self.held.get(name, 0)),
                     picture=assignment_png(self.frame, name, spec) if pictures else b"",
+                    histogram=histogram_png(self.frame, name, spec) if pictures else b"",
                 )
             )
         return sections
@@ -134,11 +149,14 @@ class Board:
             "updated": self.updated,
             "policy": str(self.policy),
             "anonymized": self.anonymized,
+            "public": self.public,
+            "notes": JSON_NOTES,
             "assignments": [
                 {
                     "name": s.name,
                     "title": s.title,
                     "holdout": s.holdout_note,
+                    "summary": s.summary.to_json(),
                     "targets": [
                         {
                             "name": t.name,
@@ -166,12 +184,14 @@ def leaderboard(options: BoardOptions, log: Callable[[str], None]) -> tuple[Boar
     specs = load_specs(options.assignments)
     meta = {s: StudentMeta.from_dict(m) for s, m in store.students().items()}
     if not options.anonymize:
-        board = build_board(results, specs, policy=options.policy, meta=meta)
+        board = build_board(results, specs, policy=options.policy, meta=meta, public=options.public)
         return board, write_board(board, options.out, options.formats)
     for line in refusal_lines(results, meta):
         log(line)
     secret = store.secret()
-    board = build_board(results, specs, policy=options.policy, meta=meta, secret=secret)
+    board = build_board(
+        results, specs, policy=options.policy, meta=meta, secret=secret, public=options.public
+    )
     return board, publish_board(board, options.out, options.formats)
 
 
@@ -182,14 +202,22 @@ def build_board(
     policy: Policy = Policy.LATEST,
     meta: Mapping[str, StudentMeta] | None = None,
     secret: bytes | None = None,
+    public: bool = False,
 ) -> Board:
-    """Rank the results; with a secret, under public names only (see anonymize.py)."""
+    """Rank the results; with a secret, under public names only (see anonymize.py). A public
+    board shows no student's message (an exception's text, an audit's finding) and leaves
+    flagged rows, held for an instructor's review, off: it counts them without naming them."""
     results, meta = list(results), dict(meta or {})
+    held: Counter[str] = Counter()
+    if public:
+        flagged = Status.FLAGGED
+        held = Counter(r.assignment for r in results if r.status is flagged and not r.reference)
+        results = [replace(r, message="", log_tail="") for r in results if r.status is not flagged]
     if secret is not None:
         results, meta = anonymize(results, meta, secret)
     targets = board_targets(results, target_names(specs))
     frame = ranked(results, targets, meta)
-    return Board(frame, specs, Policy(policy), secret is not None, targets)
+    return Board(frame, specs, Policy(policy), secret is not None, targets, public, dict(held))
 
 
 def write_leaderboard(
@@ -222,7 +250,8 @@ def write_board(board: Board, out: Path, formats: Iterable[str]) -> list[Path]:
             plot_leaderboard(board.frame, board.specs, out / plot)
             written.append(out / plot)
             md = md_env().get_template("leaderboard.md.j2")
-            text = md.render(board=board, plot=MdSafe(plot))  # the grader's own file name
+            # The picture's name is the grader's own.
+            text = md.render(board=board, plot=MdSafe(plot), time_note=TIME_NOTE)
         else:
             text = render_html(board)
         with atomic_path(path) as temp:
@@ -263,6 +292,7 @@ def render_html(board: Board) -> str:
         sections=board.sections(pictures=True),
         script=script,
         style=style,
+        time_note=TIME_NOTE,
         csp=f"default-src 'none'; img-src data:; style-src {csp_hash(style)}; "
         f"script-src {csp_hash(script)}",
     )
@@ -295,6 +325,7 @@ def _record(row: dict[str, Any], targets: list[str]) -> dict[str, Any]:
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     values = {column: _plain(row.get(column)) for column in JSON_COLUMNS}
     values["targets"] = row["targets"]
+    values["seeds"] = list(seed_list(row.get("seeds")))
     return values
 
 

@@ -15,14 +15,25 @@
     });
     header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
     var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
+    // A row's message is the row after it (tr.note): it moves with its row.
+    var rows = Array.prototype.filter.call(body.rows, function (row) {
+      return row.classList.contains("row");
+    });
+    var notes = new Map();
+    rows.forEach(function (row) {
+      var next = row.nextElementSibling;
+      if (next && next.classList.contains("note")) { notes.set(row, next); }
+    });
     rows.sort(function (a, b) {
       var x = value(a, index), y = value(b, index);
       if (x === "" || y === "") { return (x === "") - (y === ""); }  // empty cells last
       var order = numeric ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
       return ascending ? order : -order;
     });
-    rows.forEach(function (row) { body.appendChild(row); });
+    rows.forEach(function (row) {
+      body.appendChild(row);
+      if (notes.has(row)) { body.appendChild(notes.get(row)); }
+    });
   }
   Array.prototype.forEach.call(document.querySelectorAll("table.board"), function (table) {
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (header, index) {
