@@ -21,7 +21,7 @@ from support.results import graded
 import grader.publish.plot
 from grader.core.results import Result
 from grader.core.submission import StudentMeta, read_meta
-from grader.publish.anonymize import derived_id, public_names, refusals
+from grader.publish.anonymize import anonymize, derived_id, public_names, refusals
 from grader.publish.board import (
     BoardOptions,
     build_board,
@@ -103,6 +103,14 @@ def test_a_pseudonym_of_its_own_is_shown() -> None:
     assert refusals(["ann", "bob", "cy"], meta) == {}
     names = public_names(["ann", "bob", "cy"], meta, SECRET)
     assert (names["bob"], names["cy"]) == ("Night Owl", "Annie")
+
+
+def test_the_lms_user_id_is_not_kept_in_public_metadata() -> None:
+    meta = {"bob": StudentMeta(pseudonym="Night Owl", lms_user_id="4455"), "cy": StudentMeta()}
+    rows = [graded("bob", 0.97), graded("cy", 0.96)]
+    _, public = anonymize(rows, meta, SECRET)
+    assert public["Night Owl"] == StudentMeta(pseudonym="Night Owl")
+    assert all(m.lms_user_id is None for m in public.values())
 
 
 @pytest.mark.parametrize("pseudonym", ["anon-q7ysk2mx4a", "ANON-x", "\uff21non-x"])

@@ -20,7 +20,7 @@ from support.paths import ASSIGNMENTS
 from grader import __version__
 from grader.adapters import gradescope
 from grader.cli import main
-from grader.core.results import Result
+from grader.core.results import Result, Status
 from grader.core.spec import SpecError, load_spec
 
 SCHEMA = json.loads((Path(__file__).parent / "gradescope_results.schema.json").read_text())
@@ -291,3 +291,15 @@ def test_a_submission_without_the_file_gets_a_valid_failed_results_json(tmp_path
     # Markdown: a file name's dot is escaped, so no viewer takes har.py for a link
     expected = "expected har\\.py in the submission; found no \\.py file"
     assert expected in document["tests"][0]["output"]
+
+
+def test_the_report_repeats_the_name_of_the_uploaded_file(tmp_path: Path) -> None:
+    (tmp_path / "submission").mkdir()
+    (tmp_path / "submission" / "my_har.py").write_text("x = 1\n")
+
+    def failing(file: Path, spec: Any) -> Result:
+        return Result("submission", spec.name, Status.ERROR, "train: ValueError: no")
+
+    gradescope.run(tmp_path, "har", failing)
+    output = json.loads((tmp_path / "results" / "results.json").read_text())["output"]
+    assert "grader check my_har.py --assignment har" in output.replace("\\", "")

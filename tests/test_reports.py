@@ -427,6 +427,8 @@ def test_a_flagged_report_explains_the_audit_and_how_to_clear_it(tmp_path: Path)
             "hold-out rows if the assignment has them." in text
         )
         assert "Read the submission's code" in text
+        assert "The integrity audit held this result for review" in text
+        assert "Grading failed" not in text
         assert "Grade again (the same `grader run`" in md
         assert "3f5a" + "0" * 60 in text
     assert (

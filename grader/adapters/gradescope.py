@@ -185,13 +185,18 @@ def run(root: Path, assignment: str | None, check: Callable[[Path, Spec], Result
         result = Result("submission", located.spec.name, Status.INVALID, located.problem)
     else:
         result = check(located.source, located.spec)
-    write_results(root, results_json(result, located.spec, time.monotonic() - started))
+    seconds = time.monotonic() - started
+    name = located.source.name if located.source is not None else None
+    write_results(root, results_json(result, located.spec, seconds, name))
     return result
 
 
-def results_json(result: Result, spec: Spec, seconds: float) -> dict[str, Any]:
-    """Gradescope's results.json for one graded (or failed) submission."""
-    report = build_report(result, spec, pictures=False)
+def results_json(
+    result: Result, spec: Spec, seconds: float, file: str | None = None
+) -> dict[str, Any]:
+    """Gradescope's results.json for one graded (or failed) submission; file: the name of the
+    file the student uploaded, which the report's command repeats."""
+    report = build_report(result, spec, pictures=False, file=file)
     tests = [*_check_tests(result, spec), *_target_tests(report)]
     document: dict[str, Any] = {
         "score": round(sum(t["score"] for t in tests), 4),

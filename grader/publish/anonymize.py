@@ -111,8 +111,12 @@ def anonymize(
                 log_tail=scrub(result.log_tail),
             )
         )
-    public_meta = {  # a refused pseudonym is not shown, so not kept either
-        names[s]: m if m.pseudonym == names[s] else replace(m, pseudonym=None)
+    # A refused pseudonym is not shown, so not kept either; the LMS's user id names the
+    # student to anyone with the course roster.
+    public_meta = {
+        names[s]: replace(
+            m, pseudonym=m.pseudonym if m.pseudonym == names[s] else None, lms_user_id=None
+        )
         for s, m in meta.items()
         if s in names
     }

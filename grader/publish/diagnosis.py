@@ -215,6 +215,11 @@ _STATUS_ADVICE = {
         "do not seed from the clock or use nondeterministic operations: the grader seeds "
         "everything for you",
     ),
+    Status.FLAGGED: (
+        "The integrity audit held this result for review",
+        "nothing is decided yet: the section on the integrity audit says what was measured; "
+        "an instructor reads the code and clears it if it learned honestly",
+    ),
     Status.SANDBOX: (
         "The grader stopped this job before it ran",
         "nothing to fix in your code: a safety layer was missing, and it is graded again on "
