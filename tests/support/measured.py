@@ -7,7 +7,8 @@ A marker follows the figures it vouches for:
 
 It names an experiment and one field per figure; the figures are the last numbers (or `met` /
 `not met`) written between the previous marker of the paragraph (or its start) and this one,
-in the fields' order. A field is
+in the fields' order. Adjacent markers (nothing but white space between them) share the figures
+before the first, in their fields' order: one marker per experiment of a table row. A field is
 
     name            the row the grader shows: train_mean, test_mean, gap_mean, test_std,
                     or a target's name (A, B), quoted as `met` / `not met`
@@ -58,20 +59,32 @@ def load(path: Path = MEASURED) -> dict[str, dict[str, Any]]:
 
 def quotes(page: Path) -> list[Quote]:
     """Every figure a marker on the page vouches for."""
-    found = []
     name = page.relative_to(REPO).as_posix() if page.is_relative_to(REPO) else page.name
     text = page.read_text()
-    start = 0
-    for marker in MARKER.finditer(text):
-        paragraph = text.rfind("\n\n", 0, marker.start()) + 1  # 0 when the page's first
-        figures = FIGURE.findall(text[max(start, paragraph) : marker.start()])
-        fields = marker["fields"].split()
+    found: list[Quote] = []
+    for start, group in _groups(text):
+        fields = [(marker["experiment"], f) for marker in group for f in marker["fields"].split()]
+        paragraph = text.rfind("\n\n", 0, group[0].start()) + 1  # 0 at the page's start
+        figures = FIGURE.findall(text[max(start, paragraph) : group[0].start()])
         mine = figures[len(figures) - len(fields) :] if len(figures) >= len(fields) else []
-        where = f"{name}:{text.count(chr(10), 0, marker.start()) + 1}"
-        for index, field in enumerate(fields):
-            found.append(Quote(where, marker["experiment"], field, mine[index] if mine else None))
-        start = marker.end()
+        where = f"{name}:{text.count(chr(10), 0, group[0].start()) + 1}"
+        for index, (experiment, field) in enumerate(fields):
+            found.append(Quote(where, experiment, field, mine[index] if mine else None))
     return found
+
+
+def _groups(text: str) -> list[tuple[int, list[re.Match[str]]]]:
+    """Runs of adjacent markers, each with where the text it follows starts (the end of the
+    previous run)."""
+    groups: list[tuple[int, list[re.Match[str]]]] = []
+    end = 0
+    for marker in MARKER.finditer(text):
+        if groups and not text[end : marker.start()].strip():
+            groups[-1][1].append(marker)
+        else:
+            groups.append((end, [marker]))
+        end = marker.end()
+    return groups
 
 
 def disagreement(quote: Quote, experiments: dict[str, dict[str, Any]]) -> str | None:
