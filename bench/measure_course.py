@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from grader.api.common import grading_data
-from grader.core.results import Result
+from grader.core.results import Mode, Result
 from grader.core.spec import Spec, load_spec
 from grader.core.submission import from_file
 from grader.data.registry import default_cache_dir, default_data_dir
@@ -52,6 +52,7 @@ class Experiment:
     assignment: str
     file: str  # relative to the repository
     edits: tuple[tuple[str, str], ...] = ()  # (text, replacement), each text found once
+    mode: Mode = Mode.RETRAIN  # LOAD: evaluate the weights submitted beside the file
 
 
 def _epochs(n: int, was: int = 25) -> tuple[tuple[str, str], ...]:
@@ -97,13 +98,24 @@ EXPERIMENTS = (
     Experiment("mnist_starter", "mnist", "starter/mnist.py"),
     Experiment("mnist_logits", "mnist", EXP + "mnist_logits.py"),
     Experiment("mnist_adadelta", "mnist", EXP + "mnist_adadelta.py"),
+    # The instructor handout's calibration of the integrity audit: the course's honest rows.
+    Experiment("har_solution", "har", "course/solutions/har.py"),
+    Experiment("har_alice", "har", "submissions/alice/har.py"),
+    Experiment("har_frank", "har", "submissions/frank/har.py"),
+    Experiment("mnist_erin", "mnist", "submissions/erin/mnist.py", mode=Mode.LOAD),
+    Experiment("mnist_carol", "mnist", "submissions/carol/mnist.py"),
+    Experiment("mnist_bob", "mnist", "submissions/bob/mnist.py"),
+    Experiment("mnist_solution", "mnist", "course/solutions/mnist.py"),
 )
 BY_ID = {e.id: e for e in EXPERIMENTS}
 
 
 def edited(experiment: Experiment, folder: Path) -> Path:
-    """The experiment's file with its edits, under its own name in folder."""
+    """The experiment's file with its edits, under its own name in folder (as it is, beside
+    its submitted weights, when there are none)."""
     source = REPO / experiment.file
+    if not experiment.edits:
+        return source
     text = source.read_text()
     for old, new in experiment.edits:
         if text.count(old) != 1:
@@ -116,7 +128,7 @@ def edited(experiment: Experiment, folder: Path) -> Path:
 
 def measure(experiment: Experiment, spec: Spec, args: argparse.Namespace, sandbox: Any) -> dict:
     data = grading_data(spec, args.data_dir, args.cache_dir)
-    context = make_context(spec, data, environment("cpu"), Settings())
+    context = make_context(spec, data, environment("cpu"), Settings(mode=experiment.mode))
     with tempfile.TemporaryDirectory() as folder:
         submission = from_file(edited(experiment, Path(folder)), spec.name, spec.budgets.weights_bytes)
         per_seed = []
@@ -132,6 +144,7 @@ def _entry(experiment: Experiment, per_seed: list[Result], row: Result) -> dict:
         "assignment": experiment.assignment,
         "file": experiment.file,
         "edits": [list(edit) for edit in experiment.edits],
+        "mode": experiment.mode.value,
         "seeds": list(row.seeds),
         "status": row.status.value,
         "message": row.message,
