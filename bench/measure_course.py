@@ -81,7 +81,9 @@ EXPERIMENTS = (
     Experiment("har_radam_e26", "har", EXP + "har_radam.py", _epochs(26)),
     Experiment("har_radam_steplr", "har", EXP + "har_radam_steplr.py"),
     Experiment("har_dropout", "har", EXP + "har_dropout.py"),
-    Experiment("har_dropout_p0", "har", EXP + "har_dropout.py", (("Dropout(0.5)", "Dropout(0.0)"),)),
+    Experiment(
+        "har_dropout_p0", "har", EXP + "har_dropout.py", (("Dropout(0.5)", "Dropout(0.0)"),)
+    ),
     Experiment("har_no_batchnorm", "har", EXP + "har_no_batchnorm.py"),
     Experiment("har_no_batchnorm_e24", "har", EXP + "har_no_batchnorm.py", _epochs(24)),
     Experiment("har_no_batchnorm_e26", "har", EXP + "har_no_batchnorm.py", _epochs(26)),
@@ -93,7 +95,10 @@ EXPERIMENTS = (
     ),
     Experiment("mnist_batch", "mnist", EXP + "mnist_batch.py"),
     Experiment(
-        "mnist_batch_64", "mnist", EXP + "mnist_batch.py", (('"batch_size": 256,', '"batch_size": 64,'),)
+        "mnist_batch_64",
+        "mnist",
+        EXP + "mnist_batch.py",
+        (('"batch_size": 256,', '"batch_size": 64,'),),
     ),
     Experiment("mnist_starter", "mnist", "starter/mnist.py"),
     Experiment("mnist_logits", "mnist", EXP + "mnist_logits.py"),
@@ -130,7 +135,9 @@ def measure(experiment: Experiment, spec: Spec, args: argparse.Namespace, sandbo
     data = grading_data(spec, args.data_dir, args.cache_dir)
     context = make_context(spec, data, environment("cpu"), Settings(mode=experiment.mode))
     with tempfile.TemporaryDirectory() as folder:
-        submission = from_file(edited(experiment, Path(folder)), spec.name, spec.budgets.weights_bytes)
+        submission = from_file(
+            edited(experiment, Path(folder)), spec.name, spec.budgets.weights_bytes
+        )
         per_seed = []
         for seeded in context.each_seed():
             started = time.monotonic()

@@ -3,7 +3,7 @@
 
 A marker follows the figures it vouches for:
 
-    | 5 | 98.08 | 95.81 ± 0.56 | not met | <!-- measured: har_starter_e5 train_mean% test_mean% test_std% A -->
+    | 5 | 95.81 ± 0.56 | not met | <!-- measured: har_starter_e5 test_mean% test_std% A -->
 
 It names an experiment and one field per figure; the figures are the last numbers (or `met` /
 `not met`) written between the previous marker of the paragraph (or its start) and this one,
@@ -32,10 +32,16 @@ from typing import Any
 from support.paths import REPO
 
 MEASURED = REPO / "course" / "lessons" / "experiments" / "measured.json"
-PAGES = sorted([*(REPO / "course" / "lessons").glob("*.md"), *(REPO / "course" / "handouts").glob("*.md")])
-MARKER = re.compile(r"<!--\s*measured:\s*(?P<experiment>\S+)(?P<fields>[^>]*?)\s*-->")
-# A figure: a target's verdict, or a number (thousands grouped by commas, minus as - or −).
-FIGURE = re.compile(r"\bnot met\b|\bmet\b|(?<![\w.])[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\w)")
+PAGES = sorted(
+    [*(REPO / "course" / "lessons").glob("*.md"), *(REPO / "course" / "handouts").glob("*.md")]
+)
+# A marker quoted in inline code (`<!-- measured: ... -->`) is an example, not a marker.
+MARKER = re.compile(r"(?<!`)<!--\s*measured:\s*(?P<experiment>\S+)(?P<fields>[^>]*?)\s*-->")
+MINUS = "\u2212"  # as typeset; "-" as typed
+# A figure: a target's verdict, or a number (thousands grouped by commas).
+FIGURE = re.compile(
+    rf"\bnot met\b|\bmet\b|(?<![\w.])[-{MINUS}]?(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?(?!\w)"
+)
 FIELD = re.compile(r"(?P<name>[a-zA-Z_]+)(?:@(?P<seed>\d+)(?::e(?P<epoch>\d+))?)?(?P<percent>%?)$")
 ROW_FIELDS = ("train_mean", "test_mean", "gap_mean", "test_std")
 SEED_FIELDS = ("train", "test", "gap", "epochs", "best_epoch", "train_seconds", "params")
@@ -133,8 +139,9 @@ def _row_value(entry: dict[str, Any], name: str) -> float:
     if base not in SEED_FIELDS or summary not in ("min", "max", "mean"):
         raise ValueError(f"{name!r} is not a measured field")
     values = [float(record[base]) for record in entry["per_seed"]]
-    summarise = {"min": min, "max": max, "mean": statistics.fmean}[summary]
-    return float(summarise(values))
+    if summary == "mean":
+        return statistics.fmean(values)
+    return min(values) if summary == "min" else max(values)
 
 
 def _seed(entry: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -153,4 +160,4 @@ def rendered(value: float | bool, like: str) -> str:
 
 
 def normalised(quoted: str) -> str:
-    return quoted.replace(",", "").replace("−", "-")
+    return quoted.replace(",", "").replace(MINUS, "-")
