@@ -15,6 +15,7 @@ figures; tests/test_course_figures.py holds them to this file.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -203,7 +204,23 @@ def _write(out: Path, experiments: dict) -> None:
         },
         "experiments": {e.id: experiments[e.id] for e in EXPERIMENTS if e.id in experiments},
     }
-    out.write_text(json.dumps(document, indent=1) + "\n")
+    out.write_text(_one_line_histories(document) + "\n")
+
+
+def _one_line_histories(document: dict) -> str:
+    """The document indented, but each seed's per-epoch record on one line: readable diffs
+    without a line per number of every epoch."""
+    document = copy.deepcopy(document)  # the histories are replaced in the copy only
+    histories = {}
+    for name, entry in document["experiments"].items():
+        for record in entry["per_seed"]:
+            token = f"history of {name} seed {record['seed']}"
+            histories[token] = record["history"]
+            record["history"] = token
+    text = json.dumps(document, indent=1)
+    for token, history in histories.items():
+        text = text.replace(json.dumps(token), json.dumps(history), 1)
+    return text
 
 
 def main() -> int:

@@ -12,7 +12,8 @@ before the first, in their fields' order: one marker per experiment of a table r
 
     name            the row the grader shows: train_mean, test_mean, gap_mean, test_std,
                     or a target's name (A, B), quoted as `met` / `not met`
-    name@SEED       one seed's figure: train, test, gap, epochs, best_epoch, train_seconds, params
+    name@SEED       one seed's figure: train, test, gap, epochs, best_epoch, train_seconds, params,
+                    agreement, perturbed_drop
     name@SEED:eN    one seed's epoch N in the per-epoch record: loss, accuracy, val_accuracy, lr
     name_min, name_max, name_mean    a seed figure's extremes or mean over the seeds
 
@@ -44,7 +45,10 @@ FIGURE = re.compile(
 )
 FIELD = re.compile(r"(?P<name>[a-zA-Z_]+)(?:@(?P<seed>\d+)(?::e(?P<epoch>\d+))?)?(?P<percent>%?)$")
 ROW_FIELDS = ("train_mean", "test_mean", "gap_mean", "test_std")
-SEED_FIELDS = ("train", "test", "gap", "epochs", "best_epoch", "train_seconds", "params")
+SEED_FIELDS = (
+    *("train", "test", "gap", "epochs", "best_epoch", "train_seconds", "params"),
+    *("agreement", "perturbed_drop"),  # the integrity audit's figures
+)
 EPOCH_FIELDS = ("loss", "accuracy", "val_accuracy", "lr")
 
 
