@@ -20,7 +20,7 @@ from support.paths import ASSIGNMENTS, REPO
 from grader.core.spec import load_spec
 
 MEASURE = REPO / "bench" / "measure_course.py"
-# Re-graded on the real data: the experiments that trained fastest when measured.json was made.
+# Re-graded on the real data: the HAR experiments that trained fastest when measured.json was made.
 CHEAPEST = 2
 
 
@@ -58,10 +58,9 @@ def test_a_table_row_of_an_experiment_that_quotes_a_figure_says_where_it_came_fr
     for page in (REPO / "course" / "lessons").glob("*.md"):
         lines = page.read_text().partition("## Experiment")[2].splitlines()
         for line, below in itertools.pairwise([*lines, ""]):
-            heading = below.startswith("| ---")
-            if line.startswith("|") and not heading and re.search(r"\d\.\d", line):
-                if "measured:" not in line:
-                    unmarked.append(f"{page.name}: {line}")
+            row = line.startswith("|") and not below.startswith("| ---")
+            if row and re.search(r"\d\.\d", line) and "measured:" not in line:
+                unmarked.append(f"{page.name}: {line}")
     assert unmarked == []
 
 
@@ -110,7 +109,13 @@ def test_the_grader_still_measures_what_measured_json_records(
     real_data_dir: Path, tmp_path: Path
 ) -> None:
     recorded = _experiments()
-    cost = {name: sum(r["train_seconds"] for r in e["per_seed"]) for name, e in recorded.items()}
+    # Training time stands for cost on HAR, whose data and evaluation are small; an MNIST row
+    # pays MNIST's and QMNIST's evaluation however short its training.
+    cost = {
+        name: sum(r["train_seconds"] for r in e["per_seed"])
+        for name, e in recorded.items()
+        if e["assignment"] == "har"
+    }
     cheapest = sorted(cost, key=cost.__getitem__)[:CHEAPEST]
     out = tmp_path / "measured.json"
     argv = [sys.executable, str(MEASURE), "--data-dir", str(real_data_dir), "--cache-dir",
