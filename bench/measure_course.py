@@ -24,7 +24,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -37,7 +36,7 @@ from grader.jobs.context import Settings, make_context
 from grader.jobs.environment import environment
 from grader.jobs.grade import grade
 from grader.jobs.seeds import combine
-from grader.sandbox.box import SandboxOptions
+from grader.sandbox.box import Sandbox, SandboxOptions
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = REPO / "course" / "assignments"
@@ -132,7 +131,7 @@ def edited(experiment: Experiment, folder: Path) -> Path:
     return path
 
 
-def measure(experiment: Experiment, spec: Spec, args: argparse.Namespace, sandbox: Any) -> dict:
+def measure(experiment: Experiment, spec: Spec, args: argparse.Namespace, sandbox: Sandbox) -> dict:
     data = grading_data(spec, args.data_dir, args.cache_dir)
     context = make_context(spec, data, environment("cpu"), Settings(mode=experiment.mode))
     with tempfile.TemporaryDirectory() as folder:
