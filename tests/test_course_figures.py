@@ -130,7 +130,11 @@ def test_the_grader_still_measures_what_measured_json_records(
 
 
 def _figures(entry: dict) -> list[tuple]:
+    """What the pages quote of an experiment: each seed's figures and per-epoch record, and
+    the row's."""
     keys = ("status", "train", "test", "epochs", "best_epoch")
-    return [tuple(record[k] for k in keys) for record in entry["per_seed"]] + [
-        (entry["test_mean"], entry["test_std"], entry["targets"])
-    ]
+    epochs = ("epoch", "loss", "accuracy", "val_accuracy")
+    return [
+        (*(record[k] for k in keys), [tuple(e[k] for k in epochs) for e in record["history"]])
+        for record in entry["per_seed"]
+    ] + [(entry["test_mean"], entry["test_std"], entry["targets"])]
