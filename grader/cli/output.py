@@ -32,7 +32,7 @@ def print_check(checked: Checked, save_weights: Path | None) -> None:
     result, report = checked.result, checked.report
     click.echo(f"{printable(result.student)}/{result.assignment}: {result.status}")
     if not result.ok:
-        click.echo(f"  {printable(result.message)}")
+        _say(printable(result.message), "  ")
         if result.log_tail.strip():
             click.echo("  last lines of its output:")
             for line in result.log_tail.strip().splitlines()[-LOG_LINES:]:
@@ -66,14 +66,37 @@ def print_check(checked: Checked, save_weights: Path | None) -> None:
         click.echo(f"  {count}, {how}, {report.seeds}, {result.threads} thread(s)")
     click.echo("diagnosis:")
     for finding in report.findings:  # a failure's evidence quotes the student's message
-        click.echo(f"  {finding.title}. {printable(finding.evidence)}")
+        _say(f"{finding.title}. {printable(finding.evidence)}", "  ")
         for advice in finding.advice:
-            click.echo(f"    - {advice}")
+            _say(advice, "    - ", "      ")
     if save_weights and result.ok:
         click.echo(f"  weights saved to {save_weights}")
     if checked.report_files:
         written = checked.report_files
         click.echo(f"report: {written[-1]} and {written[-2]}")
+
+
+def _say(text: str, first: str, rest: str | None = None) -> None:
+    """A paragraph wrapped at word boundaries to the terminal's width; a log keeps it whole."""
+    import textwrap
+
+    from grader.publish.table import terminal_width
+
+    width = terminal_width(sys.stdout)
+    if width is None:
+        click.echo(first + text)
+        return
+    indent = first if rest is None else rest
+    click.echo(
+        textwrap.fill(
+            text,
+            max(width - 1, 40),
+            initial_indent=first,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+    )
 
 
 def run_json(summary: RunSummary) -> str:
