@@ -75,6 +75,15 @@ class Result:
     perturbed_drop: float | None = None
     holdout_accuracy: float | None = None
     holdout: str = ""  # which hold-out the row was scored on ("QMNIST's ..."); "": none
+    # For the diagnosis, from the first seed's evaluation: how often the same test input got
+    # the same class twice, and the share of evaluated inputs whose outputs were already
+    # probabilities (non-negative, summing to 1: a forward that ends in softmax).
+    self_agreement: float | None = None
+    probability_outputs: float | None = None
+    # HPARAMS['loss'] and HPARAMS['scheduler'] as the grader's training loop used them ("": a
+    # custom train(), no scheduler, or graded before they were recorded); untrusted.
+    loss: str = ""
+    scheduler: str = ""
     # --mode verify: the submitted weights' test accuracy (the row's own figures are retrained).
     submitted_accuracy: float | None = None
     # Per epoch as the training child reported it (epoch, loss, accuracy, val_accuracy, lr):

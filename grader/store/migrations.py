@@ -168,6 +168,15 @@ def attempts_name_their_holdout(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN holdout TEXT NOT NULL DEFAULT ''")
 
 
+def attempts_keep_diagnostic_figures(db: sqlite3.Connection) -> None:
+    """What the diagnosis reads besides the scores: the model's agreement with itself, the share
+    of outputs that were already probabilities, and the loss and scheduler training used."""
+    db.execute("ALTER TABLE attempts ADD COLUMN self_agreement REAL")
+    db.execute("ALTER TABLE attempts ADD COLUMN probability_outputs REAL")
+    db.execute("ALTER TABLE attempts ADD COLUMN loss TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE attempts ADD COLUMN scheduler TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -182,6 +191,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_verify_submitted_weights", attempts_verify_submitted_weights),
     ("slurm_tasks_are_remembered", slurm_tasks_are_remembered),
     ("attempts_name_their_holdout", attempts_name_their_holdout),
+    ("attempts_keep_diagnostic_figures", attempts_keep_diagnostic_figures),
 ]
 LATEST = len(MIGRATIONS)
 
