@@ -316,7 +316,7 @@ def test_the_largest_confusion_is_named_in_words() -> None:
     finding = diagnose(confused(52), HAR)[-1]
     assert finding.evidence.endswith(
         " The most frequent mistake on the test set: 52 sitting windows predicted as standing "
-        "(of 532)."
+        "(of 532 sitting windows)."
     )
 
 
@@ -325,8 +325,8 @@ def test_mnist_confusions_are_images_of_digits() -> None:
     matrix[4][9] = 12
     result = replace(detailed(confusion={"test": matrix}), assignment="mnist")
     assert diagnose(result, SPECS["mnist"])[-1].evidence.endswith(
-        " The most frequent mistake on the test set: 12 images of a 4 predicted as 9 (of 102 "
-        "images of a 4)."
+        " The most frequent mistake on the test set: 12 images of the digit 4 predicted as 9 "
+        "(of 102)."
     )
 
 

@@ -50,8 +50,8 @@ OPPOSITES = {
 PRIORITY = ("learning_rate_too_high", "underfitting", "unstable", "overfitting")
 # How a confusion reads for each dataset: 52 sitting windows predicted as standing.
 CONFUSIONS = {
-    "uci_har": "{count} {true} windows predicted as {predicted} (of {total})",
-    "mnist": "{count} images of a {true} predicted as {predicted} (of {total} images of a {true})",
+    "uci_har": "{count} {true} windows predicted as {predicted} (of {total} {true} windows)",
+    "mnist": "{count} images of the digit {true} predicted as {predicted} (of {total})",
 }
 CONFUSION = "{count} examples of class {true} predicted as {predicted} (of {total})"
 
