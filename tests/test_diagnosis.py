@@ -316,7 +316,7 @@ def test_the_largest_confusion_is_named_in_words() -> None:
     finding = diagnose(confused(52), HAR)[-1]
     assert finding.evidence.endswith(
         " The most frequent mistake on the test set: 52 sitting windows predicted as standing "
-        "(of 532 sitting windows)."
+        "(of 532)."
     )
 
 
@@ -327,6 +327,21 @@ def test_mnist_confusions_are_images_of_digits() -> None:
     assert diagnose(result, SPECS["mnist"])[-1].evidence.endswith(
         " The most frequent mistake on the test set: 12 images of the digit 4 predicted as 9 "
         "(of 102)."
+    )
+
+
+def test_a_class_never_predicted_right_is_all_of_them() -> None:
+    matrix = [[10 if i == j else 0 for j in range(6)] for i in range(6)]
+    matrix[5] = [0, 0, 0, 0, 424, 0]
+    assert diagnose(detailed(confusion={"test": matrix}), HAR)[-1].evidence.endswith(
+        " 424 laying windows predicted as standing (all of them)."
+    )
+
+
+def test_other_datasets_name_the_class() -> None:
+    spec = replace(HAR, assignment=replace(HAR.assignment, dataset="other", class_names=()))
+    assert diagnose(confused(52), spec)[-1].evidence.endswith(
+        " 52 examples of class 3 predicted as 4 (of 532)."
     )
 
 

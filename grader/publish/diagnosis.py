@@ -48,12 +48,9 @@ OPPOSITES = {
 }
 # Low training accuracy comes before the gap: the cures for a gap cost training accuracy.
 PRIORITY = ("learning_rate_too_high", "underfitting", "unstable", "overfitting")
-# How a confusion reads for each dataset: 52 sitting windows predicted as standing.
-CONFUSIONS = {
-    "uci_har": "{count} {true} windows predicted as {predicted} (of {total} {true} windows)",
-    "mnist": "{count} images of the digit {true} predicted as {predicted} (of {total})",
-}
-CONFUSION = "{count} examples of class {true} predicted as {predicted} (of {total})"
+# What one example of a class is called, per dataset: 52 sitting windows predicted as standing.
+UNITS = {"uci_har": "{true} windows", "mnist": "images of the digit {true}"}
+UNIT = "examples of class {true}"
 
 
 @dataclass(frozen=True)
@@ -388,7 +385,7 @@ def _with_confusion(findings: list[Finding], result: Result, spec: Spec | None) 
 
 def _largest_confusion(result: Result, spec: Spec | None) -> str:
     """'The most frequent mistake on the test set: 52 sitting windows predicted as standing
-    (of 491).' from the test confusion matrix; "" where there is none."""
+    (of 491).', from the test confusion matrix; "" where it has no mistake."""
     matrix = result.confusion.get("test") if isinstance(result.confusion, dict) else None
     if not matrix or not all(isinstance(row, list) for row in matrix):
         return ""
@@ -402,11 +399,13 @@ def _largest_confusion(result: Result, spec: Spec | None) -> str:
     if count <= 0:
         return ""
     name = spec.assignment.class_label if spec else str
-    dataset = spec.assignment.dataset if spec else ""
-    words = CONFUSIONS.get(dataset, CONFUSION).format(
-        count=count, true=name(true), predicted=name(predicted), total=sum(matrix[true])
+    unit = UNITS.get(spec.assignment.dataset if spec else "", UNIT).format(true=name(true))
+    total = sum(matrix[true])
+    of = "all of them" if count == total else f"of {total}"
+    return (
+        f"The most frequent mistake on the test set: {count} {unit} predicted as "
+        f"{name(predicted)} ({of})."
     )
-    return f"The most frequent mistake on the test set: {words}."
 
 
 _CHECK_ADVICE = {
