@@ -34,7 +34,8 @@ from grader.core.text import one_line
 # 3: the contract checks the child ran, in the report; 4: Landlock, in the config and attestation;
 # 5: one blind array of inputs for eval (training sample, test, copies, hold-out), one scores file;
 # 6: the attestation names the layer that failed apart from the problem; 7: the loss and the
-# scheduler the training loop used, in the train report.
+# scheduler the training loop used, in the train report, and in the eval report the share of
+# inputs whose outputs changed when predicted again.
 PROTOCOL_VERSION = 7
 MESSAGE_CHARS = 300
 ATTESTATION_BYTES = 16_000
@@ -274,6 +275,8 @@ class ChildReport:
     # custom train() (which uses its own) and for no scheduler.
     loss: str = ""
     scheduler: str = ""
+    # eval: the share of its first batch of inputs whose outputs changed when predicted again
+    changed_outputs: float | None = None
 
     def to_json(self) -> str:
         report = asdict(self)
@@ -300,6 +303,7 @@ class ChildReport:
             checks=tuple(c for c in map(CheckRecord.parse, check_records) if c is not None),
             loss=_name(raw.get("loss")),
             scheduler=_name(raw.get("scheduler")),
+            changed_outputs=_share(raw.get("changed_outputs")),
         )
 
 
@@ -310,6 +314,12 @@ def _integer(value: Any) -> int | None:
 def _name(value: Any) -> str:
     """A loss's or a scheduler's name, or "": anything else a child wrote is dropped."""
     return value if isinstance(value, str) and HPARAM_NAME.fullmatch(value) else ""
+
+
+def _share(value: Any) -> float | None:
+    """A fraction from 0 to 1, or None."""
+    number = _number(value)
+    return number if number is not None and 0 <= number <= 1 else None
 
 
 def _number(value: Any) -> float | None:

@@ -115,17 +115,18 @@ def test_a_negative_loss_a_custom_train_reported_names_the_usual_cause() -> None
 # --- predictions that change on the same input ------------------------------------------------
 
 
-def test_dropout_left_on_at_evaluation_is_named_with_the_share_that_changed() -> None:
-    finding = only(detailed(self_agreement=0.8125))
+def test_dropout_left_on_at_evaluation_is_named_with_the_shares_that_changed() -> None:
+    finding = only(detailed(changed_outputs=1.0, self_agreement=0.9875))
     assert finding.kind == "random_predictions"
-    assert finding.title == "Dropout left on at evaluation: the same input gets different classes"
+    assert finding.title == "Dropout left on at evaluation: the same input gets different answers"
     assert finding.evidence == (
-        "The grader predicted the same test inputs twice in one evaluation: 18.75% of them got "
-        "a different class the second time. After model.eval() a model should give the same "
-        "answer every time; this one still draws random numbers. The usual cause is "
-        "F.dropout(x, p) without training=self.training: F.dropout's training argument defaults "
-        "to True, so it keeps dropping units at evaluation (torch.rand or "
-        "F.batch_norm(..., training=True) in forward do the same)." + FIX_FIRST
+        "The grader predicted the same inputs twice: 100.00% of the inputs it predicted again "
+        "got other outputs and 1.25% of the test inputs got a different class. After "
+        "model.eval() a model should give the same answer every time; this one still draws "
+        "random numbers. The usual cause is F.dropout(x, p) without training=self.training: "
+        "F.dropout's training argument defaults to True, so it keeps dropping units at "
+        "evaluation (torch.rand or F.batch_norm(..., training=True) in forward do the same)."
+        + FIX_FIRST
     )
     assert finding.advice == (
         "use an nn.Dropout(p) layer, which model.eval() switches off",
@@ -134,15 +135,24 @@ def test_dropout_left_on_at_evaluation_is_named_with_the_share_that_changed() ->
     assert finding.lesson_link == "course/lessons/dropout.md"
 
 
-def test_random_predictions_are_judged_as_the_rows_noise_note_judges_them() -> None:
+def test_outputs_that_change_are_enough_even_when_no_class_changes() -> None:
+    finding = only(detailed(changed_outputs=0.25, self_agreement=1.0))
+    assert "twice: 25.00% of the inputs it predicted again got other outputs. After" in (
+        finding.evidence
+    )
+    assert kinds(detailed(changed_outputs=0.0, self_agreement=1.0)) == ["on_track"]
+
+
+def test_classes_that_change_are_judged_as_the_rows_noise_note_judges_them() -> None:
     least = HAR.audit.min_agreement
     assert kinds(detailed(self_agreement=least)) == ["on_track"]
-    assert kinds(detailed(self_agreement=least - 0.0001)) == ["random_predictions"]
+    finding = only(detailed(self_agreement=least - 0.0001))
+    assert "twice: 1.01% of the test inputs got a different class. After" in finding.evidence
 
 
 def test_several_seeds_say_which_seeds_model_disagreed_with_itself() -> None:
-    finding = only(detailed(self_agreement=0.5, seeds=[0, 1, 2]))
-    assert "twice in one evaluation (seed 0): 50.00%" in finding.evidence
+    finding = only(detailed(changed_outputs=0.5, seeds=[0, 1, 2]))
+    assert "the same inputs twice (seed 0): 50.00%" in finding.evidence
 
 
 def test_mistakes_add_up_and_leave_out_advice_they_make_meaningless() -> None:
@@ -224,8 +234,8 @@ HISTORIES = {
 
 @pytest.mark.parametrize("name", HISTORIES)
 def test_no_diagnosis_gives_opposite_advice(name: str) -> None:
-    for train, test, scheduler, probabilities, same in itertools.product(
-        (0.5, 0.9, 0.95, 0.99), (0.4, 0.85, 0.9, 0.97), ("", "steplr"), (0.0, 1.0), (1.0, 0.5)
+    for train, test, scheduler, probabilities, changed in itertools.product(
+        (0.5, 0.9, 0.95, 0.99), (0.4, 0.85, 0.9, 0.97), ("", "steplr"), (0.0, 1.0), (0.0, 0.5)
     ):
         result = detailed(
             train=train,
@@ -233,7 +243,7 @@ def test_no_diagnosis_gives_opposite_advice(name: str) -> None:
             history=HISTORIES[name],
             scheduler=scheduler,
             probability_outputs=probabilities,
-            self_agreement=same,
+            changed_outputs=changed,
         )
         given = " | ".join(advice(result))
         for one, other in OPPOSITE_WORDS:
@@ -266,7 +276,7 @@ def slugs(page: Path) -> set[str]:
 EVERY_FINDING = [
     detailed(probability_outputs=1.0),
     detailed(history=history([0.1, -5.0])),
-    detailed(self_agreement=0.5),
+    detailed(changed_outputs=0.5),
     detailed(train=0.995, test=0.9653),
     detailed(train=0.90, test=0.895),
     detailed(history=history([2.0, 1.5, None])),
@@ -292,7 +302,7 @@ def test_every_finding_but_on_track_links_a_lesson_that_exists() -> None:
 
 
 def test_reports_link_the_lesson() -> None:
-    report = build_report(detailed(self_agreement=0.5), HAR, pictures=False)
+    report = build_report(detailed(changed_outputs=0.5), HAR, pictures=False)
     markdown = render_markdown(report)
     assert (
         "  The lesson: [course/lessons/dropout\\.md](course/lessons/dropout\\.md) "
@@ -361,3 +371,12 @@ def test_a_loss_name_a_child_should_not_have_written_is_dropped(value: object) -
 def test_a_loss_name_the_grader_knows_is_kept() -> None:
     report = ChildReport.parse({"status": "ok", "loss": "cross_entropy", "scheduler": "steplr"})
     assert report is not None and (report.loss, report.scheduler) == ("cross_entropy", "steplr")
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [(0.25, 0.25), (1, 1.0), (1.5, None), (-0.1, None), ("0.5", None), (True, None)],
+)
+def test_a_changed_share_is_a_fraction_or_nothing(value: object, kept: float | None) -> None:
+    report = ChildReport.parse({"status": "ok", "changed_outputs": value})
+    assert report is not None and report.changed_outputs == kept

@@ -44,6 +44,7 @@ def kinds(result: Result) -> list[str]:
 def test_a_correct_model_is_measured_as_one(grade_source: GradeSource) -> None:
     result = graded(grade_source, GOOD_HAR)
     assert (result.probability_outputs, result.self_agreement) == (0.0, 1.0)
+    assert result.changed_outputs == 0.0
     assert (result.loss, result.scheduler) == ("cross_entropy", "")
     correct = graded(grade_source, LOG_SOFTMAX_NLL)  # log-probabilities are no probabilities
     assert (correct.probability_outputs, correct.loss) == (0.0, "nll")
@@ -65,10 +66,12 @@ def test_nll_on_logits_is_measured_and_named(grade_source: GradeSource) -> None:
 
 def test_dropout_at_evaluation_is_measured_and_named(grade_source: GradeSource) -> None:
     result = graded(grade_source, DROPOUT_AT_EVAL)
+    # Nearly every row predicted again (a row whose hidden units are all zero stays the same)
+    assert result.changed_outputs is not None and result.changed_outputs > 0.9
     assert result.self_agreement is not None and result.self_agreement < 0.9
     assert kinds(result) == ["random_predictions"]
     (finding,) = diagnose(result, HAR)
-    assert f"{(1 - result.self_agreement) * 100:.2f}% of them got a different class" in (
+    assert f"and {(1 - result.self_agreement) * 100:.2f}% of the test inputs got a different " in (
         finding.evidence
     )
 

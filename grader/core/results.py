@@ -76,9 +76,11 @@ class Result:
     holdout_accuracy: float | None = None
     holdout: str = ""  # which hold-out the row was scored on ("QMNIST's ..."); "": none
     # For the diagnosis, from the first seed's evaluation: how often the same test input got
-    # the same class twice, and the share of evaluated inputs whose outputs were already
-    # probabilities (non-negative, summing to 1: a forward that ends in softmax).
+    # the same class twice, the share of inputs whose outputs changed when predicted again in
+    # the same batch (the eval child's word: untrusted), and the share of evaluated inputs whose
+    # outputs were already probabilities (non-negative, summing to 1: forward ends in softmax).
     self_agreement: float | None = None
+    changed_outputs: float | None = None
     probability_outputs: float | None = None
     # HPARAMS['loss'] and HPARAMS['scheduler'] as the grader's training loop used them ("": a
     # custom train(), no scheduler, or graded before they were recorded); untrusted.

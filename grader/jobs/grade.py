@@ -155,6 +155,7 @@ def _grade(
         best_epoch=report.best_epoch,
         weights_sha256=kept.sha256,
         probability_outputs=probabilities,
+        changed_outputs=eval_report.changed_outputs,
         loss=report.loss,
         scheduler=report.scheduler,
     )

@@ -347,21 +347,27 @@ def _negative_loss(result: Result) -> list[Finding]:
 
 
 def _random_predictions(result: Result, spec: Spec | None) -> list[Finding]:
-    """The same input, predicted twice in one evaluation, got different classes: the model
-    draws random numbers after model.eval(). Judged as the row's noise note judges it."""
+    """The model still draws random numbers after model.eval(): inputs predicted again in the
+    same batch got other outputs (the eval child's check), or test inputs predicted twice got
+    other classes more often than the row's noise note allows (the grader's)."""
+    changed = result.changed_outputs or 0.0
     same = result.self_agreement
-    least = (spec.audit if spec else Audit()).min_agreement
-    if same is None or same >= least:
+    noisy = same is not None and same < (spec.audit if spec else Audit()).min_agreement
+    if not changed and not noisy:
         return []
+    measured = []
+    if changed:
+        measured.append(f"{_pct(changed)} of the inputs it predicted again got other outputs")
+    if same is not None and same < 1:
+        measured.append(f"{_pct(1 - same)} of the test inputs got a different class")
     seed = f" (seed {result.seed})" if len(result.seeds) > 1 else ""
     return [
         Finding(
             "random_predictions",
-            "Dropout left on at evaluation: the same input gets different classes",
-            f"The grader predicted the same test inputs twice in one evaluation{seed}: "
-            f"{_pct(1 - same)} of them got a different class the second time. After "
-            "model.eval() a model should give the same answer every time; this one still draws "
-            "random numbers. The usual cause is F.dropout(x, p) without "
+            "Dropout left on at evaluation: the same input gets different answers",
+            f"The grader predicted the same inputs twice{seed}: " + " and ".join(measured) + ". "
+            "After model.eval() a model should give the same answer every time; this one still "
+            "draws random numbers. The usual cause is F.dropout(x, p) without "
             "training=self.training: F.dropout's training argument defaults to True, so it keeps "
             "dropping units at evaluation (torch.rand or F.batch_norm(..., training=True) in "
             "forward do the same)." + _FIX_FIRST,
