@@ -8,12 +8,14 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support.course import HAR, SPECS
 from support.paths import REPO
 from support.results import detailed, history
 
 from grader.core.results import Result
+from grader.jobs.scoring import probability_share
 from grader.protocol import ChildReport
 from grader.publish.diagnosis import Finding, diagnose
 from grader.publish.reports import build_report, render_html, render_markdown
@@ -380,3 +382,14 @@ def test_a_loss_name_the_grader_knows_is_kept() -> None:
 def test_a_changed_share_is_a_fraction_or_nothing(value: object, kept: float | None) -> None:
     report = ChildReport.parse({"status": "ok", "changed_outputs": value})
     assert report is not None and report.changed_outputs == kept
+
+
+def test_the_share_of_outputs_that_are_probabilities() -> None:
+    logits = np.array([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]], dtype=np.float32)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert probability_share(probabilities) == 1.0
+    assert probability_share(np.log(probabilities)) == 0.0  # log-probabilities
+    assert probability_share(logits) == 0.0
+    assert probability_share(np.vstack([probabilities, logits])) == 0.5
+    assert probability_share(np.array([[0.3, 0.3, 0.3]], dtype=np.float32)) == 0.0
+    assert probability_share(np.empty((0, 3), dtype=np.float32)) == 0.0
