@@ -34,7 +34,8 @@ from grader.core.text import one_line
 # 3: the contract checks the child ran, in the report; 4: Landlock, in the config and attestation;
 # 5: one blind array of inputs for eval (training sample, test, copies, hold-out), one scores file;
 # 6: the attestation names the layer that failed apart from the problem; 7: the loss and the
-# scheduler the training loop used, in the train report, and in the eval report the share of
+# scheduler (and weight decay) the training loop used, in the train report, and in the eval
+# report the share of
 # inputs whose outputs changed when predicted again.
 PROTOCOL_VERSION = 7
 MESSAGE_CHARS = 300
@@ -275,6 +276,7 @@ class ChildReport:
     # custom train() (which uses its own) and for no scheduler.
     loss: str = ""
     scheduler: str = ""
+    weight_decay: float | None = None
     # eval: the share of its first batch of inputs whose outputs changed when predicted again
     changed_outputs: float | None = None
 
@@ -304,6 +306,7 @@ class ChildReport:
             loss=_name(raw.get("loss")),
             scheduler=_name(raw.get("scheduler")),
             changed_outputs=_share(raw.get("changed_outputs")),
+            weight_decay=_number(raw.get("weight_decay")),
         )
 
 

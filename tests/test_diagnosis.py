@@ -252,6 +252,16 @@ def test_no_diagnosis_gives_opposite_advice(name: str) -> None:
             assert not (one in given and other in given), (name, train, test, given)
 
 
+def test_a_model_with_weight_decay_is_told_to_raise_it_not_to_add_it() -> None:
+    gap = detailed(train=0.995, test=0.9653, confusion=CLEAN)
+    (finding,) = diagnose(gap, HAR)
+    assert finding.advice[1] == "add weight decay (HPARAMS['weight_decay'], e.g. 1e-4 to 1e-2)"
+    (decayed,) = diagnose(replace(gap, weight_decay=0.001), HAR)
+    assert decayed.advice[1] == (
+        "raise the weight decay your HPARAMS['weight_decay'] = 0.001 sets (e.g. to 0.01)"
+    )
+
+
 def test_underfitting_keeps_its_advice_and_the_gap_keeps_what_does_not_undo_it() -> None:
     result = detailed(train=0.93, test=0.88, history=history([1.0, 0.6, 0.9, 1.4]))
     findings = {f.kind: f.advice for f in diagnose(result, HAR)}

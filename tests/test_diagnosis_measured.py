@@ -80,7 +80,7 @@ def test_the_scheduler_in_use_is_recorded_and_a_custom_train_records_none(
     grade_source: GradeSource,
 ) -> None:
     result = graded(grade_source, STEPLR)
-    assert result.scheduler == "steplr"
+    assert (result.scheduler, result.weight_decay) == ("steplr", 0.0)
     assert [record["lr"] for record in result.history] == [0.01, 0.001]
     custom = graded(grade_source, CUSTOM_TRAIN)  # its own loss and schedule, unseen
-    assert (custom.loss, custom.scheduler) == ("", "")
+    assert (custom.loss, custom.scheduler, custom.weight_decay) == ("", "", None)

@@ -81,6 +81,7 @@ def train(task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord]) ->
     seconds = time.perf_counter() - started
     _save_model(model, out_dir)
     custom = hasattr(module, "train")  # its own loss and schedule, which the grader cannot see
+    decay = hp.optimizer_args.get("weight_decay", hp.weight_decay)  # the optimizer's, as given
     return ChildReport(
         Status.OK,
         epochs=len(trained.history) or hp.epochs,  # early stopping may end before hp.epochs
@@ -89,6 +90,7 @@ def train(task: Task, in_dir: Path, out_dir: Path, checks: list[CheckRecord]) ->
         best_epoch=trained.best_epoch,
         loss="" if custom else hp.loss,
         scheduler="" if custom else hp.scheduler or "",
+        weight_decay=None if custom or not isinstance(decay, int | float) else float(decay),
     )
 
 

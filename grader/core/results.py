@@ -82,10 +82,12 @@ class Result:
     self_agreement: float | None = None
     changed_outputs: float | None = None
     probability_outputs: float | None = None
-    # HPARAMS['loss'] and HPARAMS['scheduler'] as the grader's training loop used them ("": a
-    # custom train(), no scheduler, or graded before they were recorded); untrusted.
+    # HPARAMS['loss'], HPARAMS['scheduler'] and the weight decay as the grader's training loop
+    # used them ("" or None: a custom train(), no scheduler, or graded before they were
+    # recorded); untrusted.
     loss: str = ""
     scheduler: str = ""
+    weight_decay: float | None = None
     # --mode verify: the submitted weights' test accuracy (the row's own figures are retrained).
     submitted_accuracy: float | None = None
     # Per epoch as the training child reported it (epoch, loss, accuracy, val_accuracy, lr):

@@ -158,6 +158,7 @@ def _grade(
         changed_outputs=eval_report.changed_outputs,
         loss=report.loss,
         scheduler=report.scheduler,
+        weight_decay=report.weight_decay,
     )
 
 

@@ -117,7 +117,7 @@ def _fit(result: Result, spec: Spec | None) -> list[Finding]:
                 "generalises.",
                 (
                     "add dropout (or raise its rate)",
-                    "add weight decay (HPARAMS['weight_decay'], e.g. 1e-4 to 1e-2)",
+                    _more_decay(result.weight_decay),
                     SMALLER,
                     FEWER_EPOCHS,
                 ),
@@ -137,6 +137,16 @@ def _fit(result: Result, spec: Spec | None) -> list[Finding]:
             )
         )
     return findings
+
+
+def _more_decay(weight_decay: float | None) -> str:
+    """Weight decay to add, or to raise where training already used some."""
+    if not weight_decay:
+        return "add weight decay (HPARAMS['weight_decay'], e.g. 1e-4 to 1e-2)"
+    return (
+        f"raise the weight decay your HPARAMS['weight_decay'] = {weight_decay:g} sets "
+        f"(e.g. to {weight_decay * 10:g})"
+    )
 
 
 def _learning_rate(history: list[dict[str, Any]]) -> list[Finding]:

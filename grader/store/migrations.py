@@ -171,12 +171,13 @@ def attempts_name_their_holdout(db: sqlite3.Connection) -> None:
 def attempts_keep_diagnostic_figures(db: sqlite3.Connection) -> None:
     """What the diagnosis reads besides the scores: the model's agreement with itself, the share
     of outputs that changed when predicted again, the share that were already probabilities,
-    and the loss and scheduler training used."""
+    and the loss, scheduler and weight decay training used."""
     db.execute("ALTER TABLE attempts ADD COLUMN self_agreement REAL")
     db.execute("ALTER TABLE attempts ADD COLUMN changed_outputs REAL")
     db.execute("ALTER TABLE attempts ADD COLUMN probability_outputs REAL")
     db.execute("ALTER TABLE attempts ADD COLUMN loss TEXT NOT NULL DEFAULT ''")
     db.execute("ALTER TABLE attempts ADD COLUMN scheduler TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE attempts ADD COLUMN weight_decay REAL")
 
 
 MIGRATIONS: list[Migration] = [
