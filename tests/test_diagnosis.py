@@ -123,7 +123,8 @@ def test_dropout_left_on_at_evaluation_is_named_with_the_shares_that_changed() -
     assert finding.title == "Dropout left on at evaluation: the same input gets different answers"
     assert finding.evidence == (
         "The grader predicted the same inputs twice: 100.00% of the inputs it predicted again "
-        "got other outputs and 1.25% of the test inputs got a different class. After "
+        "got other outputs and 1.25% of the test inputs it predicted twice got another class. "
+        "After "
         "model.eval() a model should give the same answer every time; this one still draws "
         "random numbers. The usual cause is F.dropout(x, p) without training=self.training: "
         "F.dropout's training argument defaults to True, so it keeps dropping units at "
@@ -149,7 +150,9 @@ def test_classes_that_change_are_judged_as_the_rows_noise_note_judges_them() -> 
     least = HAR.audit.min_agreement
     assert kinds(detailed(self_agreement=least)) == ["on_track"]
     finding = only(detailed(self_agreement=least - 0.0001))
-    assert "twice: 1.01% of the test inputs got a different class. After" in finding.evidence
+    assert "twice: 1.01% of the test inputs it predicted twice got another class. " in (
+        finding.evidence
+    )
 
 
 def test_several_seeds_say_which_seeds_model_disagreed_with_itself() -> None:

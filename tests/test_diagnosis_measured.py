@@ -71,8 +71,9 @@ def test_dropout_at_evaluation_is_measured_and_named(grade_source: GradeSource) 
     assert result.self_agreement is not None and result.self_agreement < 0.9
     assert kinds(result) == ["random_predictions"]
     (finding,) = diagnose(result, HAR)
-    assert f"and {(1 - result.self_agreement) * 100:.2f}% of the test inputs got a different " in (
-        finding.evidence
+    assert (
+        f"and {(1 - result.self_agreement) * 100:.2f}% of the test inputs it predicted twice "
+        in (finding.evidence)
     )
 
 

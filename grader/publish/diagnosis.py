@@ -369,7 +369,7 @@ def _random_predictions(result: Result, spec: Spec | None) -> list[Finding]:
     if changed:
         measured.append(f"{_pct(changed)} of the inputs it predicted again got other outputs")
     if same is not None and same < 1:
-        measured.append(f"{_pct(1 - same)} of the test inputs got a different class")
+        measured.append(f"{_pct(1 - same)} of the test inputs it predicted twice got another class")
     seed = f" (seed {result.seed})" if len(result.seeds) > 1 else ""
     return [
         Finding(
