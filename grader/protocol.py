@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -34,7 +35,10 @@ from grader.core.text import one_line
 # 1: course-grader 0.1's argv and environment, never versioned; 2: the training history;
 # 3: the contract checks the child ran, in the report; 4: Landlock, in the config and attestation;
 # 5: one blind array of inputs for eval (training sample, test, copies, hold-out), one scores file;
-# 6: the attestation names the layer that failed apart from the problem; 7: the progress file.
+# 6: the attestation names the layer that failed apart from the problem; 7: the progress
+# file, the loss and the scheduler (and weight decay) the training loop used, in the train
+# report, and in the eval report the share of inputs whose outputs changed when predicted
+# again.
 PROTOCOL_VERSION = 7
 MESSAGE_CHARS = 300
 ATTESTATION_BYTES = 16_000
@@ -42,6 +46,7 @@ REPORT_BYTES = 256_000
 MAX_HISTORY = 1000  # epochs a report may describe
 MAX_CHECKS = 64  # contract checks a report may list
 CHECK_NAME_CHARS = 64
+HPARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # a loss's or a scheduler's name
 
 # Files in IN_DIR
 CONFIG = "job.json"
@@ -303,6 +308,13 @@ class ChildReport:
     best_epoch: int | None = None  # the epoch whose weights were kept, when not the last
     # The contract checks run, in order; a failed one is last (the phase stopped there).
     checks: tuple[CheckRecord, ...] = ()
+    # train: HPARAMS['loss'] and HPARAMS['scheduler'] as the grader's loop used them; "" for a
+    # custom train() (which uses its own) and for no scheduler.
+    loss: str = ""
+    scheduler: str = ""
+    weight_decay: float | None = None
+    # eval: the share of its first batch of inputs whose outputs changed when predicted again
+    changed_outputs: float | None = None
 
     def to_json(self) -> str:
         report = asdict(self)
@@ -327,6 +339,10 @@ class ChildReport:
             history=tuple(r for r in map(EpochRecord.parse, records) if r is not None),
             best_epoch=_integer(raw.get("best_epoch")),
             checks=tuple(c for c in map(CheckRecord.parse, check_records) if c is not None),
+            loss=_name(raw.get("loss")),
+            scheduler=_name(raw.get("scheduler")),
+            changed_outputs=_share(raw.get("changed_outputs")),
+            weight_decay=_number(raw.get("weight_decay")),
         )
 
 
@@ -336,6 +352,17 @@ def _integer(value: Any) -> int | None:
 
 def _count(value: int | None) -> int | None:
     return value if value is not None and 0 <= value <= 1_000_000 else None
+
+
+def _name(value: Any) -> str:
+    """A loss's or a scheduler's name, or "": anything else a child wrote is dropped."""
+    return value if isinstance(value, str) and HPARAM_NAME.fullmatch(value) else ""
+
+
+def _share(value: Any) -> float | None:
+    """A fraction from 0 to 1, or None."""
+    number = _number(value)
+    return number if number is not None and 0 <= number <= 1 else None
 
 
 def _number(value: Any) -> float | None:

@@ -94,12 +94,17 @@ def train(
     seconds = time.perf_counter() - started
     progress.stage(Stage.SAVE)
     _save_model(model, out_dir)
+    custom = hasattr(module, "train")  # its own loss and schedule, which the grader cannot see
+    decay = hp.optimizer_args.get("weight_decay", hp.weight_decay)  # the optimizer's, as given
     return ChildReport(
         Status.OK,
         epochs=len(trained.history) or hp.epochs,  # early stopping may end before hp.epochs
         train_seconds=seconds,
         history=tuple(trained.history),
         best_epoch=trained.best_epoch,
+        loss="" if custom else hp.loss,
+        scheduler="" if custom else hp.scheduler or "",
+        weight_decay=None if custom or not isinstance(decay, int | float) else float(decay),
     )
 
 
@@ -117,10 +122,13 @@ def evaluate(
     model.to(training.pick_device(task.device))
     inputs = training.as_model_input(_load(in_dir / protocol.EVAL_INPUTS))
     progress.stage(Stage.PREDICT)
-    scores = training.predict(model, inputs).numpy()
-    np.save(out_dir / protocol.SCORES, scores, allow_pickle=False)
+    scores = training.predict(model, inputs)
+    # The first batch again, as it was: a deterministic model answers it bit for bit the same.
+    first = slice(0, training.PREDICT_BATCH)
+    changed = training.changed_share(model, inputs[first], scores[first])
+    np.save(out_dir / protocol.SCORES, scores.numpy(), allow_pickle=False)
     _save_model(model, out_dir)
-    return ChildReport(Status.OK)
+    return ChildReport(Status.OK, changed_outputs=changed)
 
 
 def _load(path: Path) -> Any:
@@ -206,13 +214,35 @@ def _failure(exc: BaseException, source: Path) -> ChildReport:
         return _report(Status.MEMORY, "ran out of memory (" + text + ")")
     if isinstance(exc, SystemExit):
         return _report(Status.ERROR, f"the submission called exit({exc.code!r})")
+    sys.stdout.flush()  # the traceback comes last in the log, after what the student printed
+    sys.stderr.write(student_traceback(exc, source))
+    sys.stderr.flush()
     return _report(Status.ERROR, text + _student_line(exc, source))
 
 
 def _student_line(exc: BaseException, source: Path) -> str:
     """Point at the deepest line of the student's own file, where the fix usually is."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(source)]
+    frames = _student_frames(exc, source)
     return f" (line {frames[-1].lineno} of the submission)" if frames else ""
+
+
+def _student_frames(exc: BaseException, source: Path) -> list[traceback.FrameSummary]:
+    return [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(source)]
+
+
+def student_traceback(exc: BaseException, source: Path) -> str:
+    """The traceback as the student would read it, with their own file's frames only: the
+    grader's frames (and its paths) say nothing about their code. The log shows it, so the
+    report and `grader check` show the failing line and the calls that led there."""
+    frames = _student_frames(exc, source)
+    lines = ["Traceback (most recent call last), the lines of your file:"]
+    for frame in frames:
+        lines.append(f"  line {frame.lineno}, in {frame.name}")
+        if frame.line:
+            lines.append(f"    {frame.line}")
+    if frames and traceback.extract_tb(exc.__traceback__)[-1].filename != str(source):
+        lines.append("  (raised inside the library code that line called)")
+    return "\n".join([*lines, ""]) + "".join(traceback.format_exception_only(exc))
 
 
 def _report(status: Status, message: str) -> ChildReport:

@@ -249,6 +249,15 @@ def predict(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return torch.cat(outputs)
 
 
+def changed_share(model: torch.nn.Module, inputs: torch.Tensor, scores: torch.Tensor) -> float:
+    """The share of these inputs whose outputs change when they are predicted again, in the
+    same batch: a model in eval mode that still draws random numbers (dropout left on)."""
+    if not len(inputs):
+        return 0.0
+    again = predict(model, inputs)
+    return float((again != scores).any(dim=1).double().mean())
+
+
 def as_model_input(array: np.ndarray) -> torch.Tensor:
     """Stored images are uint8; the contract promises float32 in [0, 1]."""
     tensor = torch.from_numpy(np.ascontiguousarray(array))

@@ -87,6 +87,19 @@ class Result:
     perturbed_drop: float | None = None
     holdout_accuracy: float | None = None
     holdout: str = ""  # which hold-out the row was scored on ("QMNIST's ..."); "": none
+    # For the diagnosis, from the first seed's evaluation: how often the same test input got
+    # the same class twice, the share of inputs whose outputs changed when predicted again in
+    # the same batch (the eval child's word: untrusted), and the share of evaluated inputs whose
+    # outputs were already probabilities (non-negative, summing to 1: forward ends in softmax).
+    self_agreement: float | None = None
+    changed_outputs: float | None = None
+    probability_outputs: float | None = None
+    # HPARAMS['loss'], HPARAMS['scheduler'] and the weight decay as the grader's training loop
+    # used them ("" or None: a custom train(), no scheduler, or graded before they were
+    # recorded); untrusted.
+    loss: str = ""
+    scheduler: str = ""
+    weight_decay: float | None = None
     # --mode verify: the submitted weights' test accuracy (the row's own figures are retrained).
     submitted_accuracy: float | None = None
     # Per epoch as the training child reported it (epoch, loss, accuracy, val_accuracy, lr):

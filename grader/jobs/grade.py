@@ -136,7 +136,7 @@ def _grade(
                         checks=report.checks,
                     )
         try:
-            mixed, predicted, evaluated, eval_report = _evaluate(
+            mixed, predicted, evaluated, eval_report, probabilities = _evaluate(
                 sub, ctx, sandbox, work / "eval", weights
             )
         except JobFailed as failure:  # the checks training passed still count
@@ -158,6 +158,11 @@ def _grade(
         history=[dataclasses.asdict(record) for record in report.history],
         best_epoch=report.best_epoch,
         weights_sha256=kept.sha256,
+        probability_outputs=probabilities,
+        changed_outputs=eval_report.changed_outputs,
+        loss=report.loss,
+        scheduler=report.scheduler,
+        weight_decay=report.weight_decay,
     )
 
 
@@ -166,7 +171,7 @@ def _submitted_accuracy(
 ) -> float:
     """--mode verify: the test accuracy of the weights the student submitted."""
     weights = _submitted_weights(sub, work, ctx.spec.budgets.weights_bytes)
-    mixed, predicted, _, _ = _evaluate(sub, ctx, sandbox, work / "eval-submitted", weights)
+    mixed, predicted, _, _, _ = _evaluate(sub, ctx, sandbox, work / "eval-submitted", weights)
     return scoring.accuracy(mixed.parts(predicted).test, ctx.data.load("test_labels"))
 
 
@@ -207,9 +212,11 @@ def _train(
 
 def _evaluate(
     sub: Submission, ctx: GradingContext, sandbox: Sandbox, job: Path, weights: Weights
-) -> tuple[audit.Mixed, np.ndarray, Weights, ChildReport]:
+) -> tuple[audit.Mixed, np.ndarray, Weights, ChildReport, float]:
     """One evaluation job on one blind array (audit.py): the training sample, the test inputs,
-    their changed copies and the hold-out, so no row says which part it belongs to."""
+    their changed copies and the hold-out, so no row says which part it belongs to. Returns
+    the predicted classes, the weights evaluated, the child's report, and the share of outputs
+    that were already probabilities."""
     in_dir, out_dir = _job_inputs(job, sub, ctx, {})
     mixed = blind_inputs(ctx)
     np.save(in_dir / protocol.EVAL_INPUTS, mixed.inputs, allow_pickle=False)
@@ -229,7 +236,9 @@ def _evaluate(
         outcome,
         report,
     )
-    return mixed, predicted, evaluated, report
+    # read_scores checked this file's shape, dtype and values, and the child has exited.
+    scores = np.load(out_dir / protocol.SCORES, allow_pickle=False)
+    return mixed, predicted, evaluated, report, scoring.probability_share(scores)
 
 
 def blind_inputs(ctx: GradingContext) -> audit.Mixed:

@@ -10,6 +10,8 @@ import numpy as np
 from grader.core.spec import Audit, Target
 from grader.jobs.audit import Parts
 
+SUM_TOLERANCE = 1e-3  # float32 softmax rows sum to 1 within about 1e-6
+
 
 @dataclass(frozen=True)
 class PartScores:
@@ -176,6 +178,17 @@ def _most_drop(figures: AuditFigures, test: float, test_size: int, audit: Audit)
 def _error(accuracy: float, size: int) -> float:
     """The standard error of an accuracy measured on `size` examples."""
     return math.sqrt(accuracy * (1 - accuracy) / size) if size else 0.0
+
+
+def probability_share(scores: np.ndarray) -> float:
+    """The share of rows that are already probabilities: non-negative, summing to 1 (to float32
+    rounding). A forward that ends in softmax gives all of them; logits almost never one."""
+    if not len(scores):
+        return 0.0
+    rows = (scores >= 0).all(axis=1) & (
+        np.abs(scores.sum(axis=1, dtype=np.float64) - 1) < SUM_TOLERANCE
+    )
+    return float(rows.mean())
 
 
 def targets_met(targets: tuple[Target, ...], test: float, gap: float) -> dict[str, bool]:

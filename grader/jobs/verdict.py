@@ -67,6 +67,7 @@ def scored(row: Result, ctx: GradingContext, mixed: audit.Mixed, predicted: np.n
         agreement=figures.agreement,
         perturbed_drop=figures.perturbed_drop,
         holdout_accuracy=figures.holdout_accuracy,
+        self_agreement=figures.self_agreement if figures.repeats else None,
         holdout="" if ctx.holdout is None else ctx.holdout.description,
     )
 

@@ -1,10 +1,14 @@
 """What a result means for the student, in plain words tied to what the course teaches.
 
-Each finding names what the numbers show (its evidence, with the numbers) and what the course
-suggests trying. Graded rows are read for overfitting, underfitting, a learning rate that is too
-high, and accuracy that swings between epochs; failed rows for what failed and how to fix it.
-The per-epoch history is the training child's own account, so it only ever adds advice; the
-grader's measured accuracies decide everything else.
+Each finding names what the numbers show (its evidence, with the numbers), what the course
+suggests trying, and the lesson that teaches it. A graded row is first read for mistakes in the
+code that training numbers cannot reveal on their own: outputs that are already probabilities,
+a loss that went negative, predictions that change on the same input. Any of them is named
+alone, because until it is fixed the gap and the loss curve describe the mistake, not the model.
+Otherwise the row is read for overfitting, underfitting, a learning rate that is too high and
+accuracy that swings between epochs, with no advice that another finding's advice contradicts.
+Failed rows say what failed and how to fix it. The per-epoch history is the training child's own
+account, so it only ever adds advice; the grader's measured accuracies decide everything else.
 """
 
 from __future__ import annotations
@@ -12,17 +16,41 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from grader.core.results import Result, Status
-from grader.core.spec import Spec
+from grader.core.spec import Audit, Spec
 
 DEFAULT_MAX_GAP = 0.02  # when no target bounds the gap
 DEFAULT_MIN_TRAIN = 0.90  # when no target sets an accuracy
 SWING = 0.02  # an epoch-to-epoch drop this large, late in training, is a swing
 RISE = 1.5  # a final loss this many times its lowest has risen
+PROBABILITY_ROWS = 0.99  # this share of outputs already probabilities: the forward ends in softmax
 DASH = "\N{EN DASH}"
+LESSONS = "course/lessons/"  # where the lessons live in the course's folder
+
+LOWER_LR = "lower the learning rate (HPARAMS['lr']), e.g. by a factor of 3 to 10"
+RAISE_LR = "raise the learning rate (HPARAMS['lr'])"
+ADD_DECAY = (
+    "decay the learning rate: HPARAMS['scheduler'] = 'steplr' (or 'cosineannealinglr') with "
+    "HPARAMS['scheduler_args']"
+)
+FEWER_EPOCHS, MORE_EPOCHS = "train for fewer epochs", "train for more epochs"
+SMALLER = "use fewer parameters: narrower or fewer layers"
+BIGGER = "use a bigger model: wider or more layers"
+# Advice that undoes other advice; a finding earlier in PRIORITY keeps its side of each pair.
+OPPOSITES = {
+    frozenset((LOWER_LR, RAISE_LR)),
+    frozenset((ADD_DECAY, RAISE_LR)),
+    frozenset((FEWER_EPOCHS, MORE_EPOCHS)),
+    frozenset((SMALLER, BIGGER)),
+}
+# Low training accuracy comes before the gap: the cures for a gap cost training accuracy.
+PRIORITY = ("learning_rate_too_high", "underfitting", "unstable", "overfitting")
+# What one example of a class is called, per dataset: 52 sitting windows predicted as standing.
+UNITS = {"uci_har": "{true} windows", "mnist": "images of the digit {true}"}
+UNIT = "examples of class {true}"
 
 
 @dataclass(frozen=True)
@@ -31,17 +59,41 @@ class Finding:
     title: str
     evidence: str
     advice: tuple[str, ...] = ()
+    lesson: str = ""  # the lesson that teaches it: a page of course/lessons, with its anchor
+
+    @property
+    def lesson_link(self) -> str:
+        """The lesson as a link relative to the course's folder; "" for none."""
+        return LESSONS + self.lesson if self.lesson else ""
 
 
 def diagnose(result: Result, spec: Spec | None) -> list[Finding]:
     if not result.ok:
         return [_failure(result)]
-    findings = [
-        *_learning_rate(result.history),
-        *_fit(result, spec),
-        *_swinging(result.history),
-    ]
-    return findings or [_on_track(result, spec)]
+    findings = _mistakes(result, spec) or _consistent(
+        [*_learning_rate(result.history), *_fit(result, spec), *_swinging(result)]
+    )
+    return _with_confusion(findings or [_on_track(result, spec)], result, spec)
+
+
+def _mistakes(result: Result, spec: Spec | None) -> list[Finding]:
+    """Mistakes in the code, named from what was measured; outputs that are probabilities
+    explain a negative loss too (nll on probabilities is minus a probability)."""
+    outputs = _probabilities(result) or _negative_loss(result)
+    return [*outputs, *_random_predictions(result, spec)]
+
+
+def _consistent(findings: list[Finding]) -> list[Finding]:
+    """The findings with no advice that undoes advice kept by a finding earlier in PRIORITY."""
+    given: set[str] = set()
+    kept = {}
+    for finding in sorted(findings, key=lambda f: PRIORITY.index(f.kind)):
+        advice = tuple(
+            a for a in finding.advice if not any(frozenset((a, g)) in OPPOSITES for g in given)
+        )
+        given.update(advice)
+        kept[id(finding)] = replace(finding, advice=advice)
+    return [kept[id(f)] for f in findings]
 
 
 def _fit(result: Result, spec: Spec | None) -> list[Finding]:
@@ -65,10 +117,11 @@ def _fit(result: Result, spec: Spec | None) -> list[Finding]:
                 "generalises.",
                 (
                     "add dropout (or raise its rate)",
-                    "add weight decay (HPARAMS['weight_decay'], e.g. 1e-4 to 1e-2)",
-                    "use fewer parameters: narrower or fewer layers",
-                    "train for fewer epochs",
+                    _more_decay(result.weight_decay),
+                    SMALLER,
+                    FEWER_EPOCHS,
                 ),
+                "overfitting.md",
             )
         )
     if train < min_train:
@@ -79,14 +132,21 @@ def _fit(result: Result, spec: Spec | None) -> list[Finding]:
                 f"Even on its own training data the model reaches only {_pct(train)}, below "
                 f"the {_pct(min_train)} the targets ask of the test set. It has not learned "
                 "enough yet.",
-                (
-                    "train for more epochs",
-                    "raise the learning rate (HPARAMS['lr'])",
-                    "use a bigger model: wider or more layers",
-                ),
+                (MORE_EPOCHS, RAISE_LR, BIGGER),
+                "overfitting.md",
             )
         )
     return findings
+
+
+def _more_decay(weight_decay: float | None) -> str:
+    """Weight decay to add, or to raise where training already used some."""
+    if not weight_decay:
+        return "add weight decay (HPARAMS['weight_decay'], e.g. 1e-4 to 1e-2)"
+    return (
+        f"raise the weight decay your HPARAMS['weight_decay'] = {weight_decay:g} sets "
+        f"(e.g. to {weight_decay * 10:g})"
+    )
 
 
 def _learning_rate(history: list[dict[str, Any]]) -> list[Finding]:
@@ -94,10 +154,8 @@ def _learning_rate(history: list[dict[str, Any]]) -> list[Finding]:
     finite = [(e, float(v)) for e, v in losses if isinstance(v, int | float) and _finite(v)]
     if not finite:
         return []
-    advice = (
-        "lower the learning rate (HPARAMS['lr']), e.g. by a factor of 3 to 10",
-        "with SGD, lower the momentum or add a learning-rate warm-up",
-    )
+    advice = (LOWER_LR, "with SGD, lower the momentum or add a learning-rate warm-up")
+    lesson = "gradient-descent.md#the-learning-rate"
     first_finite = next(i for i, (_, v) in enumerate(losses) if _finite(v))
     broken = [e for e, v in losses[first_finite:] if not _finite(v)]
     if broken:
@@ -109,6 +167,7 @@ def _learning_rate(history: list[dict[str, Any]]) -> list[Finding]:
                 "updates were so large that the weights overflowed. That is the classic sign "
                 "of a learning rate that is too high.",
                 advice,
+                lesson,
             )
         ]
     values = [v for _, v in finite]
@@ -122,17 +181,18 @@ def _learning_rate(history: list[dict[str, Any]]) -> list[Finding]:
                 f"{lowest:.4g} at best, but ended at {values[-1]:.4g}: the optimiser overshoots. "
                 "A rising loss usually means the learning rate is too high.",
                 advice,
+                lesson,
             )
         ]
     return []
 
 
-def _swinging(history: list[dict[str, Any]]) -> list[Finding]:
+def _swinging(result: Result) -> list[Finding]:
     """Accuracy that drops sharply between epochs in the second half of training."""
     for key, what in (("val_accuracy", "validation"), ("accuracy", "training")):
         series = [
             (r["epoch"], r[key])
-            for r in history
+            for r in result.history
             if isinstance(r, dict) and _finite(r.get(key)) and isinstance(r.get("epoch"), int)
         ]
         if len(series) < 4:
@@ -142,21 +202,47 @@ def _swinging(history: list[dict[str, Any]]) -> list[Finding]:
         epoch, worst = max(drops, key=lambda d: d[1])
         if worst < SWING:
             return []
+        schedule = _schedule(result)
+        why = (
+            "The weights keep jumping around a good solution"
+            if schedule
+            else "With a constant learning rate the weights keep jumping around a good solution"
+        )
         return [
             Finding(
                 "unstable",
                 "Accuracy swings between epochs",
                 f"Late in training the {what} accuracy fell by {worst * 100:.1f} points in one "
-                f"epoch (at epoch {epoch}). With a constant learning rate the weights keep "
-                "jumping around a good solution, so the final score depends on luck.",
+                f"epoch (at epoch {epoch}). {why}, so the final score depends on luck.",
                 (
-                    "decay the learning rate: HPARAMS['scheduler'] = 'steplr' (or "
-                    "'cosineannealinglr') with HPARAMS['scheduler_args']",
+                    schedule or ADD_DECAY,
                     "use a larger batch (HPARAMS['batch_size']) for less noisy steps",
                 ),
+                "gradient-descent.md#decay",
             )
         ]
     return []
+
+
+def _schedule(result: Result) -> str:
+    """Advice for a run that already has a learning-rate schedule (HPARAMS['scheduler'], or a
+    learning rate that changed between epochs); "" for a run without one."""
+    rates = [r["lr"] for r in result.history if isinstance(r, dict) and _finite(r.get("lr"))]
+    changed = len(set(rates)) > 1
+    if result.scheduler and rates and not changed:
+        return (
+            f"your HPARAMS['scheduler'] = '{result.scheduler}' left the learning rate at "
+            f"{rates[0]:.3g} for all {len(rates)} epochs: set HPARAMS['scheduler_args'] so it "
+            "decays within the run"
+        )
+    if result.scheduler or changed:
+        name = f"HPARAMS['scheduler'] = '{result.scheduler}'" if result.scheduler else "schedule"
+        span = f" (it went from {rates[0]:.3g} to {rates[-1]:.3g})" if changed else ""
+        return (
+            f"your learning rate already decays with your {name}{span}: decay it sooner or "
+            "further (HPARAMS['scheduler_args']), so the last epochs take small steps"
+        )
+    return ""
 
 
 def _on_track(result: Result, spec: Spec | None) -> Finding:
@@ -170,15 +256,171 @@ def _on_track(result: Result, spec: Spec | None) -> Finding:
             f"{(result.gap or 0) * 100:.2f} points: nothing stands out to fix.",
             ("try a model with fewer parameters: the leaderboard breaks ties on them",),
         )
+    schedule = "" if _schedule(result) else "a learning-rate schedule (HPARAMS['scheduler']), or "
     return Finding(
         "on_track",
         "No single problem stands out",
         f"Test accuracy {_pct(result.test_accuracy)}, train accuracy "
         f"{_pct(result.train_accuracy)}: neither a large gap nor low training accuracy.",
         (
-            "small changes may close the last points: a learning-rate schedule "
-            "(HPARAMS['scheduler']), or a slightly larger model with dropout",
+            f"small changes may close the last points: {schedule}a slightly larger model "
+            "with dropout",
         ),
+    )
+
+
+_FIX_FIRST = (
+    " Fix this first: until then the loss curve and the train-test gap describe this mistake, "
+    "not your model."
+)
+_AGAIN = (
+    "so the probabilities are squashed by softmax a second time: every score stays between 0 "
+    "and 1, the gradients are small, and the model learns slowly or stalls."
+)
+_SOFTMAX_AGAIN = {
+    "cross_entropy": "HPARAMS['loss'] = 'cross_entropy' applies log_softmax to the outputs "
+    "itself, " + _AGAIN,
+    "mse": "HPARAMS['loss'] = 'mse' applies softmax to the outputs itself, " + _AGAIN,
+    "": "The loss in your train() most likely applies softmax itself (F.cross_entropy does), "
+    + _AGAIN,
+}
+_NLL_ON_PROBABILITIES = (
+    "HPARAMS['loss'] = 'nll' expects log-probabilities (a forward ending in F.log_softmax) and "
+    "negates the right class's output: on probabilities that is minus a probability, never "
+    "below -1, with far weaker gradients than a log-probability's."
+)
+
+
+def _probabilities(result: Result) -> list[Finding]:
+    """A forward that ends in softmax: the loss then works on outputs it was not made for."""
+    share = result.probability_outputs
+    if share is None or share < PROBABILITY_ROWS:
+        return []
+    nll = result.loss == "nll"
+    return [
+        Finding(
+            "softmax_outputs",
+            "The model outputs probabilities, but nll expects log-probabilities"
+            if nll
+            else "The model outputs probabilities, and the loss applies softmax again",
+            f"On {_pct(share)} of the inputs the grader evaluated, the model's outputs are "
+            "non-negative and sum to 1: forward ends in softmax. "
+            + (
+                _NLL_ON_PROBABILITIES
+                if nll
+                else _SOFTMAX_AGAIN.get(result.loss, _SOFTMAX_AGAIN[""])
+            )
+            + _FIX_FIRST,
+            (
+                "end forward with the last linear layer (raw scores, logits) and use "
+                "HPARAMS['loss'] = 'cross_entropy'",
+                "or end forward with F.log_softmax(x, dim=1) and use HPARAMS['loss'] = 'nll'",
+            ),
+            "softmax-and-likelihood.md#how-pytorch-splits-the-work",
+        )
+    ]
+
+
+def _negative_loss(result: Result) -> list[Finding]:
+    """A classification loss is never negative; one that is does not fit the outputs."""
+    losses = [
+        (r["epoch"], float(r["loss"]))
+        for r in result.history
+        if isinstance(r, dict) and _finite(r.get("loss")) and isinstance(r.get("epoch"), int)
+    ]
+    below = [(epoch, loss) for epoch, loss in losses if loss < 0]
+    if not below:
+        return []
+    why = (
+        "With HPARAMS['loss'] = 'nll' on raw scores (logits), the loss is minus the right "
+        "class's score"
+        if result.loss == "nll"
+        else "A loss on the wrong kind of output behaves this way: nll on raw scores (logits) "
+        "is minus the right class's score"
+    )
+    return [
+        Finding(
+            "negative_loss",
+            "The loss went negative: it does not fit the model's outputs",
+            f"The mean training loss fell below zero at epoch {below[0][0]} and ended at "
+            f"{losses[-1][1]:.4g} (epoch {losses[-1][0]}), yet cross-entropy and the negative "
+            f"log-likelihood of log-probabilities are never below zero. {why}, and the "
+            "optimiser lowers it without end by inflating scores instead of classifying."
+            + _FIX_FIRST,
+            (
+                "keep the raw scores and use HPARAMS['loss'] = 'cross_entropy'",
+                "or end forward with F.log_softmax(x, dim=1) to keep HPARAMS['loss'] = 'nll'",
+            ),
+            "accuracy-and-loss.md#experiment",
+        )
+    ]
+
+
+def _random_predictions(result: Result, spec: Spec | None) -> list[Finding]:
+    """The model still draws random numbers after model.eval(): inputs predicted again in the
+    same batch got other outputs (the eval child's check), or test inputs predicted twice got
+    other classes more often than the row's noise note allows (the grader's)."""
+    changed = result.changed_outputs or 0.0
+    same = result.self_agreement
+    noisy = same is not None and same < (spec.audit if spec else Audit()).min_agreement
+    if not changed and not noisy:
+        return []
+    measured = []
+    if changed:
+        measured.append(f"{_pct(changed)} of the inputs it predicted again got other outputs")
+    if same is not None and same < 1:
+        measured.append(f"{_pct(1 - same)} of the test inputs it predicted twice got another class")
+    seed = f" (seed {result.seed})" if len(result.seeds) > 1 else ""
+    return [
+        Finding(
+            "random_predictions",
+            "Dropout left on at evaluation: the same input gets different answers",
+            f"The grader predicted the same inputs twice{seed}: " + " and ".join(measured) + ". "
+            "After model.eval() a model should give the same answer every time; this one still "
+            "draws random numbers. The usual cause is F.dropout(x, p) without "
+            "training=self.training: F.dropout's training argument defaults to True, so it keeps "
+            "dropping units at evaluation (torch.rand or F.batch_norm(..., training=True) in "
+            "forward do the same)." + _FIX_FIRST,
+            (
+                "use an nn.Dropout(p) layer, which model.eval() switches off",
+                "or write F.dropout(x, p, training=self.training)",
+            ),
+            "dropout.md",
+        )
+    ]
+
+
+def _with_confusion(findings: list[Finding], result: Result, spec: Spec | None) -> list[Finding]:
+    """The last finding also names the test set's largest confusion in words."""
+    said = _largest_confusion(result, spec)
+    if not said:
+        return findings
+    last = findings[-1]
+    return [*findings[:-1], replace(last, evidence=f"{last.evidence} {said}")]
+
+
+def _largest_confusion(result: Result, spec: Spec | None) -> str:
+    """'The most frequent mistake on the test set: 52 sitting windows predicted as standing
+    (of 491).', from the test confusion matrix; "" where it has no mistake."""
+    matrix = result.confusion.get("test") if isinstance(result.confusion, dict) else None
+    if not matrix or not all(isinstance(row, list) for row in matrix):
+        return ""
+    cells = [
+        (count, true, predicted)
+        for true, row in enumerate(matrix)
+        for predicted, count in enumerate(row)
+        if true != predicted and isinstance(count, int)
+    ]
+    count, true, predicted = max(cells, default=(0, 0, 0), key=lambda c: c[0])
+    if count <= 0:
+        return ""
+    name = spec.assignment.class_label if spec else str
+    unit = UNITS.get(spec.assignment.dataset if spec else "", UNIT).format(true=name(true))
+    total = sum(matrix[true])
+    of = "all of them" if count == total else f"of {total}"
+    return (
+        f"The most frequent mistake on the test set: {count} {unit} predicted as "
+        f"{name(predicted)} ({of})."
     )
 
 

@@ -179,6 +179,18 @@ def attempts_keep_each_seeds_figures(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN per_seed TEXT NOT NULL DEFAULT '[]'")
 
 
+def attempts_keep_diagnostic_figures(db: sqlite3.Connection) -> None:
+    """What the diagnosis reads besides the scores: the model's agreement with itself, the share
+    of outputs that changed when predicted again, the share that were already probabilities,
+    and the loss, scheduler and weight decay training used."""
+    db.execute("ALTER TABLE attempts ADD COLUMN self_agreement REAL")
+    db.execute("ALTER TABLE attempts ADD COLUMN changed_outputs REAL")
+    db.execute("ALTER TABLE attempts ADD COLUMN probability_outputs REAL")
+    db.execute("ALTER TABLE attempts ADD COLUMN loss TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE attempts ADD COLUMN scheduler TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE attempts ADD COLUMN weight_decay REAL")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -195,6 +207,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_name_their_holdout", attempts_name_their_holdout),
     ("attempts_say_where_a_job_stopped", attempts_say_where_a_job_stopped),
     ("attempts_keep_each_seeds_figures", attempts_keep_each_seeds_figures),
+    ("attempts_keep_diagnostic_figures", attempts_keep_diagnostic_figures),
 ]
 LATEST = len(MIGRATIONS)
 
