@@ -226,6 +226,7 @@ def test_check_prints_the_diagnosis_and_writes_the_report(
     assert result.exit_code == 0, result.output
     assert "diagnosis:" in result.stdout
     assert "margin" in result.stdout
+    assert re.search(r"^    lesson: course/lessons/\S+\.md(#\S+)?$", result.stdout, re.MULTILINE)
     # the sandbox in one line for a student; `grader sandbox` lists the layers
     said = [line for line in result.stderr.splitlines() if line.startswith(("sandbox", "jobs:"))]
     assert len(said) == 1 and said[0].endswith("layers on (`grader sandbox` lists them)"), said

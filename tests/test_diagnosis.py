@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from support.course import HAR, SPECS
 from support.paths import REPO
-from support.results import detailed, history
+from support.results import detailed, history, seed_results
 
 from grader.core.results import Result
 from grader.jobs.scoring import probability_share
+from grader.jobs.seeds import combine
 from grader.protocol import ChildReport
 from grader.publish.diagnosis import Finding, diagnose
 from grader.publish.reports import build_report, render_html, render_markdown
@@ -343,6 +344,22 @@ def test_the_largest_confusion_is_named_in_words() -> None:
         " The most frequent mistake on the test set: 52 sitting windows predicted as standing "
         "(of 532)."
     )
+
+
+def test_the_confusion_of_several_seeds_says_it_counts_them_all() -> None:
+    row = combine(seed_results(), HAR)
+    evidence = diagnose(row, HAR)[-1].evidence
+    said = evidence.split(" The most frequent mistake on the test set")[1]
+    matrix = row.confusion["test"]
+    count = max(matrix[i][j] for i in range(6) for j in range(6) if i != j)
+    assert said.startswith(f", counted over seeds 0, 1, 2: {count} ")
+    assert count > max(
+        r.confusion["test"][i][j]
+        for r in seed_results()
+        for i in range(6)
+        for j in range(6)
+        if i != j
+    )  # summed, not one seed's
 
 
 def test_mnist_confusions_are_images_of_digits() -> None:

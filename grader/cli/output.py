@@ -69,6 +69,8 @@ def print_check(checked: Checked, save_weights: Path | None) -> None:
         _say(f"{finding.title}. {printable(finding.evidence)}", "  ")
         for advice in finding.advice:
             _say(advice, "    - ", "      ")
+        if finding.lesson_link:
+            click.echo(f"    lesson: {finding.lesson_link}")
     if save_weights and result.ok:
         click.echo(f"  weights saved to {save_weights}")
     if checked.report_files:

@@ -418,8 +418,10 @@ def _largest_confusion(result: Result, spec: Spec | None) -> str:
     unit = UNITS.get(spec.assignment.dataset if spec else "", UNIT).format(true=name(true))
     total = sum(matrix[true])
     of = "all of them" if count == total else f"of {total}"
+    seeds = result.class_seeds  # a row graded on several seeds sums their matrices
+    counted = f", counted over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else ""
     return (
-        f"The most frequent mistake on the test set: {count} {unit} predicted as "
+        f"The most frequent mistake on the test set{counted}: {count} {unit} predicted as "
         f"{name(predicted)} ({of})."
     )
 
