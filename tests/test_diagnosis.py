@@ -136,7 +136,7 @@ def test_dropout_left_on_at_evaluation_is_named_with_the_shares_that_changed() -
         "use an nn.Dropout(p) layer, which model.eval() switches off",
         "or write F.dropout(x, p, training=self.training)",
     )
-    assert finding.lesson_link == "course/lessons/dropout.md"
+    assert finding.lesson_link == "course/lessons/dropout.md#dropout-at-evaluation"
 
 
 def test_outputs_that_change_are_enough_even_when_no_class_changes() -> None:
@@ -321,11 +321,15 @@ def test_reports_link_the_lesson() -> None:
     report = build_report(detailed(changed_outputs=0.5), HAR, pictures=False)
     markdown = render_markdown(report)
     assert (
-        "  The lesson: [course/lessons/dropout\\.md](course/lessons/dropout\\.md) "
+        "  The lesson: [course/lessons/dropout\\.md\\#dropout-at-evaluation]"
+        "(course/lessons/dropout\\.md\\#dropout-at-evaluation) "
         "(in the course's folder)"
     ) in markdown
     html = render_html(report)
-    assert '<a href="course/lessons/dropout.md">course/lessons/dropout.md</a>' in html
+    assert (
+        '<a href="course/lessons/dropout.md#dropout-at-evaluation">'
+        "course/lessons/dropout.md#dropout-at-evaluation</a>"
+    ) in html
 
 
 # --- the largest confusion --------------------------------------------------------------------

@@ -385,7 +385,7 @@ def _random_predictions(result: Result, spec: Spec | None) -> list[Finding]:
                 "use an nn.Dropout(p) layer, which model.eval() switches off",
                 "or write F.dropout(x, p, training=self.training)",
             ),
-            "dropout.md",
+            "dropout.md#dropout-at-evaluation",
         )
     ]
 
