@@ -4,6 +4,7 @@ evaluation, and an audit that knows a model's own noise. Tiny data throughout.""
 from __future__ import annotations
 
 from support.grading import GOOD_HAR, TINY_TEST, TINY_TRAIN, GradeSource
+from support.mistakes import DROPOUT_AT_EVAL
 
 from grader.core.results import Mode, Status
 
@@ -146,36 +147,13 @@ def test_swapping_classes_on_training_rows_no_longer_moves_the_gap(
     )
 
 
-# Dropout on at evaluation too (F.dropout's training defaults to True): a beginner's bug.
-ALWAYS_DROPOUT = """
-import torch
-import torch.nn.functional as F
-
-HPARAMS = {"epochs": 2, "batch_size": 32, "lr": 0.01, "optimizer": "adam"}
-
-
-class Net(torch.nn.Module):
-    def __init__(self, features, classes):
-        super().__init__()
-        self.hidden = torch.nn.Linear(features, 16)
-        self.out = torch.nn.Linear(16, classes)
-
-    def forward(self, x):
-        return self.out(F.dropout(torch.relu(self.hidden(x)), 0.5))
-
-
-def build_model(input_shape, num_classes):
-    return Net(input_shape[0], num_classes)
-"""
-
-
 def test_a_model_noisy_at_evaluation_is_told_why_not_flagged(grade_source: GradeSource) -> None:
-    result = grade_source(ALWAYS_DROPOUT)
+    result = grade_source(DROPOUT_AT_EVAL)
     assert result.status is Status.OK, result.message
     assert "predictions are not deterministic at evaluation" in result.message
     assert "F.dropout without training=self.training" in result.message
     assert result.agreement is not None and result.agreement < 0.99
-    again = grade_source(ALWAYS_DROPOUT, student="again")  # noisy, yet reproducible
+    again = grade_source(DROPOUT_AT_EVAL, student="again")  # noisy, yet reproducible
     assert (again.test_accuracy, again.agreement) == (result.test_accuracy, result.agreement)
 
 
