@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.cli import invoke
-from support.course import HAR, write_course
+from support.course import HAR, SPECS, write_course
 from support.grading import GOOD_HAR
 from support.paths import ASSIGNMENTS
 from support.results import graded
@@ -438,3 +438,29 @@ def test_a_moodle_export_collected_graded_and_exported(tmp_path: Path, tiny_data
         "S3,ann@example.edu,0",
     ]
     assert "in the roster, no submission (1): Ann Lee" in stdout
+
+
+def test_the_courses_example_policy_loads_and_names_its_assignments() -> None:
+    policy = load_policy(ASSIGNMENTS.parent / "policy.toml")
+    assert set(policy.assignments) <= set(SPECS)
+    assert policy.of("har").bonus == (1.0,) and policy.late.penalty_percent == 10
+
+
+def test_the_policy_beside_the_specs_folder_is_used_and_said(course: dict[str, Path]) -> None:
+    specs = course["root"] / "assignments"
+    specs.mkdir()
+    (specs / "har.toml").write_text((ASSIGNMENTS / "har.toml").read_text())
+    result = invoke(
+        "gradebook", "--store", course["store"], "--assignments", specs, "--lms", "canvas",
+        "--out", course["root"] / "canvas.csv",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"policy: {course['policy']}" in result.stderr
+    assert lines(course["root"] / "canvas.csv")[1] == "Points Possible,,,,,11"
+    course["policy"].unlink()
+    result = invoke(
+        "gradebook", "--store", course["store"], "--assignments", specs, "--lms", "canvas",
+        "--out", course["root"] / "canvas.csv",
+    )  # fmt: skip
+    assert f"policy: none ({course['policy']} not found)" in result.stderr
+    assert lines(course["root"] / "canvas.csv")[1] == "Points Possible,,,,,10"
