@@ -464,3 +464,24 @@ def test_the_policy_beside_the_specs_folder_is_used_and_said(course: dict[str, P
     )  # fmt: skip
     assert f"policy: none ({course['policy']} not found)" in result.stderr
     assert lines(course["root"] / "canvas.csv")[1] == "Points Possible,,,,,10"
+
+
+def test_the_policy_picks_the_latest_or_the_best_attempt(course: dict[str, Path]) -> None:
+    Store(course["store"]).record(graded("doejane", 0.5))  # a worse resubmission
+    out = course["root"] / "canvas.csv"
+    assert gradebook(course, "--lms", "canvas", "--out", out)[0] == 0
+    assert "doejane,12345,,,,0" in lines(out)
+    course["policy"].write_text('attempt = "best"\n' + POLICY)
+    assert gradebook(course, "--lms", "canvas", "--out", out)[0] == 0
+    assert "doejane,12345,,,,11" in lines(out)
+
+
+def test_roster_cells_a_spreadsheet_would_run_are_written_inert(course: dict[str, Path]) -> None:
+    roster = course["root"] / "roster.csv"
+    roster.write_text(CANVAS_ROSTER.replace('"Lee, Ann"', '"=HYPERLINK(""http://x"")"'))
+    out = course["root"] / "canvas.csv"
+    code, _, stderr = gradebook(
+        course, "--lms", "canvas", "--roster", roster, "--column", "Homework 2 (4455)", "--out", out
+    )
+    assert code == 0, stderr
+    assert '"\'=HYPERLINK(""http://x"")",333,S3,alee,Sec B,1' in lines(out)
