@@ -88,7 +88,6 @@ class GradingPolicy:
     failed_default: float = 0.0
     late: Late = field(default_factory=Late)
     assignments: Mapping[str, AssignmentPolicy] = field(default_factory=dict)
-    path: Path | None = None  # None: the defaults, no file
 
     def of(self, assignment: str) -> AssignmentPolicy:
         return self.assignments.get(assignment, AssignmentPolicy())
@@ -124,7 +123,6 @@ def load_policy(path: Path) -> GradingPolicy:
             name: _assignment(read, table, f"assignments.{name}")
             for name, table in assignments.items()
         },
-        path=path,
     )
 
 
