@@ -13,6 +13,7 @@ from grader.api.batch import (
     run_batch,
 )
 from grader.api.common import Log, find_specs, grading_data, open_sandbox
+from grader.api.grades import Gradebook, GradebookOptions, gradebook
 from grader.api.single import (
     Checked,
     CheckOptions,
@@ -33,9 +34,10 @@ from grader.jobs.context import Settings
 from grader.jobs.environment import environment
 
 __all__ = [
-    "CheckOptions", "Checked", "GradescopeOptions", "Interrupted", "LeaderboardOptions", "Log",
-    "RunOptions",
+    "CheckOptions", "Checked", "Gradebook", "GradebookOptions", "GradescopeOptions",
+    "Interrupted", "LeaderboardOptions", "Log", "RunOptions",
     "RunSummary", "Settings", "check", "check_file", "collect_export", "default_workers",
-    "environment", "find_specs", "gradescope_build", "gradescope_run", "grading_data",
+    "environment", "find_specs", "gradebook",
+    "gradescope_build", "gradescope_run", "grading_data",
     "leaderboard", "machine_report", "open_sandbox", "prepare_data", "run", "run_batch",
 ]  # fmt: skip

@@ -12,7 +12,13 @@ import sys
 import click
 
 from grader import __version__
-from grader.cli.course import collect_command, data_command, leaderboard_command, sandbox_command
+from grader.cli.course import (
+    collect_command,
+    data_command,
+    gradebook_command,
+    leaderboard_command,
+    sandbox_command,
+)
 from grader.cli.grading import check_command, gradescope_group, run_command
 
 
@@ -30,6 +36,7 @@ for _command in (
     sandbox_command,
     data_command,
     collect_command,
+    gradebook_command,
 ):
     main.add_command(_command)
 

@@ -16,7 +16,7 @@ from grader.cli.options import (
     specs_asked,
     user_errors,
 )
-from grader.cli.output import print_collected, print_table
+from grader.cli.output import print_collected, print_gradebook, print_table
 from grader.core.results import Policy
 from grader.core.spec import DATASETS
 
@@ -191,3 +191,79 @@ def collect_command(
             replace_files=replace,
         )
     print_collected(report, to)
+
+
+@click.command("gradebook")
+@click.option(
+    "--lms",
+    type=click.Choice(["canvas", "moodle", "csv"]),
+    required=True,
+    help="canvas: Canvas's gradebook import CSV; moodle: Moodle's grade import CSV (needs "
+    "--roster); csv: one row per student and assignment with the parts of the points.",
+)
+@click.option("--assignment", default=None, help="The assignment (needed when there are several).")
+@click.option(
+    "--column",
+    default=None,
+    help="The roster's column for the assignment, e.g. 'Homework 2 (4455)'. Default: the "
+    "roster's one column naming the assignment, else the assignment's name.",
+)
+@click.option(
+    "--roster",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The course's own gradebook export from the LMS: its rows and columns are filled.",
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("results") / "grades.sqlite",
+    show_default=True,
+    help="The results store to read.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The file to write.  [default: gradebook-<lms>.csv beside the store]",
+)
+@click.option(
+    "--policy-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The grading policy (points, due dates, late penalty, extensions).  [default: "
+    "policy.toml beside the assignments folder, e.g. course/policy.toml]",
+)
+@assignments_option
+def gradebook_command(
+    lms: str,
+    assignment: str | None,
+    column: str | None,
+    roster: Path | None,
+    store_path: Path,
+    out: Path | None,
+    policy_file: Path | None,
+    assignments: Path | None,
+) -> None:
+    """Write the grades from the results store as a file the LMS imports.
+
+    Points come from the spec's targets and the grading policy; the late penalty is computed
+    now, from each student's submitted_at and the due date (or extension) in force, so moving
+    a due date changes the next export without regrading.
+    """
+    from grader import api
+
+    options = api.GradebookOptions(
+        lms=lms,
+        store=store_path,
+        out=out,
+        assignment=assignment,
+        column=column,
+        roster=roster,
+        policy=policy_file,
+        specs=specs_asked(assignments),
+    )
+    with user_errors():
+        book = api.gradebook(options, log)
+    print_gradebook(book)

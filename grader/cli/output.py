@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from grader.adapters.collect import Report as CollectReport
-    from grader.api import Checked, Interrupted, RunSummary
+    from grader.api import Checked, Gradebook, Interrupted, RunSummary
 
 LOG_LINES = 12  # a failed check's last lines of output
 
@@ -154,6 +154,25 @@ def print_collected(report: CollectReport, to: Path) -> None:
         f"replaced), {len(report.problems)} not placed, {len(set(report.late))} late"
         + _newest_count(report)
     )
+
+
+def print_gradebook(book: Gradebook) -> None:
+    """Where the gradebook went, how many of each status and late, and who did not match."""
+    written = book.written
+    column = f", column {printable(written.column)!r}" if written.column else ""
+    click.echo(f"wrote {written.path}{column}")
+    if written.roster_only:
+        names = ", ".join(printable(n) for n in written.roster_only)
+        click.echo(f"in the roster, no submission ({len(written.roster_only)}): {names}")
+    if written.unmatched:
+        click.echo(
+            f"graded but not in the file ({len(written.unmatched)}; no roster row or no LMS "
+            f"id to match): {', '.join(written.unmatched)}"
+        )
+    counts = dict(book.counts)
+    late = counts.pop("late", 0)
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    click.echo(f"{len(written.points)} rows: {parts or 'none'}; {late} late")
 
 
 def _newest_count(report: CollectReport) -> str:
