@@ -31,10 +31,11 @@ from grader.api.tools import (
 )
 from grader.jobs.context import Settings
 from grader.jobs.environment import environment
+from grader.store.sqlite import RunRequest
 
 __all__ = [
     "CheckOptions", "Checked", "GradescopeOptions", "Interrupted", "LeaderboardOptions", "Log",
-    "RunOptions",
+    "RunOptions", "RunRequest",
     "RunSummary", "Settings", "check", "check_file", "collect_export", "default_workers",
     "environment", "find_specs", "gradescope_build", "gradescope_run", "grading_data",
     "leaderboard", "machine_report", "open_sandbox", "prepare_data", "run", "run_batch",
