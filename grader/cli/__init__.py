@@ -12,6 +12,7 @@ import sys
 import click
 
 from grader import __version__
+from grader.cli.canvas import canvas_push_command
 from grader.cli.course import collect_command, data_command, leaderboard_command, sandbox_command
 from grader.cli.grading import check_command, gradescope_group, run_command
 
@@ -30,6 +31,7 @@ for _command in (
     sandbox_command,
     data_command,
     collect_command,
+    canvas_push_command,
 ):
     main.add_command(_command)
 
