@@ -87,7 +87,7 @@ def run(
     submissions = discover(options.submissions, specs, max_weights)
     only = options.request.only
     if only:
-        submissions = chosen(submissions, only, options.submissions)
+        submissions = _chosen(submissions, only, options.submissions)
         log(f"regrading only {', '.join(only)}, every other row kept as it is")
     # Named students are graded again even if unchanged: that is what a regrade request asks.
     force = options.force or bool(only)
@@ -155,7 +155,7 @@ class Interrupted(KeyboardInterrupt):
         self.board = out / CSV_NAME if (out / CSV_NAME).exists() else None
 
 
-def chosen(submissions: list[Submission], only: tuple[str, ...], root: Path) -> list[Submission]:
+def _chosen(submissions: list[Submission], only: tuple[str, ...], root: Path) -> list[Submission]:
     """The submissions of the students --only names; a name with none is a one-line error
     naming the students whose names are close to it."""
     known = sorted({sub.student for sub in submissions})
@@ -304,7 +304,9 @@ def _executor(
     def key_of(request: GradeRequest) -> CacheKey:
         return cache_key(request.submission, request.context)
 
-    return SlurmExecutor(options.slurm, sandbox, store, run_id, key_of, log)
+    return SlurmExecutor(
+        options.slurm, sandbox, store, run_id, key_of, log, only=options.request.only
+    )
 
 
 def _run_environment(options: RunOptions) -> Environment:
