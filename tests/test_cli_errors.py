@@ -3,6 +3,7 @@ is prepared or any student code runs."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -283,6 +284,25 @@ def test_leaderboard_regenerates_the_csv(tmp_path: Path) -> None:
     assert "alice" in result.stdout and "bob" in result.stdout
 
 
+# --- grader canvas-push ---------------------------------------------------------------------
+
+
+def test_canvas_push_without_the_extra_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "canvasapi", None)  # as if not installed
+    monkeypatch.setenv("CANVAS_TOKEN", "token")
+    gradebook = tmp_path / "gradebook.csv"
+    gradebook.write_text("Student,ID,Homework 2 (4455)\n    Points Possible,,10\nJane,101,9\n")
+    result = invoke(
+        "canvas-push", gradebook, "--url", "https://canvas.example.edu", "--course", "7",
+        "--assignment-id", "4455", "--dry-run",
+    )  # fmt: skip
+    assert_error(
+        result, "pushing grades to Canvas needs canvasapi: pip install 'course-grader[canvas]'"
+    )
+
+
 # --- help -----------------------------------------------------------------------------------
 
 
@@ -323,6 +343,10 @@ def test_leaderboard_regenerates_the_csv(tmp_path: Path) -> None:
             ["data"],
             "Download (if needed), verify and cache the datasets NAMES (default: all), and "
             "MNIST's private hold-out, QMNIST's extra test digits.",
+        ),
+        (
+            ["canvas-push"],
+            "Push the scores in GRADEBOOK, Canvas's gradebook import CSV, to one assignment.",
         ),
     ],
     ids=lambda value: ("-".join(value) or "main") if isinstance(value, list) else "",

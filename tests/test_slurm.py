@@ -32,7 +32,7 @@ from support.layers import LAYER_NAMES, READ_STATUS, assert_status_shows, requir
 from support.paths import REPO
 from support.runs import attempts, options
 
-from grader.api import RunOptions, RunSummary, run
+from grader.api import RunOptions, RunRequest, RunSummary, run
 from grader.cli import main
 from grader.core.results import Status
 from grader.core.spec import Spec
@@ -402,15 +402,7 @@ def test_a_killed_head_started_again_collects_what_finished_and_submits_nothing(
     slurm_cluster: Path, sandbox: Sandbox, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     course = _course(tmp_path, tiny_data_dir)
-    command = [sys.executable, "-m", "grader.cli", "run", *map(str, _cli_args(course))]
-    head = subprocess.Popen(
-        [*command, "--slurm-array-parallelism", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait_until(lambda: (course["out"] / "grades.sqlite").exists() and _attempts_or_none(course))
-    head.send_signal(signal.SIGKILL)
-    head.wait(timeout=60)
+    _kill_the_head_after_one_result(course)
     recorded = attempts(course["out"])
     assert len(recorded) == 1
     # While no head runs, the next task finishes; Slurm keeps running the one after.
@@ -427,6 +419,38 @@ def test_a_killed_head_started_again_collects_what_finished_and_submits_nothing(
     assert [closed for _, _, closed in tasks] == ["result"] * 3
     again = run(_options(course), sandbox, print)
     assert (again.reused, again.graded) == (3, 0)
+
+
+@pytest.mark.slow
+def test_a_regrade_of_one_student_leaves_the_others_tasks_in_slurm(
+    slurm_cluster: Path, sandbox: Sandbox, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    course = _course(tmp_path, tiny_data_dir)
+    _kill_the_head_after_one_result(course)
+    [(first, _)] = attempts(course["out"])
+    second, third = (s for s in STUDENTS if s != first)
+
+    regrade = RunRequest((second,), "regrade request #4")
+    only = run(_options(course, request=regrade), sandbox, print)
+    assert (only.reused, only.graded) == (0, 1)
+    closed = {student: by for student, _, by in _tasks(course["out"])}
+    assert closed == {first: "result", second: "result", third: None}  # still Slurm's
+    rest = run(_options(course), sandbox, print)
+    assert (rest.reused, rest.graded) == (2, 1)
+    assert len(_tasks(course["out"])) == 3  # the third's task collected, never submitted again
+
+
+def _kill_the_head_after_one_result(course: dict[str, Path]) -> None:
+    """A head grading the course one task at a time, killed once a result is recorded."""
+    command = [sys.executable, "-m", "grader.cli", "run", *map(str, _cli_args(course))]
+    head = subprocess.Popen(
+        [*command, "--slurm-array-parallelism", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_until(lambda: (course["out"] / "grades.sqlite").exists() and _attempts_or_none(course))
+    head.send_signal(signal.SIGKILL)
+    head.wait(timeout=60)
 
 
 def _attempts_or_none(course: dict[str, Path]) -> bool:

@@ -32,10 +32,11 @@ from grader.api.tools import (
 )
 from grader.jobs.context import Settings
 from grader.jobs.environment import environment
+from grader.store.sqlite import RunRequest
 
 __all__ = [
     "CheckOptions", "Checked", "Gradebook", "GradebookOptions", "GradescopeOptions",
-    "Interrupted", "LeaderboardOptions", "Log", "RunOptions",
+    "Interrupted", "LeaderboardOptions", "Log", "RunOptions", "RunRequest",
     "RunSummary", "Settings", "check", "check_file", "collect_export", "default_workers",
     "environment", "find_specs", "gradebook",
     "gradescope_build", "gradescope_run", "grading_data",

@@ -3,12 +3,13 @@ Slurm), record each result the moment it is known, regenerate the board and the 
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ import pandas as pd
 
 from grader import __version__
 from grader.api.common import Log, find_specs, grading_data, open_sandbox
+from grader.core.errors import UserError
 from grader.core.machine import DeviceError, cpu, gpus
 from grader.core.results import CacheKey, Environment, Mode, Result, Status
 from grader.core.spec import Spec, SpecsAsked, load_specs
@@ -33,7 +35,7 @@ from grader.publish.reports import REPORTS, build_report, report_folder, write_r
 from grader.sandbox.box import Sandbox, SandboxError, SandboxOptions
 from grader.sandbox.supervise import LOG_TAIL_BYTES
 from grader.sandbox.workspace import remove_stale_workspaces
-from grader.store.sqlite import DB_NAME, Store
+from grader.store.sqlite import DB_NAME, RunRequest, Store
 
 if TYPE_CHECKING:  # importing it for real pulls in submitit, needed only for Slurm runs
     from grader.execute.slurm import SlurmOptions
@@ -62,6 +64,8 @@ class RunOptions:
     device: str = "auto"
     seeds: tuple[int, ...] = ()  # overrides each spec's seeds (--seeds); empty: the specs'
     slurm: SlurmOptions | None = None  # None: grade on this machine (LocalExecutor)
+    # --only and --reason: regrade just these students (forced), saying why in the store.
+    request: RunRequest = field(default_factory=RunRequest)
 
 
 @dataclass(frozen=True)
@@ -81,14 +85,21 @@ def run(
     specs = load_specs(_specs_folder(options, log))
     max_weights = max(s.budgets.weights_bytes for s in specs.values())
     submissions = discover(options.submissions, specs, max_weights)
+    only = options.request.only
+    if only:
+        submissions = _chosen(submissions, only, options.submissions)
+        log(f"regrading only {', '.join(only)}, every other row kept as it is")
+    # Named students are graded again even if unchanged: that is what a regrade request asks.
+    force = options.force or bool(only)
     store = Store(options.out / DB_NAME)
     remove_stale_workspaces()
     _record_students(store, submissions, log)
     contexts = _contexts(specs, {s.assignment for s in submissions}, options, env, log)
-    pending = [s for s in submissions if options.force or not _reusable(store, s, contexts)]
+    pending = [s for s in submissions if force or not _reusable(store, s, contexts)]
     reused = len(submissions) - len(pending)
     log(f"{len(submissions)} submissions: {reused} unchanged and reused, {len(pending)} to grade")
-    run_id = store.begin_run(now(), [str(layer) for layer in sandbox.layers], env)
+    layers = [str(layer) for layer in sandbox.layers]
+    run_id = store.begin_run(now(), layers, env, options.request)
     executor = _executor(options, sandbox, store, run_id, env, log)
     meta = {student: StudentMeta.from_dict(m) for student, m in store.students().items()}
     written = saved = 0
@@ -102,12 +113,13 @@ def run(
         # Rendered while other submissions still grade in their sandboxes.
         written += _write_report(result, specs, options.out, meta, log)
 
-    for result in _baselines(store, contexts, force=options.force):
+    # A regrade of some students leaves the reference rows, like every other row, alone.
+    for result in _baselines(store, {} if only else contexts, force=options.force):
         store.record(result, run_id)
         log(f"baseline {result.assignment}/{result.student}: {_said(result)}")
     try:
         work = [(s, contexts[s.assignment]) for s in pending]
-        grade_all(executor, work, recorded, store, force=options.force)
+        grade_all(executor, work, recorded, store, force=force)
     except BaseException as stop:
         # What the store holds is kept (a run again resumes from it), but not as THE board:
         # OUT/leaderboard.csv stays the last finished run's, this one goes where it says partial.
@@ -120,7 +132,8 @@ def run(
     board = write_leaderboard(store.latest(), specs, options.out, meta)
     _remove_partial(options.out)
     for result in store.latest():  # rows reused from earlier runs whose reports are missing
-        if not _report_path(options.out, result).exists():
+        mine = not only or result.student in only
+        if mine and not _report_path(options.out, result).exists():
             written += _write_report(result, specs, options.out, meta, log)
     for line in refusal_lines(store.latest(), meta):  # known once every row is
         log(line)
@@ -140,6 +153,22 @@ class Interrupted(KeyboardInterrupt):
         self.store = out / DB_NAME
         self.partial = out / PARTIAL / CSV_NAME
         self.board = out / CSV_NAME if (out / CSV_NAME).exists() else None
+
+
+def _chosen(submissions: list[Submission], only: tuple[str, ...], root: Path) -> list[Submission]:
+    """The submissions of the students --only names; a name with none is a one-line error
+    naming the students whose names are close to it."""
+    known = sorted({sub.student for sub in submissions})
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise UserError("; ".join(_unknown(name, known, root) for name in unknown))
+    return [sub for sub in submissions if sub.student in only]
+
+
+def _unknown(name: str, known: list[str], root: Path) -> str:
+    said = f"--only: no student {printable(name)!r} in {root}"
+    near = difflib.get_close_matches(name, known, n=3)
+    return f"{said} (did you mean {', '.join(printable(n) for n in near)}?)" if near else said
 
 
 def _remove_partial(out: Path) -> None:
@@ -275,7 +304,9 @@ def _executor(
     def key_of(request: GradeRequest) -> CacheKey:
         return cache_key(request.submission, request.context)
 
-    return SlurmExecutor(options.slurm, sandbox, store, run_id, key_of, log)
+    return SlurmExecutor(
+        options.slurm, sandbox, store, run_id, key_of, log, only=options.request.only
+    )
 
 
 def _run_environment(options: RunOptions) -> Environment:

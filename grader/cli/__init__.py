@@ -12,6 +12,7 @@ import sys
 import click
 
 from grader import __version__
+from grader.cli.canvas import canvas_push_command
 from grader.cli.course import (
     collect_command,
     data_command,
@@ -37,6 +38,7 @@ for _command in (
     data_command,
     collect_command,
     gradebook_command,
+    canvas_push_command,
 ):
     main.add_command(_command)
 

@@ -28,6 +28,8 @@ from grader.sandbox.box import SandboxOptions
 if TYPE_CHECKING:
     from grader.execute.slurm import SlurmOptions
 
+REASON_CHARS = 200  # --reason: a line such as "regrade request #12, wrong data split"
+
 
 @click.command("run")
 @click.argument("submissions", type=click.Path(path_type=Path))
@@ -52,6 +54,20 @@ if TYPE_CHECKING:
     help="Submissions graded at once.",
 )
 @click.option("--force", is_flag=True, help="Regrade even submissions already in the store.")
+@click.option(
+    "--only",
+    "only_text",
+    default=None,
+    metavar="alice,bob",
+    help="Regrade just these students (even if unchanged); every other row, report and "
+    "weights file is left as it is.",
+)
+@click.option(
+    "--reason",
+    default="",
+    metavar="TEXT",
+    help="Why this run was started (e.g. 'regrade request #12'), kept in the store with it.",
+)
 @click.option(
     "--seeds",
     "seeds_text",
@@ -84,6 +100,8 @@ def run_command(
     device: str,
     workers: int | None,
     force: bool,
+    only_text: str | None,
+    reason: str,
     seeds_text: str | None,
     verify_determinism: bool,
     quiet: bool,
@@ -98,7 +116,8 @@ def run_command(
     OUT/grades.sqlite (except timeouts and crashes, which are graded again). Progress goes to
     stderr: a bar on a terminal, else one line per finished submission. Exits 0 when the batch
     finished, even if some rows failed. Ctrl-C keeps what was graded (the same command again
-    resumes), writes the board so far as OUT/partial/leaderboard.csv and exits 130. With
+    resumes), writes the board so far as OUT/partial/leaderboard.csv and exits 130. --only
+    regrades just the students it names, as a regrade request asks, and --reason says why. With
     --executor slurm, a run started again after an interruption collects the tasks the first
     one left in Slurm.
     """
@@ -120,6 +139,7 @@ def run_command(
         device=device,
         seeds=_seeds(seeds_text),
         slurm=slurm,
+        request=api.RunRequest(_only(only_text), _reason(reason)),
     )
     progress = None if quiet else RunProgress()
     try:
@@ -311,3 +331,22 @@ def _seeds(text: str | None) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise click.ClickException(f"--seeds {text!r}: a seed is named twice")
     return seeds
+
+
+def _only(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise click.ClickException(f"--only {text!r}: expected student ids, as in alice,bob")
+    if len(set(names)) != len(names):
+        raise click.ClickException(f"--only {text!r}: a student is named twice")
+    return names
+
+
+def _reason(text: str) -> str:
+    if len(text) > REASON_CHARS or not text.isprintable():
+        raise click.ClickException(
+            f"--reason: expected one line of at most {REASON_CHARS} printable characters"
+        )
+    return text

@@ -137,11 +137,15 @@ class SlurmExecutor:
         run_id: int,
         key_of: KeyOf,
         log: Log,
+        only: tuple[str, ...] = (),
     ) -> None:
+        """only: the students this run grades (--only); others' tasks are left to a later run.
+        Empty: every student's."""
         slurm_queue.require_commands()
         prepare_shared_dir(options.shared_dir)
         self._options, self._sandbox, self._store = options, sandbox, store
         self._run_id, self._key_of, self._log = run_id, key_of, log
+        self._only = only
         self._shared = options.shared_dir
         self._folder = self._shared / "jobs" / "%j"
         self._waiting: list[_Waiting] = []  # a request each: a task's seeds are waited for apart
@@ -206,6 +210,8 @@ class SlurmExecutor:
         adoptable: dict[Identity, SubmittedTask] = {}
         stale = []
         for task in self._store.open_tasks():  # oldest first
+            if self._only and task.student not in self._only:
+                continue  # a regrade of some students neither cancels nor takes others' tasks
             identity = (task.student, task.assignment, task.key, task.seed)
             if identity in adoptable:
                 stale.append(adoptable[identity])

@@ -191,6 +191,13 @@ def attempts_keep_diagnostic_figures(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN weight_decay REAL")
 
 
+def runs_say_whom_and_why(db: sqlite3.Connection) -> None:
+    """A run that regraded some students only (`--only`) names them, and a run may say why it
+    was started (`--reason`, e.g. a regrade request); runs before say neither."""
+    db.execute("ALTER TABLE runs ADD COLUMN only_students TEXT")  # a JSON list; NULL: everyone
+    db.execute("ALTER TABLE runs ADD COLUMN reason TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -208,6 +215,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_say_where_a_job_stopped", attempts_say_where_a_job_stopped),
     ("attempts_keep_each_seeds_figures", attempts_keep_each_seeds_figures),
     ("attempts_keep_diagnostic_figures", attempts_keep_diagnostic_figures),
+    ("runs_say_whom_and_why", runs_say_whom_and_why),
 ]
 LATEST = len(MIGRATIONS)
 

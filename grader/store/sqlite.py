@@ -56,6 +56,15 @@ class SubmittedTask:
     id: int = 0  # the store's row id; 0 until added
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """Whom a run grades and why, as the person asked: `--only` students (empty: everyone)
+    and a `--reason` (a regrade request), kept with the run."""
+
+    only: tuple[str, ...] = ()
+    reason: str = ""
+
+
 class StoreError(UserError):
     """The store cannot be opened or written; the message says which file and why."""
 
@@ -94,18 +103,28 @@ class Store:
                     raise
                 time.sleep(0.05)
 
-    def begin_run(self, started_at: str, layers: list[str], environment: Environment) -> int:
-        """Log a run as it starts: when, which isolation layers, where. Returns its id."""
+    def begin_run(
+        self,
+        started_at: str,
+        layers: list[str],
+        environment: Environment,
+        request: RunRequest = RunRequest(),
+    ) -> int:
+        """Log a run as it starts: when, which isolation layers, where, for whom and why.
+        Returns its id."""
+        only = json.dumps(list(request.only)) if request.only else None
         with self._connect() as db:
             cursor = db.execute(
-                "INSERT INTO runs (started_at, grader_version, torch_version, device, sandbox) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO runs (started_at, grader_version, torch_version, device, sandbox, "
+                "only_students, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     started_at,
                     __version__,
                     environment.torch_version,
                     environment.device,
                     json.dumps(layers),
+                    only,
+                    request.reason,
                 ),
             )
         assert cursor.lastrowid is not None
