@@ -83,9 +83,10 @@ def main() -> int:
         f"grader run on {args.n} copies of the HAR starter, seeds {args.seeds}, baselines "
         f"{'graded' if args.baselines else 'not run'}, reports on, {args.rounds} round(s):"
     )
-    for name, values in figures.items():
-        per_minute = 60 * args.n / statistics.median(values)
-        print(f"  {name:7s} {spread(values)}  {per_minute:6.1f} submissions/min")
+    for name in names:
+        per_minute = 60 * args.n / statistics.median(figures[name])
+        print(f"  {name:7s} {spread(figures[name])}  {per_minute:6.1f} submissions/min")
+    print(f"  import torch {spread(figures['import torch'])}")
     for slow, fast in (("warm-1", "warm-2"), ("cold-1", "cold-2"), ("cold-1", "warm-1"),
                        ("cold-2", "warm-2")):  # fmt: skip
         if slow in figures and fast in figures:
