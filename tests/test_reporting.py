@@ -31,10 +31,20 @@ def test_a_report_written_beside_the_grading_is_the_one_written_in_line(tmp_path
         assert (folder / name).read_bytes() == (tmp_path / "in-line" / name).read_bytes(), name
 
 
-def test_a_row_submitted_this_run_is_not_drawn_again_as_missing(tmp_path: Path) -> None:
+def test_a_row_submitted_this_run_is_not_drawn_again_as_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawing = threading.Event()
+
+    def slow_build(*args: object) -> object:  # still drawing when the run looks for missing ones
+        drawing.wait(timeout=30)
+        return build_report(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reporting, "build_report", slow_build)
     writer = ReportWriter(SPECS, tmp_path, {}, print)
     writer.submit(detailed())
-    writer.missing([detailed()])  # its file may not exist yet: it is still being drawn
+    writer.missing([detailed()])  # its file does not exist yet
+    drawing.set()
     assert writer.finish() == 1
     again = ReportWriter(SPECS, tmp_path, {}, print)
     again.missing([detailed()])  # written by the run before
