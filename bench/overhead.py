@@ -1,11 +1,16 @@
-"""Per-submission time outside student training, warm and cold, against a bare `import torch`.
+"""Per-submission time outside student training, warm and cold, against a bare `import torch`
+and against the training itself.
 
-Grades the HAR starter (or --file) one submission at a time through the library, as `grader run`
-does, alternating jobs forked from warm processes and fresh processes; each figure is the whole
-grading's wall time minus the training time the job measured. A bare `python -c "import torch"`
-is timed in the same rounds, as the yardstick.
+Grades the HAR starter (or --file) one submission on one seed at a time through the library, as
+`grader run` does, alternating jobs forked from warm processes and fresh processes, and writes
+its report (pictures, HTML, Markdown) in line, after the grading: the report's whole cost,
+though `grader run` draws it beside the next submission's training. Each figure is the wall time
+of grading and report minus the training time the job measured. A bare `python -c "import
+torch"` is timed in the same rounds, as the yardstick. No baselines run (they are graded once
+per spec and data, not per submission).
 
     python bench/overhead.py --data-dir ../shared/data [--rounds 5] [--epochs N] [--file F]
+        [--seed 0] [--no-reports]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from grader.data.registry import default_cache_dir, default_data_dir
 from grader.jobs.context import Settings, make_context
 from grader.jobs.environment import environment
 from grader.jobs.grade import grade
+from grader.publish.reports import build_report, write_report
 from grader.sandbox.box import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,12 +46,15 @@ def main() -> int:
     parser.add_argument("--file", type=Path, default=REPO / "starter" / "har.py")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None, help="override HPARAMS epochs")
+    parser.add_argument("--seed", type=int, default=0, help="the one seed graded")
+    parser.add_argument("--no-reports", action="store_true", help="time the grading alone")
     args = parser.parse_args()
 
     name = args.file.stem
     spec = load_spec(PACKAGED / f"{name}.toml")
     data = grading_data(spec, args.data_dir, args.cache_dir)
-    ctx = make_context(spec, data, environment(), Settings())
+    ctx = make_context(spec, data, environment(), Settings(seeds=(args.seed,)))
+    training: list[float] = []
     with tempfile.TemporaryDirectory() as folder, Sandbox(warm=True) as warm:
         source = _student_copy(args.file, Path(folder), args.epochs)
         submission = from_file(source, name, spec.budgets.weights_bytes)
@@ -57,7 +66,10 @@ def main() -> int:
                 result = grade(submission, ctx, sandbox)
                 if not result.ok:
                     raise SystemExit(f"grading failed: {result.message}")
-                return time.perf_counter() - started - (result.train_seconds or 0.0)
+                if not args.no_reports:
+                    write_report(build_report(result, spec), Path(folder) / "reports")
+                training.append(result.train_seconds or 0.0)
+                return time.perf_counter() - started - training[-1]
 
             figures = interleaved(
                 {
@@ -67,7 +79,11 @@ def main() -> int:
                 },
                 args.rounds,
             )
-    print(f"per submission, outside training ({args.file.name}, {args.rounds} rounds):")
+    reports = "without reports" if args.no_reports else "reports included"
+    print(
+        f"per submission, outside training ({args.file.name}, seed {args.seed}, no baselines, "
+        f"{reports}, {args.rounds} rounds):"
+    )
     for way, values in figures.items():
         print(f"  {way:13s} {spread(values)}")
     for a, b in (("warm", "import torch"), ("cold", "import torch"), ("warm", "cold")):
@@ -75,6 +91,10 @@ def main() -> int:
     share = statistics.median(
         w / t for w, t in zip(figures["warm"], figures["import torch"], strict=False)
     )
+    trained = statistics.median(training)
+    for way in ("warm", "cold"):
+        share_of_training = statistics.median(figures[way]) / trained
+        print(f"  {way} / the students' training ({trained:.3f} s): {share_of_training:.3f}")
     verdict = "met" if share < TARGET else "NOT met"
     print(f"target: warm overhead below {TARGET:.0%} of a bare import torch: {verdict}")
     return 0

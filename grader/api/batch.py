@@ -17,6 +17,7 @@ import pandas as pd
 
 from grader import __version__
 from grader.api.common import Log, find_specs, grading_data, open_sandbox
+from grader.api.reporting import ReportWriter
 from grader.core.errors import UserError
 from grader.core.machine import DeviceError, cpu, gpus
 from grader.core.results import CacheKey, Environment, Mode, Result, Status
@@ -31,7 +32,7 @@ from grader.jobs.seeds import combine
 from grader.protocol import MESSAGE_CHARS
 from grader.publish.anonymize import refusal_lines
 from grader.publish.board import CSV_NAME, PLOT_NAME, write_leaderboard
-from grader.publish.reports import REPORTS, build_report, report_folder, write_report
+from grader.publish.reports import REPORTS
 from grader.sandbox.box import Sandbox, SandboxError, SandboxOptions
 from grader.sandbox.supervise import LOG_TAIL_BYTES
 from grader.sandbox.workspace import remove_stale_workspaces
@@ -102,16 +103,16 @@ def run(
     run_id = store.begin_run(now(), layers, env, options.request)
     executor = _executor(options, sandbox, store, run_id, env, log)
     meta = {student: StudentMeta.from_dict(m) for student, m in store.students().items()}
-    written = saved = 0
+    reports = ReportWriter(specs, options.out, meta, log)
+    saved = 0
 
     def recorded(result: Result, done: int) -> None:
-        nonlocal written, saved
+        nonlocal saved
         store.record(result, run_id)
         saved = done
         if progress:
             progress(result, done, len(pending))
-        # Rendered while other submissions still grade in their sandboxes.
-        written += _write_report(result, specs, options.out, meta, log)
+        reports.submit(result)  # drawn while other submissions still grade
 
     # A regrade of some students leaves the reference rows, like every other row, alone.
     for result in _baselines(store, {} if only else contexts, force=options.force):
@@ -121,6 +122,7 @@ def run(
         work = [(s, contexts[s.assignment]) for s in pending]
         grade_all(executor, work, recorded, store, force=force)
     except BaseException as stop:
+        reports.abandon()
         # What the store holds is kept (a run again resumes from it), but not as THE board:
         # OUT/leaderboard.csv stays the last finished run's, this one goes where it says partial.
         write_leaderboard(store.latest(), specs, options.out / PARTIAL, meta)
@@ -131,12 +133,11 @@ def run(
         executor.close()
     board = write_leaderboard(store.latest(), specs, options.out, meta)
     _remove_partial(options.out)
-    for result in store.latest():  # rows reused from earlier runs whose reports are missing
-        mine = not only or result.student in only
-        if mine and not _report_path(options.out, result).exists():
-            written += _write_report(result, specs, options.out, meta, log)
+    # rows reused from earlier runs whose reports are missing (a regrade: its students' only)
+    reports.missing([r for r in store.latest() if not only or r.student in only])
     for line in refusal_lines(store.latest(), meta):  # known once every row is
         log(line)
+    written = reports.finish()
     store.finish_run(run_id, now(), len(pending), reused)
     return RunSummary(
         board, len(pending), reused, options.out / CSV_NAME, options.out / REPORTS, written
@@ -190,24 +191,6 @@ def _record_students(store: Store, submissions: list[Submission], log: Log) -> N
         for reason in sub.meta.ignored:
             log(f"{sub.student}/student.toml: ignored: {reason}")
     store.record_students(metadata, now())
-
-
-def _report_path(out: Path, result: Result) -> Path:
-    return report_folder(out, result.student, result.kind) / f"{result.assignment}.html"
-
-
-def _write_report(
-    result: Result, specs: dict[str, Spec], out: Path, meta: dict[str, StudentMeta], log: Log
-) -> int:
-    """Write one row's report; a report that cannot be written is said, not fatal."""
-    try:
-        report = build_report(result, specs.get(result.assignment), meta.get(result.student))
-        write_report(report, report_folder(out, result.student, result.kind))
-    except Exception as exc:  # a report is an extra: never lose the run over one
-        reason = exc.strerror if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-        log(f"warning: no report for {result.student}/{result.assignment}: {reason}")
-        return 0
-    return 1
 
 
 def grade_all(
