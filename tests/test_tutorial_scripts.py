@@ -4,10 +4,13 @@ says what happened and what to do, pinned here as the student reads it."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
+import pytest
 from support.course import HAR
 from support.grading import GOOD_HAR, GradeSource
+from support.paths import REPO
 
 from grader.core.results import Status
 from grader.core.spec import Spec
@@ -237,3 +240,51 @@ def test_what_was_printed_before_a_hang_is_in_the_output_tail(grade_source: Grad
     result = grade_source(source, timeout_seconds=6)
     assert result.status is Status.TIMEOUT
     assert "Train Epoch: 1 [0/120 (0%)]\tLoss: 1.791759" in result.log_tail
+
+
+# What tutorials do that the handouts now allow: a progress bar, torchvision's transforms,
+# a checkpoint saved to the working folder.
+TUTORIAL_HABITS = (
+    GOOD_HAR
+    + """
+import torch.nn.functional as F
+from torchvision import transforms
+from tqdm import tqdm
+
+
+def train(model, train_set, hparams):
+    loader = torch.utils.data.DataLoader(train_set, batch_size=hparams["batch_size"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=hparams["lr"])
+    noise = transforms.Compose([transforms.Lambda(lambda x: x + 0.01 * torch.randn_like(x))])
+    for epoch in range(hparams["epochs"]):
+        for x, y in tqdm(loader, desc=f"epoch {epoch}"):
+            optimizer.zero_grad()
+            F.cross_entropy(model(noise(x)), y).backward()
+            optimizer.step()
+        torch.save(model.state_dict(), "checkpoint.pt")
+"""
+)
+
+
+def test_tqdm_torchvision_transforms_and_a_checkpoint_grade_ok(
+    grade_source: GradeSource,
+) -> None:
+    result = grade_source(TUTORIAL_HABITS)
+    assert result.status is Status.OK, result.message
+
+
+def _starter_loop(name: str) -> str:
+    """The starter's commented train() example, uncommented."""
+    lines = (REPO / "starter" / f"{name}.py").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.endswith("Uncomment to try it:"))
+    block = itertools.takewhile(lambda line: line.startswith("#"), lines[start + 2 :])
+    return "\n".join(line.removeprefix("#").removeprefix(" ") for line in block)
+
+
+@pytest.mark.parametrize("name", ["har", "mnist"])
+def test_the_starters_train_example_draws_curves(grade_source: GradeSource, name: str) -> None:
+    source = GOOD_HAR + "\nimport torch.nn.functional as F\n\n" + _starter_loop(name) + "\n"
+    result = grade_source(source)
+    assert result.status is Status.OK, result.message
+    assert [record["epoch"] for record in result.history] == [1, 2]
+    assert all(record["loss"] is not None for record in result.history)
