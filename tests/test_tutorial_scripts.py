@@ -288,3 +288,35 @@ def test_the_starters_train_example_draws_curves(grade_source: GradeSource, name
     assert result.status is Status.OK, result.message
     assert [record["epoch"] for record in result.history] == [1, 2]
     assert all(record["loss"] is not None for record in result.history)
+
+
+def _handout_buffers_example() -> str:
+    """The HAR handout's example of state kept in buffers, as the student copies it."""
+    text = (REPO / "course" / "handouts" / "har.md").read_text()
+    after = text.split("### Everything the model needs must be in its state_dict", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_handouts_buffers_example_keeps_its_state(grade_source: GradeSource) -> None:
+    example = _handout_buffers_example().replace(
+        "    ...  # then train as usual\n",
+        "    optimizer = torch.optim.Adam(model.parameters(), lr=hparams['lr'])\n"
+        "    x, y = train_set.tensors\n"
+        "    for step in range(hparams['epochs'] * 30):\n"
+        "        optimizer.zero_grad()\n"
+        "        torch.nn.functional.cross_entropy(model(x), y).backward()\n"
+        "        optimizer.step()\n",
+    )
+    source = (
+        "import torch\nfrom torch import nn\n\n"
+        'HPARAMS = {"epochs": 5, "batch_size": 120, "lr": 0.01}\n\n'
+        + example
+        + "\n\ndef build_model(input_shape, num_classes):\n"
+        "    return Net(input_shape[0], num_classes)\n"
+    )
+    result = grade_source(source)
+    assert result.status is Status.OK, result.message
+    assert result.trained_accuracy is not None and result.train_accuracy is not None
+    assert result.trained_accuracy > 0.9
+    assert abs(result.trained_accuracy - result.train_accuracy) < 0.05
+    assert all(f.kind != "state_not_saved" for f in diagnose(result, None))
