@@ -6,8 +6,9 @@ code that training numbers cannot reveal on their own: state train() fitted that
 state_dict lacks (the training child's own accuracy far above the evaluated model's), outputs
 that are already probabilities, a loss that went negative, predictions that change on the same
 input. Any of them is named alone, because until it is fixed the gap and the loss curve
-describe the mistake, not the model. Otherwise the row is read for overfitting, underfitting, a learning rate that is too high and
-accuracy that swings between epochs, with no advice that another finding's advice contradicts.
+describe the mistake, not the model. Otherwise the row is read for overfitting, underfitting, a
+learning rate that is too high and accuracy that swings between epochs, with no advice that
+another finding's advice contradicts.
 Failed rows say what failed and how to fix it. The per-epoch history is the training child's own
 account, so it only ever adds advice; the grader's measured accuracies decide everything else.
 """
