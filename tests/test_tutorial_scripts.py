@@ -271,6 +271,13 @@ def test_tqdm_torchvision_transforms_and_a_checkpoint_grade_ok(
 ) -> None:
     result = grade_source(TUTORIAL_HABITS)
     assert result.status is Status.OK, result.message
+    # a loop of their own that does not call report_epoch: the report says how to get curves
+    markdown = render_markdown(build_report(result, HAR, pictures=False))
+    assert (
+        "No per-epoch record: a custom train() can report each epoch by taking a report_epoch "
+        "parameter and calling report_epoch(loss=..., accuracy=...) once per epoch: the "
+        "starter ends with such a loop, commented out (see the handout)."
+    ) in markdown
 
 
 def _starter_loop(name: str) -> str:
