@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -45,6 +45,8 @@ ATTESTATION_BYTES = 16_000
 REPORT_BYTES = 256_000
 MAX_HISTORY = 1000  # epochs a report may describe
 MAX_CHECKS = 64  # contract checks a report may list
+MAX_OWN_HPARAMS = 32  # a student's own HPARAMS keys (and warnings) a report may list
+OWN_HPARAM_CHARS = 60
 CHECK_NAME_CHARS = 64
 HPARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # a loss's or a scheduler's name
 
@@ -66,6 +68,16 @@ SCORES = "scores.npy"  # eval: class scores, one row per row of EVAL_INPUTS
 VIEW_IN, VIEW_OUT = "/job/in", "/job/out"
 # Namespaces a job must not share with the grader when the namespaces layer is on.
 NAMESPACES = ("ipc", "mnt", "net", "pid", "uts")
+# RLIMIT_CPU's hard limit is this far above its soft one: the soft limit sends SIGXCPU, which
+# the grader reads as "used up its CPU time"; a hard limit equal to it would send SIGKILL first.
+CPU_GRACE_SECONDS = 5
+
+
+def rlimit_pair(name: str, value: int) -> tuple[int, int]:
+    """The (soft, hard) pair a job's rlimit is set to."""
+    return (value, value + CPU_GRACE_SECONDS) if name == "RLIMIT_CPU" else (value, value)
+
+
 # The rlimits a child reports; RLIMIT_NPROC is only set where the job has a uid of its own.
 RLIMITS = (
     "RLIMIT_DATA",
@@ -315,6 +327,11 @@ class ChildReport:
     weight_decay: float | None = None
     # eval: the share of its first batch of inputs whose outputs changed when predicted again
     changed_outputs: float | None = None
+    # train: the model's accuracy on a sample of the training inputs right after training; the
+    # student's own HPARAMS keys with their values, shortened; warnings about those keys.
+    trained_accuracy: float | None = None
+    own_hparams: dict[str, str] = field(default_factory=dict)
+    hparam_warnings: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         report = asdict(self)
@@ -343,7 +360,27 @@ class ChildReport:
             scheduler=_name(raw.get("scheduler")),
             changed_outputs=_share(raw.get("changed_outputs")),
             weight_decay=_number(raw.get("weight_decay")),
+            trained_accuracy=_share(raw.get("trained_accuracy")),
+            own_hparams=_own_hparams(raw.get("own_hparams")),
+            hparam_warnings=_texts(raw.get("hparam_warnings")),
         )
+
+
+def _own_hparams(value: Any) -> dict[str, str]:
+    """Up to MAX_OWN_HPARAMS string pairs, each one short line; anything else is dropped."""
+    if not isinstance(value, dict):
+        return {}
+    pairs = [(k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str)]
+    return {
+        one_line(k, OWN_HPARAM_CHARS): one_line(v, OWN_HPARAM_CHARS)
+        for k, v in pairs[:MAX_OWN_HPARAMS]
+    }
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    """Up to MAX_OWN_HPARAMS messages, each one line."""
+    items = value[:MAX_OWN_HPARAMS] if isinstance(value, list) else []
+    return tuple(one_line(v, MESSAGE_CHARS) for v in items if isinstance(v, str))
 
 
 def _integer(value: Any) -> int | None:
@@ -374,8 +411,9 @@ def _number(value: Any) -> float | None:
 
 def child_argv(python: str, args: list[str]) -> list[str]:
     """A cold child's command line; a warm one is forked with the same args (see child_args)."""
-    # -s: no user site-packages; -B: no .pyc written; -P: the working folder is not importable.
-    return [python, "-s", "-B", "-P", "-m", "grader.child", *args]
+    # -s: no user site-packages; -B: no .pyc written; -P: the working folder is not importable;
+    # -u: unbuffered, so what the student printed is in the log even when the job is killed.
+    return [python, "-s", "-B", "-P", "-u", "-m", "grader.child", *args]
 
 
 def child_args(phase: Phase, in_dir: str, out_dir: str, attest_fd: int, go_fd: int) -> list[str]:
@@ -410,6 +448,9 @@ def child_env(threads: int) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
+        # A job killed at its limit keeps its output tail: nothing waits in a buffer (a warm
+        # job is forked from a process started with this environment, so it holds there too).
+        "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": count,
         "MKL_NUM_THREADS": count,
         "CUBLAS_WORKSPACE_CONFIG": ":4096:8",

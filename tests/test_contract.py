@@ -15,10 +15,12 @@ from torch import nn
 from grader.child.contract import (
     ContractError,
     HParams,
+    hparam_warnings,
     model_checks,
     module_checks,
     parse_hparams,
     run_checks,
+    shown_own,
 )
 from grader.child.hparams import optimizers
 
@@ -85,19 +87,16 @@ def test_valid_edges_are_accepted(extra: dict[str, Any]) -> None:
 HPARAM_ERRORS = [
     ([1, 2], "HPARAMS must be a dict"),
     (None, "HPARAMS must be a dict"),
-    (
-        {**VALID, "epoch": 3},
-        "HPARAMS has unknown key 'epoch' (known: batch_size, early_stopping, epochs, loss, lr, "
-        "momentum, optimizer, optimizer_args, scheduler, scheduler_args, validation_split, "
-        "weight_decay)",
-    ),
-    (
-        {**VALID, "zeta": 1, "alpha": 2},
-        "HPARAMS has unknown key 'alpha' (known: batch_size, early_stopping, epochs, loss, lr, "
-        "momentum, optimizer, optimizer_args, scheduler, scheduler_args, validation_split, "
-        "weight_decay)",
-    ),
+    ({**VALID, 1: "x"}, "HPARAMS keys must be strings, not 1"),
     ({"batch_size": 32, "lr": 0.01}, "HPARAMS is missing 'epochs'"),
+    (
+        {"epoch": 3, "batch_size": 32, "lr": 0.01},
+        "HPARAMS is missing 'epochs' (is your 'epoch' meant to be it?)",
+    ),
+    (
+        {"epochs": 3, "batch_size": 32, "learning_rate": 0.01},
+        "HPARAMS is missing 'lr' (is your 'learning_rate' meant to be it?)",
+    ),
     ({"epochs": 3, "lr": 0.01}, "HPARAMS is missing 'batch_size'"),
     ({"epochs": 3, "batch_size": 32}, "HPARAMS is missing 'lr'"),
     ({**VALID, "epochs": 11}, "HPARAMS['epochs'] must be an integer from 1 to 10, not 11"),
@@ -140,9 +139,25 @@ def test_bad_hparams(raw: Any, message: str) -> None:
     assert str(info.value) == message
 
 
-def test_unknown_keys_of_mixed_types_are_a_contract_error() -> None:
-    with pytest.raises(ContractError, match=r"^HPARAMS has unknown key"):
-        parse_hparams({**VALID, 1: "x", "zeta": 2}, 10)
+def test_students_own_keys_pass_through_and_only_misspellings_warn() -> None:
+    raw = {**VALID, "gamma": 0.7, "step_size": 1, "learning_rate": 0.1, "Batch_Size": 8}
+    assert parse_hparams(raw, 10) == parse_hparams(VALID, 10)
+    assert shown_own(raw) == {
+        "gamma": "0.7",
+        "step_size": "1",
+        "learning_rate": "0.1",
+        "Batch_Size": "8",
+    }
+    assert hparam_warnings(raw) == [
+        "HPARAMS['learning_rate'] looks like a misspelling of 'lr': the grader reads 'lr' "
+        "(your own keys reach your train() unchanged)",
+        "HPARAMS['Batch_Size'] looks like a misspelling of 'batch_size': the grader reads "
+        "'batch_size' (your own keys reach your train() unchanged)",
+    ]
+
+
+def test_an_own_value_is_shown_shortened() -> None:
+    assert shown_own({**VALID, "notes": "x" * 100}) == {"notes": repr("x" * 100)[:40]}
 
 
 # --- module checks --------------------------------------------------------------------------
@@ -159,7 +174,44 @@ def test_module_checks_pass_on_a_complete_module() -> None:
 
 def test_optional_train_is_checked_when_present() -> None:
     module = fake_module(build_model=build_linear, HPARAMS=dict(VALID), train=lambda *a: None)
-    assert run_checks(module_checks(module, 10))[-1] == "train_is_callable"
+    assert run_checks(module_checks(module, 10))[-2:] == ["train_is_callable", "train_signature"]
+
+
+def clashing_train(model, loader, criterion, optimizer, epoch):  # type: ignore[no-untyped-def]
+    """A tutorial's per-epoch train(), as the student kept it."""
+
+
+@pytest.mark.parametrize(
+    ("train", "passes"),
+    [
+        (lambda model, train_set, hparams: None, True),
+        (lambda model, train_set, hparams, report_epoch: None, True),
+        (lambda model, train_set, hparams, report_epoch=None, verbose=False: None, True),
+        (lambda *args, **kwargs: None, True),
+        (clashing_train, False),
+        (lambda model, train_set: None, False),
+    ],
+)
+def test_train_signature(train: Any, passes: bool) -> None:
+    module = fake_module(build_model=build_linear, HPARAMS=dict(VALID), train=train)
+    if passes:
+        run_checks(module_checks(module, 10))
+        return
+    with pytest.raises(ContractError, match=r"^check train_signature failed: your train\("):
+        run_checks(module_checks(module, 10))
+
+
+def test_a_clashing_train_is_named_with_its_line() -> None:
+    module = fake_module(build_model=build_linear, HPARAMS=dict(VALID), train=clashing_train)
+    line = clashing_train.__code__.co_firstlineno
+    with pytest.raises(ContractError) as info:
+        run_checks(module_checks(module, 10))
+    assert str(info.value) == (
+        "check train_signature failed: your train(model, loader, criterion, optimizer, epoch) "
+        f"on line {line} is not the grader's train(model, train_set, hparams[, report_epoch]), "
+        "which it calls to train your model; rename yours (e.g. train_epoch) and call it from "
+        "a train(model, train_set, hparams)"
+    )
 
 
 @pytest.mark.parametrize("name", ["har", "mnist"])

@@ -237,7 +237,7 @@ def test_the_contract_checks_the_child_ran_are_kept(grade_source: GradeSource) -
     assert result.checks == [{"name": name, "passed": True} for name in CHECKS]
     with_train = GOOD_HAR + "\ndef train(model, train_set, hparams):\n    pass\n"
     assert [c["name"] for c in grade_source(with_train).checks] == [
-        *CHECKS[:3], "train_is_callable", *CHECKS[3:]]  # fmt: skip
+        *CHECKS[:3], "train_is_callable", "train_signature", *CHECKS[3:]]  # fmt: skip
 
 
 def test_a_failed_check_is_kept_with_those_before_it(grade_source: GradeSource) -> None:

@@ -24,7 +24,7 @@ from support.layers import LAYER_NAMES, READ_STATUS, assert_status_shows, requir
 from support.paths import REPO
 
 from grader.core.results import Result, Status
-from grader.protocol import PROTOCOL_VERSION, Attestation
+from grader.protocol import PROTOCOL_VERSION, Attestation, rlimit_pair
 from grader.sandbox.box import Sandbox, SandboxError
 from grader.sandbox.leases import JOB_UIDS
 from grader.sandbox.probe import seccomp_library
@@ -197,7 +197,7 @@ def test_confine_applies_rlimits_and_seccomp(sandbox: Sandbox, nproc: int | None
     attested = probe["attested"]
     assert isinstance(attested, dict)
     assert attested["seccomp"] == 2 and attested["no_new_privs"] == 1
-    expected = {name: [value, value] for name, value in rlimits.items()}
+    expected = {name: list(rlimit_pair(name, value)) for name, value in rlimits.items()}
     if nproc is None:  # only meaningful for a uid of the job's own, so left as it was
         expected["RLIMIT_NPROC"] = list(resource.getrlimit(resource.RLIMIT_NPROC))
     assert attested["rlimits"] == expected

@@ -14,7 +14,7 @@ import resource
 from types import ModuleType
 
 from grader.child import landlock
-from grader.protocol import NAMESPACES, RLIMITS, Attestation, Confinement
+from grader.protocol import NAMESPACES, RLIMITS, Attestation, Confinement, rlimit_pair
 
 DENIED_SYSCALLS = (
     "ptrace",
@@ -83,7 +83,7 @@ def confine(confinement: Confinement) -> landlock.Applied | None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     for name, value in confinement.rlimits.items():
         try:
-            resource.setrlimit(getattr(resource, name), (value, value))
+            resource.setrlimit(getattr(resource, name), rlimit_pair(name, value))
         except (ValueError, OSError, AttributeError) as exc:
             raise ConfinementError("limits", f"cannot set {name} to {value} ({exc})") from None
     applied = None

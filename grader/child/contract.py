@@ -3,22 +3,33 @@ checks). They run inside the sandboxed child, against the imported student modul
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import torch
 
+from grader.child.epochs import CALLBACK
+
 # HPARAMS has a module of its own; its names are part of the contract's.
-from grader.child.hparams import ContractError, HParams, parse_hparams
+from grader.child.hparams import (
+    ContractError,
+    HParams,
+    hparam_warnings,
+    parse_hparams,
+    shown_own,
+)
 
 __all__ = [
     "ContractError",
     "HParams",
+    "hparam_warnings",
     "model_checks",
     "module_checks",
     "parse_hparams",
     "run_checks",
+    "shown_own",
 ]
 
 Check = tuple[str, Callable[[], None]]
@@ -31,6 +42,7 @@ def module_checks(module: ModuleType, max_epochs: int) -> Iterator[Check]:
     yield "hparams_valid", lambda: _require_hparams(module, max_epochs)
     if hasattr(module, "train"):
         yield "train_is_callable", lambda: _require_callable(module, "train")
+        yield "train_signature", lambda: _require_train_signature(module.train)
 
 
 def model_checks(model: Any, input_shape: tuple[int, ...], num_classes: int) -> Iterator[Check]:
@@ -59,6 +71,28 @@ def _require_hparams(module: ModuleType, max_epochs: int) -> None:
 def _require_callable(module: ModuleType, name: str) -> None:
     if not callable(getattr(module, name, None)):
         raise ContractError(f"the module must define a function {name}()")
+
+
+def _require_train_signature(train: Callable[..., Any]) -> None:
+    """Tutorials name their per-epoch function `train` too (`train(model, loader, criterion,
+    optimizer, epoch)`); the grader would call it with three arguments and the student would
+    read a TypeError about arguments they never saw passed."""
+    try:
+        signature = inspect.signature(train)
+    except (TypeError, ValueError):  # a builtin or an odd callable: the call itself will tell
+        return
+    try:
+        # report_epoch, if named, is passed by keyword (grader.child.epochs)
+        extra = {CALLBACK: None} if CALLBACK in signature.parameters else {}
+        signature.bind(None, None, None, **extra)
+    except TypeError:
+        code = getattr(train, "__code__", None)
+        where = f" on line {code.co_firstlineno}" if code is not None else ""
+        raise ContractError(
+            f"your train{signature}{where} is not the grader's train(model, train_set, "
+            "hparams[, report_epoch]), which it calls to train your model; rename yours "
+            "(e.g. train_epoch) and call it from a train(model, train_set, hparams)"
+        ) from None
 
 
 def _require_dict(module: ModuleType, name: str) -> None:

@@ -10,6 +10,7 @@ Every message names the HPARAMS key to fix.
 from __future__ import annotations
 
 import collections.abc as abc
+import difflib
 import inspect
 import math
 import typing
@@ -32,6 +33,12 @@ OPTIMIZER_KEYS = ("lr", "weight_decay", "momentum")
 # Schedules defined per optimizer step; all others step once per epoch.
 PER_BATCH = frozenset({"onecyclelr", "cycliclr"})
 MAX_VALIDATION_SPLIT = 0.5
+REQUIRED = ("epochs", "batch_size", "lr")
+# Students' own keys pass through to their train(); one that looks like a misspelt known key is
+# warned about. Close spellings are found by difflib; these are names no spelling is close to.
+SYNONYMS = {"learning_rate": "lr", "learningrate": "lr"}
+CLOSE = 0.85  # difflib's ratio: epoch/epochs and batchsize/batch_size, not step_size/batch_size
+SHOWN_VALUE_CHARS = 40
 
 NOT_OFFERED = {
     "lbfgs": "it needs a closure that recomputes the loss; write your own train() for it",
@@ -88,15 +95,15 @@ class HParams:
 def parse_hparams(raw: Any, max_epochs: int) -> HParams:
     if not isinstance(raw, dict):
         raise ContractError("HPARAMS must be a dict")
-    known = set(HParams.__dataclass_fields__)
-    unknown = sorted(set(raw) - known, key=str)
-    if unknown:
-        raise ContractError(
-            f"HPARAMS has unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
-        )
-    for key in ("epochs", "batch_size", "lr"):
+    strange = [key for key in raw if not isinstance(key, str)]
+    if strange:
+        raise ContractError(f"HPARAMS keys must be strings, not {strange[0]!r}")
+    for key in REQUIRED:
         if key not in raw:
-            raise ContractError(f"HPARAMS is missing {key!r}")
+            meant = [own for own in own_keys(raw) if misspelt(own) == key]
+            hint = f" (is your {meant[0]!r} meant to be it?)" if meant else ""
+            raise ContractError(f"HPARAMS is missing {key!r}{hint}")
+    raw = {key: value for key, value in raw.items() if key in KNOWN}
     hp = HParams(**raw)
     _require_int("epochs", hp.epochs, 1, max_epochs)
     _require_int("batch_size", hp.batch_size, 1, 1_000_000)
@@ -124,6 +131,41 @@ def parse_hparams(raw: Any, max_epochs: int) -> HParams:
             "scheduler_args": scheduler_args,
         }
     )
+
+
+KNOWN = frozenset(HParams.__dataclass_fields__)
+
+
+def own_keys(raw: dict[str, Any]) -> list[str]:
+    """The student's own HPARAMS keys: the grader's loop never reads them, their train() does."""
+    return [key for key in raw if key not in KNOWN]
+
+
+def shown_own(raw: dict[str, Any]) -> dict[str, str]:
+    """The student's own keys with their values as written, shortened, for the report."""
+    return {key: repr(raw[key])[:SHOWN_VALUE_CHARS] for key in own_keys(raw)}
+
+
+def misspelt(key: str) -> str | None:
+    """The known key this one looks like a misspelling of, if any."""
+    lowered = key.lower()
+    if lowered in SYNONYMS:
+        return SYNONYMS[lowered]
+    close = difflib.get_close_matches(lowered, sorted(KNOWN), n=1, cutoff=CLOSE)
+    return close[0] if close else None
+
+
+def hparam_warnings(raw: dict[str, Any]) -> list[str]:
+    """One warning per own key that looks like a misspelt known one."""
+    warnings = []
+    for key in own_keys(raw):
+        meant = misspelt(key)
+        if meant is not None:
+            warnings.append(
+                f"HPARAMS[{key!r}] looks like a misspelling of {meant!r}: the grader reads "
+                f"{meant!r} (your own keys reach your train() unchanged)"
+            )
+    return warnings
 
 
 @cache

@@ -76,6 +76,7 @@ def train(
 
     module, model = _prepare(task, in_dir, checks, progress)
     hp = contract.parse_hparams(module.HPARAMS, task.max_epochs)
+    own = contract.shown_own(module.HPARAMS), tuple(contract.hparam_warnings(module.HPARAMS))
     inputs = training.as_model_input(_load(in_dir / protocol.inputs_file("train")))
     labels = torch.from_numpy(np.asarray(_load(in_dir / protocol.TRAIN_LABELS))).long()
     model.to(training.pick_device(task.device))
@@ -93,6 +94,7 @@ def train(
         trained = training.train_standard(model, inputs, labels, hp, task.seed, progress.epoch)
     seconds = time.perf_counter() - started
     progress.stage(Stage.SAVE)
+    trained_accuracy = training.sample_accuracy(model, inputs, labels, task.seed)
     _save_model(model, out_dir)
     custom = hasattr(module, "train")  # its own loss and schedule, which the grader cannot see
     decay = hp.optimizer_args.get("weight_decay", hp.weight_decay)  # the optimizer's, as given
@@ -105,6 +107,9 @@ def train(
         loss="" if custom else hp.loss,
         scheduler="" if custom else hp.scheduler or "",
         weight_decay=None if custom or not isinstance(decay, int | float) else float(decay),
+        trained_accuracy=trained_accuracy,
+        own_hparams=own[0],
+        hparam_warnings=own[1],
     )
 
 

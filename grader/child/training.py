@@ -32,6 +32,7 @@ from grader.child.hparams import (
 from grader.protocol import EpochRecord
 
 PREDICT_BATCH = 1024
+SAMPLE = 2048  # training inputs the child measures the trained model on
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -163,6 +164,19 @@ def accuracy_on(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tens
             scores = model(inputs[start : start + PREDICT_BATCH])
             correct += int((scores.argmax(dim=1) == labels[start : start + PREDICT_BATCH]).sum())
     return correct / len(inputs)
+
+
+def sample_accuracy(
+    model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, seed: int
+) -> float | None:
+    """The model's accuracy, as trained, on a seeded sample of its training inputs: state
+    that train() kept outside the state_dict is still there. None if the model cannot say."""
+    chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:SAMPLE]
+    device = next(model.parameters()).device
+    try:
+        return accuracy_on(model, inputs[chosen].to(device), labels[chosen].to(device))
+    except Exception:  # the evaluation job reports a forward that fails, with its traceback
+        return None
 
 
 class BestWeights:

@@ -106,6 +106,16 @@ class Result:
     # untrusted, for the student's report only.
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
+    # The training child's own measure of the model's training accuracy right after train(),
+    # on a sample of the training inputs, before the weights were saved: untrusted, it only
+    # chooses the diagnosis's words (a far better figure than the evaluated model's means
+    # state kept outside the state_dict).
+    trained_accuracy: float | None = None
+    # The student's own HPARAMS keys (passed to their train(), never read by the grader's loop)
+    # with their values as written, shortened; and a warning for each that looks like a
+    # misspelt known key. Both from the training child: untrusted, shown as inert text.
+    own_hparams: dict[str, str] = field(default_factory=dict)
+    hparam_warnings: list[str] = field(default_factory=list)
     # Computed here from the eval child's predictions and the grader's labels, per part
     # ("train", "test"): counts with true classes as rows, and each class's accuracy (None for
     # a class with no examples).

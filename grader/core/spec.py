@@ -57,7 +57,9 @@ class Target:
 @dataclass(frozen=True)
 class Budgets:
     max_epochs: int = 10
-    timeout_seconds: float = 600.0
+    timeout_seconds: float = 600.0  # wall clock per phase; with cpu_seconds, a backstop
+    # CPU time per phase: what the student's code controls, the same on a busy machine.
+    cpu_seconds: float | None = None
     memory_mb: int = 4096
     max_weights_mb: int = 64
     max_output_mb: int = 256
@@ -353,6 +355,8 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
         "budgets.max_open_files": b.max_open_files,
         "grading.threads": g.threads,
     }
+    if b.cpu_seconds is not None:
+        positives["budgets.cpu_seconds"] = b.cpu_seconds
     for key, value in positives.items():
         if value <= 0:
             raise where.fail(key, "must be positive")

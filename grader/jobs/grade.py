@@ -107,6 +107,7 @@ def job_limits(spec: Spec, timeout_seconds: float | None = None) -> Limits:
         max_open_files=b.max_open_files,
         max_output_bytes=b.output_bytes,
         threads=spec.grading.threads,
+        cpu_seconds=b.cpu_seconds,
     )
 
 
@@ -163,6 +164,9 @@ def _grade(
         loss=report.loss,
         scheduler=report.scheduler,
         weight_decay=report.weight_decay,
+        trained_accuracy=report.trained_accuracy,
+        own_hparams=dict(report.own_hparams),
+        hparam_warnings=list(report.hparam_warnings),
     )
 
 
@@ -320,8 +324,10 @@ def _raise_for_outcome(
         raise JobFailed(Status.INVALID, f"{phase} {outcome.overflow}", tail)
     signal_name = outcome.signal_name
     if signal_name == "SIGXCPU":
-        at = stopped_in(out_dir)
-        what = f"{phase} used up its CPU time limit{at.words}"
+        cpu = limits.cpu_seconds
+        at = stopped_in(out_dir, cpu, "s of CPU time")
+        budget = f"its {cpu:g} s of CPU time" if cpu else "its CPU time limit"
+        what = f"{phase} used up {budget}{at.words}"
         raise JobFailed(Status.TIMEOUT, what, tail, stage=at.stage)
     if signal_name == "SIGXFSZ":
         raise JobFailed(Status.INVALID, f"{phase} wrote a file over the size limit", tail)

@@ -20,16 +20,16 @@ class Stopped:
     words: str  # what to add to the message: "" or " while ..."
 
 
-def stopped_in(out_dir: Path, limit_seconds: float | None = None) -> Stopped:
+def stopped_in(out_dir: Path, limit_seconds: float | None = None, unit: str = "s") -> Stopped:
     """Where the job in out_dir was when it was stopped. limit_seconds: a time limit it ran
-    out of, to say what it allows an epoch."""
+    out of, to say what it allows an epoch, in `unit` ("s", "s of CPU time")."""
     progress = read_progress(out_dir / PROGRESS)
     if progress is None:
         return Stopped("", "")
-    return Stopped(str(progress.stage), _words(progress, limit_seconds))
+    return Stopped(str(progress.stage), _words(progress, limit_seconds, unit))
 
 
-def _words(progress: Progress, limit_seconds: float | None) -> str:
+def _words(progress: Progress, limit_seconds: float | None, unit: str) -> str:
     if progress.stage is Stage.BUILD:
         return " while building the model (build_model had not returned)"
     if progress.stage is Stage.IMPORT:
@@ -39,5 +39,5 @@ def _words(progress: Progress, limit_seconds: float | None) -> str:
     done, asked = progress.epochs_done, progress.epochs_asked
     words = f" while training, after {done}" + (f" of {asked}" if asked else "") + " epochs"
     if asked and limit_seconds:
-        words += f" (the budget allows about {limit_seconds / asked:.3g} s an epoch)"
+        words += f" (the budget allows about {limit_seconds / asked:.3g} {unit} an epoch)"
     return words

@@ -2,11 +2,13 @@
 
 Each finding names what the numbers show (its evidence, with the numbers), what the course
 suggests trying, and the lesson that teaches it. A graded row is first read for mistakes in the
-code that training numbers cannot reveal on their own: outputs that are already probabilities,
-a loss that went negative, predictions that change on the same input. Any of them is named
-alone, because until it is fixed the gap and the loss curve describe the mistake, not the model.
-Otherwise the row is read for overfitting, underfitting, a learning rate that is too high and
-accuracy that swings between epochs, with no advice that another finding's advice contradicts.
+code that training numbers cannot reveal on their own: state train() fitted that the saved
+state_dict lacks (the training child's own accuracy far above the evaluated model's), outputs
+that are already probabilities, a loss that went negative, predictions that change on the same
+input. Any of them is named alone, because until it is fixed the gap and the loss curve
+describe the mistake, not the model. Otherwise the row is read for overfitting, underfitting, a
+learning rate that is too high and accuracy that swings between epochs, with no advice that
+another finding's advice contradicts.
 Failed rows say what failed and how to fix it. The per-epoch history is the training child's own
 account, so it only ever adds advice; the grader's measured accuracies decide everything else.
 """
@@ -26,6 +28,9 @@ DEFAULT_MAX_GAP = 0.02  # when no target bounds the gap
 DEFAULT_MIN_TRAIN = 0.90  # when no target sets an accuracy
 SWING = 0.02  # an epoch-to-epoch drop this large, late in training, is a swing
 RISE = 1.5  # a final loss this many times its lowest has risen
+# The training child's accuracy right after train() this far above the evaluated model's: what
+# train() fitted did not travel with the state_dict.
+STATE_LOST = 0.20
 PROBABILITY_ROWS = 0.99  # this share of outputs already probabilities: the forward ends in softmax
 DASH = "\N{EN DASH}"
 LESSONS = "course/lessons/"  # where the lessons live in the course's folder
@@ -79,8 +84,36 @@ def diagnose(result: Result, spec: Spec | None) -> list[Finding]:
 def _mistakes(result: Result, spec: Spec | None) -> list[Finding]:
     """Mistakes in the code, named from what was measured; outputs that are probabilities
     explain a negative loss too (nll on probabilities is minus a probability)."""
+    lost = _state_lost(result)
+    if lost:
+        return lost  # every other figure describes a fresh model, not the trained one
     outputs = _probabilities(result) or _negative_loss(result)
     return [*outputs, *_random_predictions(result, spec)]
+
+
+def _state_lost(result: Result) -> list[Finding]:
+    """Right after train() the model scored far better than the model the grader evaluated,
+    which is build_model() with the saved state_dict loaded: train() kept something the
+    state_dict does not hold (a plain tensor attribute, a fitted scaler or projection)."""
+    trained, evaluated = result.trained_accuracy, result.train_accuracy
+    if trained is None or evaluated is None or trained - evaluated <= STATE_LOST:
+        return []
+    return [
+        Finding(
+            "state_not_saved",
+            "What train() fitted was not saved with the weights",
+            f"Right after train() the model scored {_pct(trained)} on a sample of its training "
+            f"data, but the model the grader evaluated scored {_pct(evaluated)} on the training "
+            "data. The grader saves only the model's state_dict and evaluates a fresh "
+            "build_model() with it loaded: anything train() kept in plain attributes (a mean "
+            "and scale, a PCA projection, a tensor it fitted) is lost." + _FIX_FIRST,
+            (
+                "keep fitted tensors in buffers: self.register_buffer('mean', torch.zeros(n)) "
+                "in __init__, then fill them in train() with self.mean.copy_(...)",
+                "or compute them in build_model() from fixed numbers, never in train()",
+            ),
+        )
+    ]
 
 
 def _consistent(findings: list[Finding]) -> list[Finding]:

@@ -145,6 +145,11 @@ class Report:
         )
 
     @property
+    def own_hparams(self) -> str:
+        """The student's own HPARAMS keys as written, for the facts table ("" for none)."""
+        return ", ".join(f"{k} = {v}" for k, v in self.result.own_hparams.items())
+
+    @property
     def log_tail(self) -> str:
         return "\n".join(self.result.log_tail.strip("\n").splitlines()[-LOG_LINES:])
 

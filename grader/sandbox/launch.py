@@ -4,6 +4,7 @@ warm process that applies them itself. Both give the child the same view and arg
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -122,7 +123,12 @@ def _root(job: Job) -> Path:
 def rlimits(limits: Limits, own_uid: bool) -> dict[str, int]:
     found = {
         "RLIMIT_DATA": limits.memory_bytes,
-        "RLIMIT_CPU": int(limits.timeout_seconds * 2) + 10,
+        # The spec's CPU-time budget, else a cap the wall-clock timeout reaches first.
+        "RLIMIT_CPU": (
+            math.ceil(limits.cpu_seconds)
+            if limits.cpu_seconds
+            else int(limits.timeout_seconds * 2) + 10
+        ),
         "RLIMIT_FSIZE": limits.max_file_bytes,
         "RLIMIT_NOFILE": limits.max_open_files,
         "RLIMIT_CORE": 0,

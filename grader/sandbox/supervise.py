@@ -45,6 +45,7 @@ class Limits:
     max_output_bytes: int
     threads: int = 1
     tmp_bytes: int = 256 << 20
+    cpu_seconds: float | None = None  # the job's CPU time (RLIMIT_CPU); None: wall clock only
 
 
 @dataclass(frozen=True)

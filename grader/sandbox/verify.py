@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from grader.protocol import NAMESPACES, PROTOCOL_VERSION, Attestation
+from grader.protocol import NAMESPACES, PROTOCOL_VERSION, Attestation, rlimit_pair
 from grader.sandbox.probe import CHILD, START, LayerName
 
 SECCOMP_FILTER = 2  # /proc/self/status "Seccomp" of a process under a BPF filter
@@ -57,9 +57,9 @@ def breaches(attestation: Attestation | None, promise: Promise) -> list[tuple[st
 
 def _limits(attestation: Attestation, rlimits: dict[str, int]) -> list[str]:
     return [
-        f"{name} is {attestation.rlimits.get(name)}, not ({value}, {value})"
+        f"{name} is {attestation.rlimits.get(name)}, not {rlimit_pair(name, value)}"
         for name, value in rlimits.items()
-        if attestation.rlimits.get(name) != (value, value)
+        if attestation.rlimits.get(name) != rlimit_pair(name, value)
     ]
 
 

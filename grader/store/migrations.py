@@ -198,6 +198,14 @@ def runs_say_whom_and_why(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN reason TEXT NOT NULL DEFAULT ''")
 
 
+def attempts_keep_what_training_said(db: sqlite3.Connection) -> None:
+    """The training child's own training accuracy, the student's own HPARAMS keys and the
+    warnings about them; rows graded before have none."""
+    db.execute("ALTER TABLE attempts ADD COLUMN trained_accuracy REAL")
+    db.execute("ALTER TABLE attempts ADD COLUMN own_hparams TEXT NOT NULL DEFAULT '{}'")
+    db.execute("ALTER TABLE attempts ADD COLUMN hparam_warnings TEXT NOT NULL DEFAULT '[]'")
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -216,6 +224,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_keep_each_seeds_figures", attempts_keep_each_seeds_figures),
     ("attempts_keep_diagnostic_figures", attempts_keep_diagnostic_figures),
     ("runs_say_whom_and_why", runs_say_whom_and_why),
+    ("attempts_keep_what_training_said", attempts_keep_what_training_said),
 ]
 LATEST = len(MIGRATIONS)
 

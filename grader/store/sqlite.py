@@ -27,7 +27,17 @@ from grader.store import migrations
 DB_NAME = "grades.sqlite"  # the store's name in a results folder
 CREATE_SECONDS = 60
 _FIELDS = [f.name for f in dataclasses.fields(Result)]
-_JSON_FIELDS = {"targets", "history", "confusion", "class_accuracy", "checks", "seeds", "per_seed"}
+_JSON_FIELDS = {
+    "targets",
+    "history",
+    "confusion",
+    "class_accuracy",
+    "checks",
+    "seeds",
+    "per_seed",
+    "own_hparams",
+    "hparam_warnings",
+}
 # One row per submission: a student's (or a reference row's) attempts at one assignment.
 _SUBMISSION = "assignment, kind, student"
 # Best first: graded, then as the board ranks (RANKING), newest first.
