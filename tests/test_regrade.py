@@ -103,7 +103,8 @@ def test_an_unknown_student_is_one_line_naming_the_close_ones(
 def test_bad_only_and_reason_flags_are_one_line_errors(
     tmp_path: Path, flags: list[str], message: str
 ) -> None:
-    result = invoke("run", tmp_path, "--out", tmp_path / "results", "--no-sandbox", *flags)
+    # Refused while the options are read: before any sandbox, store or grading.
+    result = invoke("run", tmp_path, "--out", tmp_path / "results", *flags)
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == f"Error: {message}"
     assert not (tmp_path / "results").exists()
