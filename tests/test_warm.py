@@ -94,9 +94,11 @@ sys.modules["left_by_an_earlier_job"] = sys
 random.seed(123)
 numpy.random.seed(123)
 torch.manual_seed(123)
-subprocess.Popen(["sleep", "300"], start_new_session=True)
+subprocess.Popen(["sleep", "SLEEP_SECONDS"], start_new_session=True)
 raise RuntimeError("polluted")
 """
+# The polluter's sleep, in seconds: this test process's own, so another test run's is not it.
+SLEEP_SECONDS = str(1000 + os.getpid())
 INSPECT = """
 import os, sys
 import torch
@@ -118,24 +120,31 @@ def build_model(input_shape, num_classes):
     if "left_by_an_earlier_job" in sys.modules:
         left.append("a module")
     # The polluter's sleep: without a pid namespace of its own (a non-root grader without
-    # bubblewrap) a job sees the machine's processes, but none an earlier job started.
+    # bubblewrap) a job sees the machine's processes, but none an earlier job started. Its
+    # length is this test run's own, so another grader's jobs on the machine do not count.
     for pid in (p for p in os.listdir("/proc") if p.isdigit()):
         try:
             command = open(f"/proc/{pid}/cmdline", "rb").read()
         except OSError:
             continue
-        if command.split(b"\\0")[:2] == [b"sleep", b"300"]:
+        if command.split(b"\\0")[:2] == [b"sleep", b"SLEEP_SECONDS"]:
             left.append(f"process {pid}")
     raise RuntimeError("LEFT: " + ", ".join(left) if left else "CLEAN")
 """
 
 
+def _polluter() -> str:
+    return POLLUTE.replace("SLEEP_SECONDS", SLEEP_SECONDS)
+
+
 def test_a_job_sees_nothing_an_earlier_job_left(
     warm: Sandbox, grade_source: GradeSource, tmp_path: Path
 ) -> None:
-    polluted = grade_source(POLLUTE, student="polluter", sandbox=warm)
+    polluted = grade_source(_polluter(), student="polluter", sandbox=warm)
     assert polluted.message.startswith("train: RuntimeError: polluted"), polluted.message
-    inspected = grade_source(INSPECT, student="inspector", sandbox=warm)
+    inspected = grade_source(
+        INSPECT.replace("SLEEP_SECONDS", SLEEP_SECONDS), student="inspector", sandbox=warm
+    )
     assert inspected.message.startswith("train: RuntimeError: CLEAN"), inspected.message
 
 
@@ -143,7 +152,7 @@ def test_rng_state_of_an_earlier_job_does_not_change_the_next(
     warm: Sandbox, grade_source: GradeSource
 ) -> None:
     alone = grade_source(GOOD_HAR, student="alone", sandbox=warm)
-    grade_source(POLLUTE, student="polluter", sandbox=warm)
+    grade_source(_polluter(), student="polluter", sandbox=warm)
     after = grade_source(GOOD_HAR, student="after", sandbox=warm)
     assert _same(alone) == _same(after)
 
