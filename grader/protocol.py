@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from grader.core.machine import pinned_environment
-from grader.core.results import Status
+from grader.core.results import Stage, Status
 from grader.core.text import one_line
 
 # 1: course-grader 0.1's argv and environment, never versioned; 2: the training history;
@@ -274,17 +274,6 @@ class CheckRecord:
         name = raw.get("name")
         name = one_line(name, CHECK_NAME_CHARS) if isinstance(name, str) else ""
         return cls(name, raw["passed"]) if name else None
-
-
-class Stage(StrEnum):
-    """Where a phase is, as its progress file says: what a job stopped at its limit was doing."""
-
-    IMPORT = "importing the submission"
-    BUILD = "building the model"
-    TRAIN = "training"
-    SAVE = "saving the model"
-    LOAD = "loading the weights"
-    PREDICT = "predicting"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from support.grading import GOOD_HAR, GradeSource
 
-from grader.core.results import Result, Status
+from grader.core.results import Result, Stage, Status
 from grader.jobs.stopped import Stopped, stopped_in
-from grader.protocol import PROGRESS, Progress, Stage
+from grader.protocol import PROGRESS, Progress
 from grader.publish.diagnosis import diagnose
 
 SLOW_BUILD = """

@@ -21,7 +21,7 @@ from typing import Any
 from grader import protocol
 from grader.child.confine import ConfinementError, attest, confine
 from grader.child.progress import ProgressFile
-from grader.core.results import Status
+from grader.core.results import Stage, Status
 from grader.core.text import one_line
 from grader.protocol import (
     MESSAGE_CHARS,
@@ -29,7 +29,6 @@ from grader.protocol import (
     ChildReport,
     JobConfig,
     Phase,
-    Stage,
     Task,
 )
 

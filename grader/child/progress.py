@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grader.protocol import PROGRESS, Progress, Stage
+from grader.core.results import Stage
+from grader.protocol import PROGRESS, Progress
 
 
 class ProgressFile:

@@ -41,6 +41,18 @@ class Status(StrEnum):
         return self in (Status.TIMEOUT, Status.CRASHED, Status.SANDBOX)
 
 
+class Stage(StrEnum):
+    """Where a job phase was, as the child's progress file says (protocol.Progress): what a job
+    stopped at its limit was doing, which a row keeps and its advice is chosen by."""
+
+    IMPORT = "importing the submission"
+    BUILD = "building the model"
+    TRAIN = "training"
+    SAVE = "saving the model"
+    LOAD = "loading the weights"
+    PREDICT = "predicting"
+
+
 class Mode(StrEnum):
     RETRAIN = "retrain"  # train with the grader's seed
     LOAD = "load"  # evaluate the submitted weights
@@ -123,8 +135,8 @@ class Result:
     class_accuracy: dict[str, list[float | None]] = field(default_factory=dict)
     # The contract checks the child ran, in order: {"name": ..., "passed": ...}; untrusted.
     checks: list[dict[str, Any]] = field(default_factory=list)
-    # A timeout or out-of-memory row: where the job was (a protocol.Stage's words, "building
-    # the model"), from the child's progress file; untrusted, it only chooses the advice.
+    # A timeout or out-of-memory row: where the job was (a Stage's words, "building the
+    # model"), from the child's progress file; untrusted, it only chooses the advice.
     stage: str = ""
     kind: str = STUDENT  # "student", or a reference row (a baseline) that is never ranked
     mode: Mode = Mode.RETRAIN

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.core.results import Stage
 from grader.jobs.untrusted import read_progress
-from grader.protocol import PROGRESS, Progress, Stage
+from grader.protocol import PROGRESS, Progress
 
 
 @dataclass(frozen=True)

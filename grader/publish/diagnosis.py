@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from grader.core.results import Result, Status
+from grader.core.results import Result, Stage, Status
 from grader.core.spec import Audit, Spec
 
 DEFAULT_MAX_GAP = 0.02  # when no target bounds the gap
@@ -505,15 +505,16 @@ _STATUS_ADVICE = {
 }
 
 
-# A timeout's advice by where the job was (protocol.Stage's words); training's is the default.
-_TIMEOUT_ADVICE = {
-    "importing the submission": "code at the top level of your file runs when it is imported: "
+# A timeout's advice by where the job was (a row keeps the Stage's words); training's is the
+# default.
+_TIMEOUT_ADVICE: dict[str, str] = {
+    Stage.IMPORT: "code at the top level of your file runs when it is imported: "
     'keep only definitions there, and put experiments under `if __name__ == "__main__":`',
-    "building the model": "build_model never returned: look for a loop that does not end in "
+    Stage.BUILD: "build_model never returned: look for a loop that does not end in "
     "build_model or in your model's __init__",
-    "loading the weights": "loading your weights took too long: submit a state_dict saved "
+    Stage.LOAD: "loading your weights took too long: submit a state_dict saved "
     "with torch.save(model.state_dict(), ...) or safetensors",
-    "predicting": "predicting took too long: forward should do a fixed amount of work per "
+    Stage.PREDICT: "predicting took too long: forward should do a fixed amount of work per "
     "input; look for a loop in forward that depends on the data",
 }
 
