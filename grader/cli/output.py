@@ -64,9 +64,9 @@ def print_check(checked: Checked, save_weights: Path | None) -> None:
         # Pickled weights are never opened by the grader, so it has no count of its own.
         count = "parameters not counted" if result.params is None else f"{result.params} parameters"
         click.echo(f"  {count}, {how}, {report.seeds}, {result.threads} thread(s)")
-        if result.own_hparams:
-            own = ", ".join(f"{k} = {v}" for k, v in result.own_hparams.items())
-            _say(f"your own HPARAMS (passed to your train()): {printable(own)}", "  ")
+        if report.own_hparams:
+            own = printable(report.own_hparams)
+            _say(f"your own HPARAMS (passed to your train()): {own}", "  ")
         for warning in result.hparam_warnings:
             _say(f"warning: {printable(warning)}", "  ")
     click.echo("diagnosis:")
