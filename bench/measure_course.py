@@ -8,8 +8,11 @@ seeds' means, the test accuracy's spread, the targets the means meet). The pages
 figures; tests/test_course_figures.py holds them to this file.
 
     python bench/measure_course.py --data-dir DATA [--only ID ...] [--out FILE] [--list]
+                                   [--predictions FILE.npz]
 
 --only grades those experiments and keeps the file's other entries as they were.
+--predictions also saves each seed's predicted test classes ("<id>/<seed>"), which
+bench/calibrate_similarity.py calibrates copy detection on.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from grader.api.common import grading_data
@@ -37,6 +41,7 @@ from grader.jobs.environment import environment
 from grader.jobs.grade import grade
 from grader.jobs.seeds import combine
 from grader.sandbox.box import Sandbox, SandboxOptions
+from grader.similarity.predictions import unpack
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = REPO / "course" / "assignments"
@@ -131,7 +136,9 @@ def edited(experiment: Experiment, folder: Path) -> Path:
     return path
 
 
-def measure(experiment: Experiment, spec: Spec, args: argparse.Namespace, sandbox: Sandbox) -> dict:
+def measure(
+    experiment: Experiment, spec: Spec, args: argparse.Namespace, sandbox: Sandbox
+) -> tuple[dict, dict[str, np.ndarray]]:
     data = grading_data(spec, args.data_dir, args.cache_dir)
     context = make_context(spec, data, environment("cpu"), Settings(mode=experiment.mode))
     with tempfile.TemporaryDirectory() as folder:
@@ -143,7 +150,13 @@ def measure(experiment: Experiment, spec: Spec, args: argparse.Namespace, sandbo
             started = time.monotonic()
             per_seed.append(grade(submission, seeded, sandbox))
             print(f"  seed {seeded.seed}: {time.monotonic() - started:.0f} s", flush=True)
-    return _entry(experiment, per_seed, combine(per_seed, spec))
+    predicted = {
+        f"{experiment.id}/{seed}": unpack(packed, data.test_size)
+        for result in per_seed
+        for seed, packed in result.test_predictions.items()
+    }
+    kept = {name: classes for name, classes in predicted.items() if classes is not None}
+    return _entry(experiment, per_seed, combine(per_seed, spec)), kept
 
 
 def _entry(experiment: Experiment, per_seed: list[Result], row: Result) -> dict:
@@ -189,6 +202,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=sorted(BY_ID), default=None)
     parser.add_argument("--out", type=Path, default=MEASURED)
     parser.add_argument("--list", action="store_true", help="print the experiments' ids")
+    parser.add_argument("--predictions", type=Path, default=None, help="also save these (.npz)")
     return parser.parse_args()
 
 
@@ -229,14 +243,18 @@ def main() -> int:
         return 0
     chosen = [BY_ID[i] for i in args.only] if args.only else list(EXPERIMENTS)
     kept = json.loads(args.out.read_text())["experiments"] if args.out.exists() else {}
+    predicted = dict(np.load(args.predictions)) if args.predictions and args.predictions.exists() else {}
     # CI requires every sandbox layer (GRADER_REQUIRE_SANDBOX=1), as `grader check` does there.
     require = os.environ.get("GRADER_REQUIRE_SANDBOX", "") not in ("", "0")
     with SandboxOptions(require=require).sandbox() as sandbox:
         for experiment in chosen:
             print(f"{experiment.id} ...", flush=True)
             spec = load_spec(ASSIGNMENTS / f"{experiment.assignment}.toml")
-            kept[experiment.id] = measure(experiment, spec, args, sandbox)
+            kept[experiment.id], classes = measure(experiment, spec, args, sandbox)
             _write(args.out, kept)  # after each, so an interrupted run keeps what it measured
+            if args.predictions:
+                predicted.update(classes)
+                np.savez_compressed(args.predictions, **predicted)
             entry = kept[experiment.id]
             print(f"  {entry['status']}: test {entry['test_mean']} ± {entry['test_std']}")
     return 0

@@ -150,6 +150,10 @@ class Result:
     # Each graded seed's own figures, in the seeds' order; empty for a failed row, and for a
     # row stored before they were kept (its confusion matrices are then the first seed's).
     per_seed: list[SeedFigures] = field(default_factory=list)
+    # The class predicted for every test example, by graded seed (its number as text; packed
+    # by similarity/predictions.py): what copy detection compares two models' mistakes by.
+    # Empty for a failed row and for rows stored before they were kept.
+    test_predictions: dict[str, str] = field(default_factory=dict)
     threads: int = 1
     weights_sha256: str | None = None
     log_tail: str = ""

@@ -82,6 +82,7 @@ def _mean(results: list[Result], spec: Spec) -> Result:
         submitted_accuracy=first.submitted_accuracy,
         seeds=seeds,
         per_seed=per_seed,
+        test_predictions={k: v for r in results for k, v in r.test_predictions.items()},
         finished_at=max(r.finished_at for r in results),
         **_summed_classes(results),
     )

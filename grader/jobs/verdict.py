@@ -11,6 +11,7 @@ import numpy as np
 from grader.core.results import STUDENT, Mode, Result, Status
 from grader.jobs import audit, scoring
 from grader.jobs.context import GradingContext
+from grader.similarity.predictions import pack
 
 
 def base_row(
@@ -69,6 +70,7 @@ def scored(row: Result, ctx: GradingContext, mixed: audit.Mixed, predicted: np.n
         holdout_accuracy=figures.holdout_accuracy,
         self_agreement=figures.self_agreement if figures.repeats else None,
         holdout="" if ctx.holdout is None else ctx.holdout.description,
+        test_predictions={str(ctx.seed): pack(parts.test)},
     )
 
 

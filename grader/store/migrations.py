@@ -206,6 +206,25 @@ def attempts_keep_what_training_said(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE attempts ADD COLUMN hparam_warnings TEXT NOT NULL DEFAULT '[]'")
 
 
+def attempts_keep_test_predictions(db: sqlite3.Connection) -> None:
+    """Each graded seed's predicted test classes, packed, for copy detection; rows graded
+    before have none and are compared by their code alone."""
+    db.execute("ALTER TABLE attempts ADD COLUMN test_predictions TEXT NOT NULL DEFAULT '{}'")
+
+
+def similar_pairs_are_kept(db: sqlite3.Connection) -> None:
+    """The pairs of submissions copy detection last found alike, per assignment: each pair's
+    files by content hash, so a resubmission is not named by its old file's pair."""
+    db.execute(
+        "CREATE TABLE similar_pairs ("
+        "assignment TEXT NOT NULL, student_a TEXT NOT NULL, hash_a TEXT NOT NULL, "
+        "student_b TEXT NOT NULL, hash_b TEXT NOT NULL, code_similarity REAL, "
+        "error_consistency REAL, shared_wrong REAL, verdict TEXT NOT NULL, "
+        "reviewed INTEGER NOT NULL, found_at TEXT NOT NULL, "
+        "PRIMARY KEY (assignment, student_a, student_b))"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -225,6 +244,8 @@ MIGRATIONS: list[Migration] = [
     ("attempts_keep_diagnostic_figures", attempts_keep_diagnostic_figures),
     ("runs_say_whom_and_why", runs_say_whom_and_why),
     ("attempts_keep_what_training_said", attempts_keep_what_training_said),
+    ("attempts_keep_test_predictions", attempts_keep_test_predictions),
+    ("similar_pairs_are_kept", similar_pairs_are_kept),
 ]
 LATEST = len(MIGRATIONS)
 

@@ -37,6 +37,7 @@ _JSON_FIELDS = {
     "per_seed",
     "own_hparams",
     "hparam_warnings",
+    "test_predictions",
 }
 # One row per submission: a student's (or a reference row's) attempts at one assignment.
 _SUBMISSION = "assignment, kind, student"
