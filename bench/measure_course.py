@@ -243,7 +243,8 @@ def main() -> int:
         return 0
     chosen = [BY_ID[i] for i in args.only] if args.only else list(EXPERIMENTS)
     kept = json.loads(args.out.read_text())["experiments"] if args.out.exists() else {}
-    predicted = dict(np.load(args.predictions)) if args.predictions and args.predictions.exists() else {}
+    saved = args.predictions
+    predicted = dict(np.load(saved)) if saved and saved.exists() else {}
     # CI requires every sandbox layer (GRADER_REQUIRE_SANDBOX=1), as `grader check` does there.
     require = os.environ.get("GRADER_REQUIRE_SANDBOX", "") not in ("", "0")
     with SandboxOptions(require=require).sandbox() as sandbox:
