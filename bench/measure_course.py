@@ -151,7 +151,7 @@ def measure(
             per_seed.append(grade(submission, seeded, sandbox))
             print(f"  seed {seeded.seed}: {time.monotonic() - started:.0f} s", flush=True)
     predicted = {
-        f"{experiment.id}/{seed}": unpack(packed, data.test_size)
+        f"{experiment.id}/{seed}": unpack(packed, context.data.test_size)
         for result in per_seed
         for seed, packed in result.test_predictions.items()
     }
