@@ -336,7 +336,7 @@ def test_a_noisy_model_is_judged_against_its_own_agreement() -> None:
     [
         ("[[reviewed]]\nstudent = 'a'\n", "key 'reviewed[0].content_hash' must be a non-empty"),
         ("[[reviewed]]\nstudent = 'a'\ncontent_hash = 'h'\nwho = 1\n", "'reviewed[0].who' is not"),
-        ("reviewed = 3\n", "expected only [[reviewed]] tables"),
+        ("reviewed = 3\n", "expected only [[reviewed]] and [[pair]] tables"),
         ("[[reviewed]\n", "not valid TOML"),
     ],
 )

@@ -14,6 +14,7 @@ from grader.api.batch import (
 )
 from grader.api.common import Log, find_specs, grading_data, open_sandbox
 from grader.api.grades import Gradebook, GradebookOptions, gradebook
+from grader.api.similarity import SimilarityOptions, SimilaritySummary, similarity
 from grader.api.single import (
     Checked,
     CheckOptions,
@@ -37,8 +38,8 @@ from grader.store.sqlite import RunRequest
 __all__ = [
     "CheckOptions", "Checked", "Gradebook", "GradebookOptions", "GradescopeOptions",
     "Interrupted", "LeaderboardOptions", "Log", "RunOptions", "RunRequest",
-    "RunSummary", "Settings", "check", "check_file", "collect_export", "default_workers",
-    "environment", "find_specs", "gradebook",
-    "gradescope_build", "gradescope_run", "grading_data",
-    "leaderboard", "machine_report", "open_sandbox", "prepare_data", "run", "run_batch",
+    "RunSummary", "Settings", "SimilarityOptions", "SimilaritySummary", "check", "check_file",
+    "collect_export", "default_workers", "environment", "find_specs", "gradebook",
+    "gradescope_build", "gradescope_run", "grading_data", "leaderboard", "machine_report",
+    "open_sandbox", "prepare_data", "run", "run_batch", "similarity",
 ]  # fmt: skip

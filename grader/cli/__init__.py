@@ -19,6 +19,7 @@ from grader.cli.course import (
     gradebook_command,
     leaderboard_command,
     sandbox_command,
+    similarity_command,
 )
 from grader.cli.grading import check_command, gradescope_group, run_command
 
@@ -39,6 +40,7 @@ for _command in (
     collect_command,
     gradebook_command,
     canvas_push_command,
+    similarity_command,
 ):
     main.add_command(_command)
 

@@ -16,7 +16,7 @@ from grader.cli.options import (
     specs_asked,
     user_errors,
 )
-from grader.cli.output import print_collected, print_gradebook, print_table
+from grader.cli.output import print_collected, print_gradebook, print_similar, print_table
 from grader.core.results import Policy
 from grader.core.spec import DATASETS
 
@@ -267,3 +267,51 @@ def gradebook_command(
     with user_errors():
         book = api.gradebook(options, log)
     print_gradebook(book)
+
+
+@click.command("similarity")
+@click.argument("submissions", type=click.Path(path_type=Path))
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="The folder of `grader run` (its grades.sqlite): the graded models are compared there.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for similarity.csv and similarity.html (never publish them: they name "
+    "students).  [default: RESULTS]",
+)
+@assignments_option
+@data_dir_option
+@cache_dir_option
+def similarity_command(
+    submissions: Path,
+    results: Path,
+    out: Path | None,
+    assignments: Path | None,
+    data_dir: Path,
+    cache_dir: Path,
+) -> None:
+    """Find pairs of submissions to review for copying: code shared beyond the starter, and
+    models that make the same mistakes far more often than honest models do.
+
+    A pair is a signal for a person to review, never a penalty; course/reviewed.toml clears a
+    reviewed pair.
+    """
+    from grader import api
+
+    options = api.SimilarityOptions(
+        submissions=submissions,
+        results=results,
+        assignments=specs_asked(assignments),
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        out=out,
+    )
+    with user_errors():
+        summary = api.similarity(options, log)
+    print_similar(summary)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from grader.adapters.collect import Report as CollectReport
-    from grader.api import Checked, Gradebook, Interrupted, RunSummary
+    from grader.api import Checked, Gradebook, Interrupted, RunSummary, SimilaritySummary
 
 LOG_LINES = 12  # a failed check's last lines of output
 
@@ -178,6 +178,20 @@ def print_gradebook(book: Gradebook) -> None:
     late = counts.pop("late", 0)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     click.echo(f"{len(written.points)} rows: {parts or 'none'}; {late} late")
+
+
+def print_similar(summary: SimilaritySummary) -> None:
+    """Each pair to review, one line each, strongest first; then where the files went."""
+    for found in summary.findings:
+        for pair in found.signals:
+            seen = pair.behaviour
+            kappa = seen.error_consistency if seen else None
+            errors = f"{kappa:.2f}" if kappa is not None else "-"
+            click.echo(
+                f"{found.assignment}: {printable(pair.a.student)} and {printable(pair.b.student)}"
+                f": {pair.verdict} (code {100 * pair.code.similarity:.1f}%, errors {errors})"
+            )
+    click.echo("wrote " + ", ".join(str(path) for path in summary.files))
 
 
 def _newest_count(report: CollectReport) -> str:

@@ -115,6 +115,25 @@ class Audit:
 
 
 @dataclass(frozen=True)
+class Similarity:
+    """Copy detection (`grader similarity`): the base files taken out of every submission's
+    code, and the thresholds past which a pair is a signal for a person to review. The
+    defaults are calibrated on the course's honest models (see the instructor guide)."""
+
+    # The starter and any other files every student was given, relative to the spec's folder.
+    base_files: tuple[str, ...] = ()
+    # The larger share of either file's own code (the base files' taken out) found in the
+    # other, and the characters of tokenised code the two share: both must be reached.
+    min_code_similarity: float = 0.5
+    min_overlap: int = 200
+    # Error consistency (kappa on the two models' mistakes) past every honest pair's.
+    min_error_consistency: float = 0.9
+
+    def paths(self, spec_path: Path) -> list[Path]:
+        return [spec_path.parent / Path(name).expanduser() for name in self.base_files]
+
+
+@dataclass(frozen=True)
 class Holdout:
     """Where a spec's private hold-out comes from (data/holdout.py); every source it names is
     used, together. With none, the row is graded without one, and the board says so."""
@@ -167,6 +186,7 @@ class Spec:
     gradescope: Gradescope = field(default_factory=Gradescope)
     audit: Audit = field(default_factory=Audit)
     holdout: Holdout = field(default_factory=Holdout)
+    similarity: Similarity = field(default_factory=Similarity)
     targets: tuple[Target, ...] = ()
     path: Path = Path()
     digest: str = ""
@@ -203,6 +223,7 @@ def load_spec(path: Path) -> Spec:
         gradescope=_build(Gradescope, sections.get("gradescope", {}), where, "gradescope"),
         audit=_build(Audit, sections.get("audit", {}), where, "audit"),
         holdout=_build(Holdout, sections.get("holdout", {}), where, "holdout"),
+        similarity=_build(Similarity, sections.get("similarity", {}), where, "similarity"),
         targets=tuple(_build(Target, t, where, f"targets[{i}]") for i, t in enumerate(targets)),
         path=path,
         digest=hashlib.sha256(raw).hexdigest(),
@@ -363,6 +384,7 @@ def _check_semantics(spec: Spec, where: _Where) -> None:
     if not _points(spec.gradescope.check_points):
         raise where.fail("gradescope.check_points", "must be a finite number, 0 or more")
     _check_audit(spec.audit, where)
+    _check_similarity(spec.similarity, where)
     _check_holdout(spec.holdout, a.dataset, where)
     if len(set(g.seeds)) != len(g.seeds) or any(seed < 0 for seed in g.seeds):
         raise where.fail("grading.seeds", "must hold different seeds, 0 or more")
@@ -394,6 +416,15 @@ def _check_audit(audit: Audit, where: _Where) -> None:
     for key, value in fractions.items():
         if not 0.0 <= value <= 1.0:
             raise where.fail(key, "must be a fraction in [0, 1]")
+
+
+def _check_similarity(similarity: Similarity, where: _Where) -> None:
+    for key in ("min_code_similarity", "min_error_consistency"):
+        value = getattr(similarity, key)
+        if not (math.isfinite(value) and 0 < value <= 1):
+            raise where.fail(f"similarity.{key}", "must be a fraction in (0, 1]")
+    if similarity.min_overlap < 0:
+        raise where.fail("similarity.min_overlap", "must be 0 or more")
 
 
 def _check_holdout(holdout: Holdout, dataset: str, where: _Where) -> None:

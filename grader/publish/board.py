@@ -26,7 +26,7 @@ from grader.publish.anonymize import anonymize, refusal_lines
 from grader.publish.errors import PublishError
 from grader.publish.export import write_csv
 from grader.publish.plot import assignment_png, histogram_png, plot_leaderboard
-from grader.publish.ranking import board_targets, ranked, target_column, target_names
+from grader.publish.ranking import board_targets, ranked, similar_to, target_column, target_names
 from grader.publish.render import MdSafe, csp_hash, html_env, md_env
 from grader.publish.summary import Summary, seed_list, summarize
 from grader.store.sqlite import Store, StoreError
@@ -184,7 +184,11 @@ def leaderboard(options: BoardOptions, log: Callable[[str], None]) -> tuple[Boar
     specs = load_specs(options.assignments)
     meta = {s: StudentMeta.from_dict(m) for s, m in store.students().items()}
     if not options.anonymize:
-        board = build_board(results, specs, policy=options.policy, meta=meta, public=options.public)
+        # Only the instructor's own board names the students copy detection found alike.
+        similar = None if options.public else similar_to(store.similar_pairs())
+        board = build_board(
+            results, specs, policy=options.policy, meta=meta, public=options.public, similar=similar
+        )
         return board, write_board(board, options.out, options.formats)
     for line in refusal_lines(results, meta):
         log(line)
@@ -203,6 +207,7 @@ def build_board(
     meta: Mapping[str, StudentMeta] | None = None,
     secret: bytes | None = None,
     public: bool = False,
+    similar: Mapping[tuple[str, str, str], str] | None = None,
 ) -> Board:
     """Rank the results; with a secret, under public names only (see anonymize.py). A public
     board shows no student's message (an exception's text, an audit's finding) and leaves
@@ -216,7 +221,7 @@ def build_board(
     if secret is not None:
         results, meta = anonymize(results, meta, secret)
     targets = board_targets(results, target_names(specs))
-    frame = ranked(results, targets, meta)
+    frame = ranked(results, targets, meta, None if secret is not None else similar)
     return Board(frame, specs, Policy(policy), secret is not None, targets, public, dict(held))
 
 
@@ -225,10 +230,11 @@ def write_leaderboard(
     specs: Mapping[str, Spec],
     out: Path,
     meta: Mapping[str, StudentMeta] | None = None,
+    similar: Mapping[tuple[str, str, str], str] | None = None,
 ) -> pd.DataFrame:
-    """OUT/leaderboard.csv and OUT/leaderboard.png (what every run writes); returns the ranked
-    board."""
-    board = build_board(results, specs, meta=meta)
+    """OUT/leaderboard.csv and OUT/leaderboard.png (what every run writes: the instructor's,
+    with `similar_to` when given); returns the ranked board."""
+    board = build_board(results, specs, meta=meta, similar=similar)
     write_board(board, out, ["csv"])
     return board.frame
 

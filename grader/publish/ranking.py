@@ -13,6 +13,7 @@ import pandas as pd
 from grader.core.results import RANKING, Result
 from grader.core.spec import Spec
 from grader.core.submission import StudentMeta
+from grader.store.sqlite import SimilarPair
 
 LEADING = ["rank", "student", "assignment", "status", "test_accuracy", "train_accuracy", "gap"]
 TRAILING = ["params", "epochs", "train_seconds", "mode", "seed", "message"]
@@ -21,6 +22,8 @@ EXTRA = ["threads", "weights_sha256", "finished_at", "kind", "late"]
 SEEDS = ["test_accuracy_std", "seeds"]
 # The integrity audit's figures, and the hash an instructor names to clear a reviewed row.
 AUDIT = ["agreement", "perturbed_drop", "holdout_accuracy", "holdout", "content_hash"]
+# The instructor's board only: the students whose files copy detection found alike with this one.
+SIMILAR = "similar_to"
 
 
 def target_names(specs: Mapping[str, Spec]) -> list[str]:
@@ -45,10 +48,29 @@ def columns(targets: Iterable[str]) -> list[str]:
     return [*LEADING, *(target_column(t) for t in targets), *TRAILING, *EXTRA, *AUDIT, *SEEDS]
 
 
+def similar_to(pairs: Iterable[SimilarPair]) -> dict[tuple[str, str, str], str]:
+    """(assignment, student, content hash) -> the students copy detection found that file alike
+    with, and how: "bob (code+errors); carol (identical)". Reviewed pairs are cleared."""
+    named: dict[tuple[str, str, str], list[str]] = {}
+    for pair in pairs:
+        if pair.reviewed or pair.verdict == "none":
+            continue
+        sides = (
+            (pair.student_a, pair.hash_a, pair.student_b),
+            (pair.student_b, pair.hash_b, pair.student_a),
+        )
+        for student, content_hash, other in sides:
+            named.setdefault((pair.assignment, student, content_hash), []).append(
+                f"{other} ({pair.verdict})"
+            )
+    return {key: "; ".join(sorted(names)) for key, names in named.items()}
+
+
 def ranked(
     results: Iterable[Result],
     targets: list[str] | None = None,
     meta: Mapping[str, StudentMeta] | None = None,
+    similar: Mapping[tuple[str, str, str], str] | None = None,
 ) -> pd.DataFrame:
     """One row per result; within each assignment students' graded rows are ranked by test
     accuracy, then smaller gap, fewer parameters and student id; failed rows follow with no
@@ -56,11 +78,16 @@ def ranked(
 
     `targets` orders the target columns (the specs' names); targets only the results name (from
     specs no longer at hand) follow in alphabetical order. `meta` gives the `late` column.
+    `similar` (see similar_to), given for the instructor's board only, adds `similar_to`.
     """
     results = list(results)
     targets = board_targets(results, targets)
     rows = [_row(r, targets, (meta or {}).get(r.student)) for r in results]
     frame = pd.DataFrame(rows, columns=[*columns(targets), "_ok", "_reference"])
+    if similar is not None:
+        frame[SIMILAR] = [
+            similar.get((r.assignment, r.student, r.content_hash), "") for r in results
+        ]
     helpers = ["_ok", "_reference"]
     if frame.empty:
         return frame.drop(columns=helpers)

@@ -21,7 +21,7 @@ from typing import Any
 
 from grader import __version__
 from grader.core.errors import UserError
-from grader.core.results import RANKING, CacheKey, Environment, Mode, Policy, Result
+from grader.core.results import RANKING, STUDENT, CacheKey, Environment, Mode, Policy, Result
 from grader.store import migrations
 
 DB_NAME = "grades.sqlite"  # the store's name in a results folder
@@ -74,6 +74,23 @@ class RunRequest:
 
     only: tuple[str, ...] = ()
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class SimilarPair:
+    """Two students' files copy detection found alike (grader/similarity), as a board names
+    them: by both files' content hashes, so a resubmission is not named by its old file's."""
+
+    assignment: str
+    student_a: str
+    hash_a: str
+    student_b: str
+    hash_b: str
+    code_similarity: float
+    error_consistency: float | None
+    shared_wrong: float | None
+    verdict: str
+    reviewed: bool
 
 
 class StoreError(UserError):
@@ -275,6 +292,40 @@ class Store:
                 (student, assignment),
             ).fetchall()
         return [_to_result(row) for row in rows]
+
+    def predictions(
+        self, assignment: str, data_checksum: str
+    ) -> dict[tuple[str, str], dict[str, str]]:
+        """(student, content hash) -> the packed test predictions by seed of that file's newest
+        attempt graded on this data (other data's predictions answer other labels)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT student, content_hash, test_predictions FROM attempts WHERE "
+                "assignment = ? AND kind = ? AND data_checksum = ? AND test_predictions != '{}' "
+                "ORDER BY id",
+                (assignment, STUDENT, data_checksum),
+            ).fetchall()
+        return {(r["student"], r["content_hash"]): json.loads(r["test_predictions"]) for r in rows}
+
+    def keep_pairs(self, assignment: str, pairs: list[SimilarPair], at: str) -> None:
+        """The assignment's pairs as copy detection just found them, replacing the last."""
+        fields = [f.name for f in dataclasses.fields(SimilarPair)]
+        insert = (
+            f"INSERT INTO similar_pairs ({', '.join(fields)}, found_at) "
+            f"VALUES ({', '.join('?' * (len(fields) + 1))})"
+        )
+        with self._connect() as db:
+            db.execute("DELETE FROM similar_pairs WHERE assignment = ?", (assignment,))
+            db.executemany(insert, [[*dataclasses.astuple(p), at] for p in pairs])
+
+    def similar_pairs(self) -> list[SimilarPair]:
+        fields = [f.name for f in dataclasses.fields(SimilarPair)]
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {', '.join(fields)} FROM similar_pairs "
+                "ORDER BY assignment, student_a, student_b"
+            ).fetchall()
+        return [SimilarPair(**{**dict(r), "reviewed": bool(r["reviewed"])}) for r in rows]
 
     def record_students(self, metadata: dict[str, dict[str, Any]], at: str) -> None:
         """What each student's student.toml says now (validated by discovery)."""

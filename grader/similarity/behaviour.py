@@ -1,0 +1,58 @@
+"""Whether two models make the same mistakes more often than independent models would.
+
+Error consistency (Geirhos et al., 2020) is Cohen's kappa on the two models' error indicators:
+how often both are right or both wrong on a test example, against what independent errors at
+their two accuracies would give. 0: as independent; 1: wrong on exactly the same examples.
+Honest models are not independent (the same examples are hard for every model), so the
+threshold a pair must pass is calibrated on honest pairs (bench/calibrate_similarity.py), never
+taken from a test against independence, which every honest pair would fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """Two models' test predictions compared, over the seeds both were graded on."""
+
+    error_consistency: float | None  # None: both always right, nothing to compare
+    # Of the examples either model gets wrong, the share both get wrong with the same class.
+    shared_wrong: float | None  # None: neither makes a mistake
+    errors: tuple[int, int]  # each model's mistakes, over the seeds compared
+    same_wrong: int  # examples both get wrong with the same class
+    seeds: tuple[int, ...]
+
+
+def compare(
+    a: dict[int, np.ndarray], b: dict[int, np.ndarray], labels: np.ndarray
+) -> Behaviour | None:
+    """Each model's predicted classes by seed; None when they share no graded seed."""
+    seeds = tuple(sorted(set(a) & set(b)))
+    if not seeds:
+        return None
+    first = np.concatenate([a[s] for s in seeds])
+    second = np.concatenate([b[s] for s in seeds])
+    truth = np.tile(labels, len(seeds))
+    wrong_a, wrong_b = first != truth, second != truth
+    same = int(np.sum(wrong_a & wrong_b & (first == second)))
+    either = int(np.sum(wrong_a | wrong_b))
+    return Behaviour(
+        error_consistency=_kappa(wrong_a, wrong_b),
+        shared_wrong=same / either if either else None,
+        errors=(int(wrong_a.sum()), int(wrong_b.sum())),
+        same_wrong=same,
+        seeds=seeds,
+    )
+
+
+def _kappa(wrong_a: np.ndarray, wrong_b: np.ndarray) -> float | None:
+    # Imported here: the commands that only read the store never load scikit-learn.
+    from sklearn.metrics import cohen_kappa_score
+
+    if np.array_equal(wrong_a, wrong_b) and len(np.unique(wrong_a)) == 1:
+        return None  # both always right (or always wrong): chance agreement is certain, 0/0
+    return float(cohen_kappa_score(wrong_a, wrong_b))
