@@ -1,28 +1,35 @@
 """Calibrate copy detection on the course's honest models and code, and find planted copies.
 
-Honest code: every pair of distinct files among the lessons' experiments (with the edits their
-pages name) and the example submissions, the spec's base files taken out. Honest models: the
-same experiments' models as bench/measure_course.py graded them (its --predictions file), paired
-two ways: one experiment on two different seeds (one architecture, the pairs the threshold must
-clear), and two experiments on the same seed (a class: everyone is graded on the same seeds).
-Planted copies of the example submissions with the most code of their own (renamed, reordered,
-other HPARAMS; tests/support/copies.py makes them) are graded here on the spec's seeds and
-compared with their originals. The figures go to course/lessons/experiments/similarity.json;
-tests/test_similarity_calibration.py holds the specs' thresholds to them.
+Honest code: every pair of distinct files among the lessons' experiments and the example
+submissions, the spec's base files taken out. Honest models: those files' models as
+bench/measure_course.py graded them (its --predictions file), paired two ways: one experiment
+on two different seeds (one architecture: the pairs the threshold must clear), and models of
+two different files on the same seed (a class: everyone is graded on the same seeds). A file an
+experiment only edits (other epochs, another learning rate) is a copy with other HPARAMS, not
+an honest pair: those variants are listed apart. Planted copies of the example with the most
+code of its own (renamed, reordered, other HPARAMS: tests/support/copies.py) are graded here on
+the spec's seeds. The course's solutions are left out: no student is given them.
+
+The figures go to course/lessons/experiments/similarity.json, which
+tests/test_similarity_calibration.py holds the specs' [similarity] thresholds to.
 
     python bench/measure_course.py --data-dir DATA --out /tmp/m.json --predictions P.npz
-    python bench/calibrate_similarity.py --data-dir DATA --predictions P.npz [--out FILE]
+    python bench/calibrate_similarity.py --data-dir DATA --predictions P.npz [--graded G.npz]
+
+--graded keeps what this script grades (more seeds, the copies) between runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,21 +49,23 @@ from support.copies import MAKERS
 OUT = REPO / "course" / "lessons" / "experiments" / "similarity.json"
 EXAMPLES = REPO / "submissions"
 COPIED = {"har": "frank", "mnist": "bob"}  # the examples with the most code of their own
-# The MNIST spec grades one seed: these experiments are graded here on two more, for the pairs
-# of one architecture on different seeds.
+# The MNIST spec grades one seed: these are graded here on two more, for pairs of one
+# architecture on different seeds.
 MORE_SEEDS = {"har": (), "mnist": ("mnist_batch", "mnist_batch_64", "mnist_starter")}
 EXTRA = (1, 2)
-TOP = 5  # honest pairs listed by name, the most alike first
-NO_CODE = code.Match(0.0, (0.0, 0.0), 0, ([], []))  # judging a pair of models by mistakes alone
+TOP = 8  # pairs listed by name, the most alike first
+NO_CODE = code.Match(0.0, (0.0, 0.0), 0, ([], []))  # judging models by their mistakes alone
+Models = dict[str, dict[int, np.ndarray]]  # experiment id -> seed -> predicted test classes
 
 
 def main() -> int:
     args = _arguments()
     predicted = dict(np.load(args.predictions))
+    graded = _Graded(args)
     document: dict = {
-        "about": "Copy detection's figures on honest pairs and planted copies, measured by "
-        "`python bench/calibrate_similarity.py`; tests/test_similarity_calibration.py holds "
-        "the specs' [similarity] thresholds to them.",
+        "about": "Copy detection's figures on honest pairs, variants and planted copies, "
+        "measured by `python bench/calibrate_similarity.py`; "
+        "tests/test_similarity_calibration.py holds the specs' [similarity] thresholds to them.",
         "assignments": {},
     }
     require = os.environ.get("GRADER_REQUIRE_SANDBOX", "") not in ("", "0")
@@ -64,78 +73,65 @@ def main() -> int:
         for name in ("har", "mnist"):
             spec = load_spec(ASSIGNMENTS / f"{name}.toml")
             labels = grading_data(spec, args.data_dir, args.cache_dir).data.load("test_labels")
-            models = _models({**predicted, **_more_seeds(spec, args, sandbox)}, name)
-            copies = _copies(spec, args, sandbox)
-            document["assignments"][name] = _assignment(spec, models, copies, labels)
-            print(json.dumps(document["assignments"][name]["summary"], indent=1), flush=True)
+            more = graded.more_seeds(spec, sandbox)
+            models = _models({**predicted, **more}, name)
+            copies = graded.copies(spec, sandbox)
+            found = _assignment(spec, models, copies, labels)
+            document["assignments"][name] = found
+            print(json.dumps(found["summary"], indent=1), flush=True)
     args.out.write_text(json.dumps(document, indent=1) + "\n")
     return 0
 
 
-def _assignment(spec: Spec, models: dict, copies: dict, labels: np.ndarray) -> dict:
-    base = code.base_kgrams([p.read_text() for p in spec.similarity.paths(spec.path)])
-    sources = {i: code.source(text, base) for i, text in _honest_files(spec.name).items()}
+def _assignment(spec: Spec, models: Models, copies: dict, labels: np.ndarray) -> dict:
     limits = spec.similarity
+    base = code.base_kgrams([p.read_text() for p in limits.paths(spec.path)])
+    files = _files(spec.name)
+    sources = {file: code.source(text, base) for file, text in files.items()}
     honest_code = [
         _code_pair(a, b, code.compare(sources[a], sources[b]), limits)
         for a, b in itertools.combinations(sorted(sources), 2)
     ]
-    same_model = _behaviour_pairs(models, labels, limits, same_experiment=True)
-    same_seed = _behaviour_pairs(models, labels, limits, same_experiment=False)
+    same_model = _model_pairs(models, labels, limits, _same_model)
+    other_files = _model_pairs(models, labels, limits, _other_files)
+    variants = _variants(spec.name, models, sources, base, labels, limits)
     planted = [_planted(spec, kind, copies, base, labels) for kind in MAKERS]
-    honest_verdicts = [
-        p["verdict"] for p in [*same_model, *same_seed] if p["verdict"] != "none"
-    ] + [p["verdict"] for p in honest_code if p["verdict"] != "none"]
+    honest = [*honest_code, *same_model, *other_files]
     return {
         "thresholds": {
-            "min_code_similarity": spec.similarity.min_code_similarity,
-            "min_overlap": spec.similarity.min_overlap,
-            "min_error_consistency": spec.similarity.min_error_consistency,
+            "min_code_similarity": limits.min_code_similarity,
+            "min_overlap": limits.min_overlap,
+            "min_error_consistency": limits.min_error_consistency,
         },
         "summary": {
-            "honest_code_pairs": _spread(honest_code, "code_similarity"),
-            "same_model_other_seed": _spread(same_model, "error_consistency"),
-            "other_model_same_seed": _spread(same_seed, "error_consistency"),
-            "honest_pairs_with_a_verdict": len(honest_verdicts),
+            "honest_code": _spread(honest_code, "code_similarity"),
+            "honest_code_overlap": _spread(honest_code, "overlap"),
+            "same_model_other_seeds": _spread(same_model, "error_consistency"),
+            "other_files_same_seed": _spread(other_files, "error_consistency"),
+            "honest_pairs_with_a_verdict": sum(p["verdict"] != "none" for p in honest),
+            "variants_with_a_verdict": f"{sum(p['verdict'] != 'none' for p in variants)} "
+            f"of {len(variants)}",
             "planted": {p["kind"]: p["verdict"] for p in planted},
         },
         "honest_code": _top(honest_code, "code_similarity"),
-        "same_model_other_seed": _top(same_model, "error_consistency"),
-        "other_model_same_seed": _top(same_seed, "error_consistency"),
+        "same_model_other_seeds": _top(same_model, "error_consistency"),
+        "other_files_same_seed": _top(other_files, "error_consistency"),
+        "variants": variants,
         "planted": planted,
     }
 
 
-def _more_seeds(spec: Spec, args: argparse.Namespace, sandbox: Sandbox) -> dict:
-    grading = replace(spec.grading, seeds=EXTRA)
-    more = {}
-    for name in MORE_SEEDS[spec.name]:
-        print(f"{name} on seeds {EXTRA} ...", flush=True)
-        _, classes = measure(BY_ID[name], replace(spec, grading=grading), args, sandbox)
-        more.update(classes)
-    return more
+def _files(assignment: str) -> dict[str, str]:
+    """Each distinct file: the experiments' (as written, without the edits their pages name)
+    and the examples', by path."""
+    paths = {e.file for e in EXPERIMENTS if e.assignment == assignment}
+    paths |= {str(p.relative_to(REPO)) for p in EXAMPLES.glob(f"*/{assignment}.py")}
+    return {p: (REPO / p).read_text() for p in sorted(paths) if "solution" not in p}
 
 
-def _honest_files(assignment: str) -> dict[str, str]:
-    """The experiments' files with their edits and the examples, each distinct text once."""
-    texts: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for experiment in EXPERIMENTS:
-            if experiment.assignment == assignment and "solution" not in experiment.file:
-                text = edited(experiment, Path(folder)).read_text()
-                if text not in texts.values():
-                    texts[experiment.id] = text
-    for path in sorted(EXAMPLES.glob(f"*/{assignment}.py")):
-        text = path.read_text()
-        if text not in texts.values():
-            texts[f"example:{path.parent.name}"] = text
-    return texts
-
-
-def _models(predicted: dict[str, np.ndarray], assignment: str) -> dict[str, dict[int, np.ndarray]]:
-    """experiment id -> seed -> predicted test classes, for this assignment's experiments."""
-    ids = {e.id for e in EXPERIMENTS if e.assignment == assignment}
-    models: dict[str, dict[int, np.ndarray]] = {}
+def _models(predicted: dict[str, np.ndarray], assignment: str) -> Models:
+    ids = {e.id for e in EXPERIMENTS if e.assignment == assignment and "solution" not in e.file}
+    models: Models = {}
     for key, classes in predicted.items():
         name, seed = key.rsplit("/", 1)
         if name in ids:
@@ -143,24 +139,29 @@ def _models(predicted: dict[str, np.ndarray], assignment: str) -> dict[str, dict
     return models
 
 
-def _behaviour_pairs(
-    models: dict, labels: np.ndarray, limits: Similarity, *, same_experiment: bool
-) -> list[dict]:
-    """One experiment on each two of its seeds, or each two experiments on a seed they share."""
-    if same_experiment:
-        both = [
-            ((name, s), (name, t))
-            for name, seeds in models.items()
-            for s, t in itertools.combinations(sorted(seeds), 2)
-        ]
-    else:
-        both = [
-            ((a, seed), (b, seed))
-            for a, b in itertools.combinations(sorted(models), 2)
-            for seed in sorted(set(models[a]) & set(models[b]))
-        ]
+Pairing = Callable[[Models], list[tuple[tuple[str, int], tuple[str, int]]]]
+
+
+def _same_model(models: Models) -> list[tuple[tuple[str, int], tuple[str, int]]]:
+    return [
+        ((name, s), (name, t))
+        for name, seeds in models.items()
+        for s, t in itertools.combinations(sorted(seeds), 2)
+    ]
+
+
+def _other_files(models: Models) -> list[tuple[tuple[str, int], tuple[str, int]]]:
+    return [
+        ((a, seed), (b, seed))
+        for a, b in itertools.combinations(sorted(models), 2)
+        if BY_ID[a].file != BY_ID[b].file
+        for seed in sorted(set(models[a]) & set(models[b]))
+    ]
+
+
+def _model_pairs(models: Models, labels: np.ndarray, limits: Similarity, pairing: Pairing) -> list:
     found = []
-    for (a, s), (b, t) in both:
+    for (a, s), (b, t) in pairing(models):
         seen = behaviour.compare({0: models[a][s]}, {0: models[b][t]}, labels)
         assert seen is not None
         found.append(
@@ -175,6 +176,54 @@ def _behaviour_pairs(
     return found
 
 
+def _variants(
+    assignment: str,
+    models: Models,
+    sources: dict[str, code.Source],
+    base: np.ndarray,
+    labels: np.ndarray,
+    limits: Similarity,
+) -> list[dict]:
+    """Each edited experiment against the experiment of its file without edits: code and
+    mistakes on the seeds both have, judged together."""
+    plain = {e.file: e.id for e in EXPERIMENTS if not e.edits and e.assignment == assignment}
+    found = []
+    with tempfile.TemporaryDirectory() as folder:
+        for e in EXPERIMENTS:
+            if e.assignment != assignment or not e.edits or e.file not in plain:
+                continue
+            match = code.compare(
+                sources[e.file], code.source(edited(e, Path(folder)).read_text(), base)
+            )
+            seen = behaviour.compare(models[plain[e.file]], models[e.id], labels)
+            found.append(_judged(plain[e.file], e.id, match, seen, limits))
+    return found
+
+
+def _planted(spec: Spec, kind: str, copies: dict, base: np.ndarray, labels: np.ndarray) -> dict:
+    (original, ours), (copied, theirs) = copies["original"], copies[kind]
+    match = code.compare(code.source(original, base), code.source(copied, base))
+    seen = behaviour.compare(ours, theirs, labels)
+    return {
+        "kind": kind,
+        **_judged(COPIED[spec.name], f"{kind} copy", match, seen, spec.similarity),
+    }
+
+
+def _judged(
+    a: str, b: str, match: code.Match, seen: behaviour.Behaviour | None, limits: Similarity
+) -> dict:
+    return {
+        "a": a,
+        "b": b,
+        "code_similarity": match.similarity,
+        "overlap": match.overlap,
+        "error_consistency": seen.error_consistency if seen else None,
+        "shared_wrong": seen.shared_wrong if seen else None,
+        "verdict": str(verdict(match, seen, limits)),
+    }
+
+
 def _code_pair(a: str, b: str, match: code.Match, limits: Similarity) -> dict:
     return {
         "a": a,
@@ -185,38 +234,51 @@ def _code_pair(a: str, b: str, match: code.Match, limits: Similarity) -> dict:
     }
 
 
-def _copies(spec: Spec, args: argparse.Namespace, sandbox: Sandbox) -> dict:
-    """The original example and each planted copy, graded on the spec's seeds."""
-    who = COPIED[spec.name]
-    original = (EXAMPLES / who / f"{spec.name}.py").read_text()
-    graded = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for kind, make in {"original": lambda t: t, **MAKERS}.items():
-            path = Path(folder) / kind / f"{spec.name}.py"
-            path.parent.mkdir()
-            path.write_text(make(original))
-            print(f"{spec.name}: {who} {kind} ...", flush=True)
-            experiment = Experiment(f"{who}_{kind}", spec.name, str(path))
-            entry, classes = measure(experiment, spec, args, sandbox)
+class _Graded:
+    """What this script grades itself, kept in --graded between runs (keyed by the file's
+    text, so a changed copy is graded again)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        path = args.graded
+        self.kept = dict(np.load(path)) if path and path.exists() else {}
+
+    def more_seeds(self, spec: Spec, sandbox: Sandbox) -> dict[str, np.ndarray]:
+        more_spec = replace(spec, grading=replace(spec.grading, seeds=EXTRA))
+        more = {}
+        for name in MORE_SEEDS[spec.name]:
+            more.update(self._grade(BY_ID[name], more_spec, sandbox, EXTRA))
+        return more
+
+    def copies(self, spec: Spec, sandbox: Sandbox) -> dict[str, tuple[str, dict[int, np.ndarray]]]:
+        """The original example and each planted copy: (its text, its predictions by seed)."""
+        who = COPIED[spec.name]
+        original = (EXAMPLES / who / f"{spec.name}.py").read_text()
+        graded = {}
+        with tempfile.TemporaryDirectory() as folder:
+            for kind, make in {"original": str, **MAKERS}.items():
+                text = make(original)
+                path = Path(folder) / kind / f"{spec.name}.py"
+                path.parent.mkdir()
+                path.write_text(text)
+                digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+                experiment = Experiment(f"{who}_{kind}_{digest}", spec.name, str(path))
+                classes = self._grade(experiment, spec, sandbox, spec.grading.all_seeds)
+                graded[kind] = (text, {int(k.rsplit("/", 1)[1]): v for k, v in classes.items()})
+        return graded
+
+    def _grade(
+        self, experiment: Experiment, spec: Spec, sandbox: Sandbox, seeds: tuple[int, ...]
+    ) -> dict[str, np.ndarray]:
+        keys = [f"{experiment.id}/{seed}" for seed in seeds]
+        if not all(k in self.kept for k in keys):
+            print(f"{experiment.id} on seeds {seeds} ...", flush=True)
+            entry, classes = measure(experiment, spec, self.args, sandbox)
             assert entry["status"] == "ok", entry["message"]
-            seeds = {int(k.rsplit("/", 1)[1]): v for k, v in classes.items()}
-            graded[kind] = (path.read_text(), seeds)
-    return graded
-
-
-def _planted(spec: Spec, kind: str, copies: dict, base: np.ndarray, labels: np.ndarray) -> dict:
-    (original, ours), (copied, theirs) = copies["original"], copies[kind]
-    match = code.compare(code.source(original, base), code.source(copied, base))
-    seen = behaviour.compare(ours, theirs, labels)
-    return {
-        "kind": kind,
-        "of": COPIED[spec.name],
-        "code_similarity": match.similarity,
-        "overlap": match.overlap,
-        "error_consistency": seen.error_consistency if seen else None,
-        "shared_wrong": seen.shared_wrong if seen else None,
-        "verdict": str(verdict(match, seen, spec.similarity)),
-    }
+            self.kept.update(classes)
+            if self.args.graded:
+                np.savez_compressed(self.args.graded, **self.kept)
+        return {k: self.kept[k] for k in keys}
 
 
 def _spread(pairs: list[dict], figure: str) -> dict:
@@ -241,6 +303,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     parser.add_argument("--predictions", type=Path, required=True)
+    parser.add_argument("--graded", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=OUT)
     return parser.parse_args()
 

@@ -18,6 +18,7 @@ import pandas as pd
 from grader import __version__
 from grader.api.common import Log, find_specs, grading_data, open_sandbox
 from grader.api.reporting import ReportWriter
+from grader.api.similarity import SimilaritySummary, compare_all
 from grader.core.errors import UserError
 from grader.core.machine import DeviceError, cpu, gpus
 from grader.core.results import CacheKey, Environment, Mode, Result, Status
@@ -32,6 +33,7 @@ from grader.jobs.seeds import combine
 from grader.protocol import MESSAGE_CHARS
 from grader.publish.anonymize import refusal_lines
 from grader.publish.board import CSV_NAME, PLOT_NAME, write_leaderboard
+from grader.publish.ranking import similar_to
 from grader.publish.reports import REPORTS
 from grader.sandbox.box import Sandbox, SandboxError, SandboxOptions
 from grader.sandbox.supervise import LOG_TAIL_BYTES
@@ -67,6 +69,7 @@ class RunOptions:
     slurm: SlurmOptions | None = None  # None: grade on this machine (LocalExecutor)
     # --only and --reason: regrade just these students (forced), saying why in the store.
     request: RunRequest = field(default_factory=RunRequest)
+    similarity: bool = True  # compare every pair of students at the end (--no-similarity: not)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class RunSummary:
     csv_path: Path
     reports: Path  # OUT/reports: <student>/<assignment>.html and .md for every row
     reports_written: int = 0
+    similarity: SimilaritySummary | None = None  # None: --no-similarity
 
 
 def run(
@@ -131,7 +135,12 @@ def run(
         raise
     finally:
         executor.close()
-    board = write_leaderboard(store.latest(), specs, options.out, meta)
+    similar = None
+    if options.similarity:
+        data = {name: ctx.data for name, ctx in contexts.items()}
+        similar = compare_all(specs, submissions, store, lambda s: data[s.name], options.out, log)
+    pairs = similar_to(store.similar_pairs())
+    board = write_leaderboard(store.latest(), specs, options.out, meta, pairs)
     _remove_partial(options.out)
     # rows reused from earlier runs whose reports are missing (a regrade: its students' only)
     reports.missing([r for r in store.latest() if not only or r.student in only])
@@ -140,7 +149,7 @@ def run(
     written = reports.finish()
     store.finish_run(run_id, now(), len(pending), reused)
     return RunSummary(
-        board, len(pending), reused, options.out / CSV_NAME, options.out / REPORTS, written
+        board, len(pending), reused, options.out / CSV_NAME, options.out / REPORTS, written, similar
     )
 
 

@@ -80,6 +80,11 @@ REASON_CHARS = 200  # --reason: a line such as "regrade request #12, wrong data 
     is_flag=True,
     help="Train twice and flag submissions whose weights differ.",
 )
+@click.option(
+    "--no-similarity",
+    is_flag=True,
+    help="Skip copy detection at the end (`grader similarity` runs it alone).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
 @click.option(
     "--json",
@@ -104,6 +109,7 @@ def run_command(
     reason: str,
     seeds_text: str | None,
     verify_determinism: bool,
+    no_similarity: bool,
     quiet: bool,
     as_json: bool,
     sandbox: SandboxOptions,
@@ -119,7 +125,8 @@ def run_command(
     resumes), writes the board so far as OUT/partial/leaderboard.csv and exits 130. --only
     regrades just the students it names, as a regrade request asks, and --reason says why. With
     --executor slurm, a run started again after an interruption collects the tasks the first
-    one left in Slurm.
+    one left in Slurm. At the end every pair of students is compared for copying (see `grader
+    similarity`): OUT/similarity.csv and .html, for the instructor only.
     """
     from grader import api
     from grader.publish.progress import RunProgress, summary
@@ -140,6 +147,7 @@ def run_command(
         seeds=_seeds(seeds_text),
         slurm=slurm,
         request=api.RunRequest(_only(only_text), _reason(reason)),
+        similarity=not no_similarity,
     )
     progress = None if quiet else RunProgress()
     try:
@@ -159,7 +167,8 @@ def run_command(
     elif not quiet:
         print_table(done.board)
     log(summary(list(done.board["status"]), done.graded, done.reused))
-    log(f"wrote {done.csv_path}; reports in {done.reports}")
+    similar = f"; pairs to review in {done.similarity.files[-1]}" if done.similarity else ""
+    log(f"wrote {done.csv_path}; reports in {done.reports}{similar}")
 
 
 @click.command("check")

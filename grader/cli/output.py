@@ -118,6 +118,7 @@ def run_json(summary: RunSummary) -> str:
             "reused": summary.reused,
             "leaderboard": str(summary.csv_path),
             "reports": str(summary.reports),
+            "similarity": [str(p) for p in summary.similarity.files] if summary.similarity else [],
             "rows": rows_json(summary.board),
         },
         indent=2,

@@ -73,12 +73,12 @@ def _names(node: ast.Assign) -> list[str]:
     return [t.id for t in node.targets if isinstance(t, ast.Name)]
 
 
-def _defined(tree: ast.AST) -> set[str]:
-    names: set[str] = set()
+def _defined(tree: ast.Module) -> set[str]:
+    """The module's own functions and classes (not methods: a framework calls those by name),
+    every argument and every variable assigned."""
+    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.arg):
+        if isinstance(node, ast.arg):
             names.add(node.arg)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.add(node.id)
@@ -98,7 +98,7 @@ class _Renamer(ast.NodeTransformer):
         return node
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
-        node.name = self.mapping.get(node.name, node.name)
+        node.name = self.mapping.get(node.name, node.name)  # a method's name is never mapped
         self.generic_visit(node)
         return node
 
