@@ -41,7 +41,7 @@ from grader.core.spec import Similarity, Spec, load_spec
 from grader.data.registry import default_cache_dir, default_data_dir
 from grader.sandbox.box import Sandbox, SandboxOptions
 from grader.similarity import behaviour, code
-from grader.similarity.pairs import verdict
+from grader.similarity.pairs import explained, verdict
 
 sys.path.insert(0, str(REPO / "tests"))  # the planted copies the real-data test grades too
 from support.copies import MAKERS
@@ -92,10 +92,11 @@ def _assignment(spec: Spec, models: Models, copies: dict, labels: np.ndarray) ->
         _code_pair(a, b, code.compare(sources[a], sources[b]), limits)
         for a, b in itertools.combinations(sorted(sources), 2)
     ]
-    same_model = _model_pairs(models, labels, limits, _same_model)
-    other_files = _model_pairs(models, labels, limits, _other_files)
+    starter = f"{spec.name}_starter"
+    same_model = _model_pairs(models, labels, limits, _same_model, starter)
+    other_files = _model_pairs(models, labels, limits, _other_files, starter)
     variants = _variants(spec.name, models, sources, base, labels, limits)
-    planted = [_planted(spec, kind, copies, base, labels) for kind in MAKERS]
+    planted = [_planted(spec, kind, copies, base, labels, models[starter]) for kind in MAKERS]
     honest = [*honest_code, *same_model, *other_files]
     return {
         "thresholds": {
@@ -159,21 +160,33 @@ def _other_files(models: Models) -> list[tuple[tuple[str, int], tuple[str, int]]
     ]
 
 
-def _model_pairs(models: Models, labels: np.ndarray, limits: Similarity, pairing: Pairing) -> list:
+def _model_pairs(
+    models: Models, labels: np.ndarray, limits: Similarity, pairing: Pairing, starter: str
+) -> list:
+    """Each pair judged by its mistakes alone, as copy detection judges them: held against
+    the starter's model on the same seed (pairs across seeds have no such reference)."""
     found = []
     for (a, s), (b, t) in pairing(models):
         seen = behaviour.compare({0: models[a][s]}, {0: models[b][t]}, labels)
         assert seen is not None
+        reference = [] if s != t else [{0: models[starter][s]}]
+        near_a = [_kappa({0: models[a][s]}, r, labels) for r in reference]
+        near_b = [_kappa({0: models[b][t]}, r, labels) for r in reference]
         found.append(
             {
                 "a": f"{a} seed {s}",
                 "b": f"{b} seed {t}",
                 "error_consistency": seen.error_consistency,
                 "shared_wrong": seen.shared_wrong,
-                "verdict": str(verdict(NO_CODE, seen, limits)),
+                "verdict": str(verdict(NO_CODE, seen, limits, explained(seen, near_a, near_b))),
             }
         )
     return found
+
+
+def _kappa(a: dict[int, np.ndarray], b: dict[int, np.ndarray], labels: np.ndarray) -> float | None:
+    seen = behaviour.compare(a, b, labels)
+    return None if seen is None else seen.error_consistency
 
 
 def _variants(
@@ -196,22 +209,32 @@ def _variants(
                 sources[e.file], code.source(edited(e, Path(folder)).read_text(), base)
             )
             seen = behaviour.compare(models[plain[e.file]], models[e.id], labels)
-            found.append(_judged(plain[e.file], e.id, match, seen, limits))
+            starter = [models[f"{assignment}_starter"]]
+            near_a = [_kappa(models[plain[e.file]], r, labels) for r in starter]
+            near_b = [_kappa(models[e.id], r, labels) for r in starter]
+            near = explained(seen, near_a, near_b)
+            found.append(_judged(plain[e.file], e.id, match, seen, limits, near))
     return found
 
 
-def _planted(spec: Spec, kind: str, copies: dict, base: np.ndarray, labels: np.ndarray) -> dict:
+def _planted(
+    spec: Spec, kind: str, copies: dict, base: np.ndarray, labels: np.ndarray, starter: dict
+) -> dict:
     (original, ours), (copied, theirs) = copies["original"], copies[kind]
     match = code.compare(code.source(original, base), code.source(copied, base))
     seen = behaviour.compare(ours, theirs, labels)
-    return {
-        "kind": kind,
-        **_judged(COPIED[spec.name], f"{kind} copy", match, seen, spec.similarity),
-    }
+    near = explained(seen, [_kappa(ours, starter, labels)], [_kappa(theirs, starter, labels)])
+    judged = _judged(COPIED[spec.name], f"{kind} copy", match, seen, spec.similarity, near)
+    return {"kind": kind, **judged}
 
 
 def _judged(
-    a: str, b: str, match: code.Match, seen: behaviour.Behaviour | None, limits: Similarity
+    a: str,
+    b: str,
+    match: code.Match,
+    seen: behaviour.Behaviour | None,
+    limits: Similarity,
+    near: bool = False,
 ) -> dict:
     return {
         "a": a,
@@ -220,7 +243,7 @@ def _judged(
         "overlap": match.overlap,
         "error_consistency": seen.error_consistency if seen else None,
         "shared_wrong": seen.shared_wrong if seen else None,
-        "verdict": str(verdict(match, seen, limits)),
+        "verdict": str(verdict(match, seen, limits, near)),
     }
 
 

@@ -122,9 +122,19 @@ def run(
     for result in _baselines(store, {} if only else contexts, force=options.force):
         store.record(result, run_id)
         log(f"baseline {result.assignment}/{result.student}: {_said(result)}")
+    similar = None
     try:
         work = [(s, contexts[s.assignment]) for s in pending]
         grade_all(executor, work, recorded, store, force=force)
+        if options.similarity:
+            data = {name: ctx.data for name, ctx in contexts.items()}
+
+            def grade_base(spec: Spec, base: Submission) -> Result | None:
+                return _grade_base(executor, contexts[spec.name], base, log)
+
+            similar = compare_all(
+                specs, submissions, store, lambda s: data[s.name], options.out, log, grade_base
+            )
     except BaseException as stop:
         reports.abandon()
         # What the store holds is kept (a run again resumes from it), but not as THE board:
@@ -135,10 +145,6 @@ def run(
         raise
     finally:
         executor.close()
-    similar = None
-    if options.similarity:
-        data = {name: ctx.data for name, ctx in contexts.items()}
-        similar = compare_all(specs, submissions, store, lambda s: data[s.name], options.out, log)
     pairs = similar_to(store.similar_pairs())
     board = write_leaderboard(store.latest(), specs, options.out, meta, pairs)
     _remove_partial(options.out)
@@ -151,6 +157,22 @@ def run(
     return RunSummary(
         board, len(pending), reused, options.out / CSV_NAME, options.out / REPORTS, written, similar
     )
+
+
+def _grade_base(
+    executor: Executor, ctx: GradingContext, base: Submission, log: Log
+) -> Result | None:
+    """A base file (the starter) graded as a submission is, retrained on every seed: the model
+    copy detection holds two students' alike mistakes against. Never a row of the board."""
+    log(f"similarity {ctx.spec.name}: grading {base.source.name} to compare mistakes with it")
+    graded: list[Result] = []
+    retrain = replace(ctx, settings=replace(ctx.settings, mode=Mode.RETRAIN))
+    grade_all(executor, [(base, retrain)], lambda result, done: graded.append(result))
+    if not graded or graded[0].status not in (Status.OK, Status.FLAGGED):
+        said = _said(graded[0]) if graded else "not graded"
+        log(f"similarity {ctx.spec.name}: {base.source.name}: {said}")
+        return None
+    return graded[0]
 
 
 class Interrupted(KeyboardInterrupt):

@@ -124,10 +124,10 @@ class Similarity:
     base_files: tuple[str, ...] = ()
     # The larger share of either file's own code (the base files' taken out) found in the
     # other, and the characters of tokenised code the two share: both must be reached.
-    min_code_similarity: float = 0.5
-    min_overlap: int = 200
+    min_code_similarity: float = 0.75
+    min_overlap: int = 250
     # Error consistency (kappa on the two models' mistakes) past every honest pair's.
-    min_error_consistency: float = 0.9
+    min_error_consistency: float = 0.95
 
     def paths(self, spec_path: Path) -> list[Path]:
         return [spec_path.parent / Path(name).expanduser() for name in self.base_files]

@@ -6,6 +6,10 @@ their two accuracies would give. 0: as independent; 1: wrong on exactly the same
 Honest models are not independent (the same examples are hard for every model), so the
 threshold a pair must pass is calibrated on honest pairs (bench/calibrate_similarity.py), never
 taken from a test against independence, which every honest pair would fail.
+
+A model that never answers some class is wrong on every example of it, as every such model is
+(a network collapsed to one class, by a loss on the wrong outputs, makes one model's mistakes
+on every seed): its mistakes say nothing about copying, and its pairs have no figure.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import numpy as np
 class Behaviour:
     """Two models' test predictions compared, over the seeds both were graded on."""
 
-    error_consistency: float | None  # None: both always right, nothing to compare
+    # None: both always right (nothing to compare), or a model never answers some class.
+    error_consistency: float | None
     # Of the examples either model gets wrong, the share both get wrong with the same class.
     shared_wrong: float | None  # None: neither makes a mistake
     errors: tuple[int, int]  # each model's mistakes, over the seeds compared
@@ -40,13 +45,18 @@ def compare(
     wrong_a, wrong_b = first != truth, second != truth
     same = int(np.sum(wrong_a & wrong_b & (first == second)))
     either = int(np.sum(wrong_a | wrong_b))
+    every = answers_every_class(first, labels) and answers_every_class(second, labels)
     return Behaviour(
-        error_consistency=_kappa(wrong_a, wrong_b),
+        error_consistency=_kappa(wrong_a, wrong_b) if every else None,
         shared_wrong=same / either if either else None,
         errors=(int(wrong_a.sum()), int(wrong_b.sum())),
         same_wrong=same,
         seeds=seeds,
     )
+
+
+def answers_every_class(predicted: np.ndarray, labels: np.ndarray) -> bool:
+    return bool(np.isin(np.unique(labels), predicted).all())
 
 
 def _kappa(wrong_a: np.ndarray, wrong_b: np.ndarray) -> float | None:

@@ -46,6 +46,12 @@ class Findings:
     limits: Similarity
     base_files: tuple[str, ...]  # taken out of every file's code, as the spec names them
     missing: tuple[str, ...] = ()  # base files the spec names that were not found
+    base_models: int = 0  # base files whose own model's mistakes the pairs were held against
+
+    @property
+    def explained(self) -> int:
+        """Pairs alike in their mistakes past the threshold as much as the starter's model."""
+        return sum(p.explained for p in self.pairs)
 
     @property
     def signals(self) -> list[Pair]:

@@ -225,6 +225,18 @@ def similar_pairs_are_kept(db: sqlite3.Connection) -> None:
     )
 
 
+def base_files_keep_their_predictions(db: sqlite3.Connection) -> None:
+    """The predictions of the starter's own model (a spec's base file, graded when copy
+    detection needs it to explain two students' alike mistakes), by the file's hash."""
+    db.execute(
+        "CREATE TABLE base_predictions ("
+        "assignment TEXT NOT NULL, file TEXT NOT NULL, content_hash TEXT NOT NULL, "
+        "data_checksum TEXT NOT NULL, grader_version TEXT NOT NULL, "
+        "test_predictions TEXT NOT NULL, graded_at TEXT NOT NULL, "
+        "PRIMARY KEY (assignment, file, content_hash, data_checksum, grader_version))"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("create_v1_schema", create_v1_schema),
     ("attempts_know_their_run", attempts_know_their_run),
@@ -246,6 +258,7 @@ MIGRATIONS: list[Migration] = [
     ("attempts_keep_what_training_said", attempts_keep_what_training_said),
     ("attempts_keep_test_predictions", attempts_keep_test_predictions),
     ("similar_pairs_are_kept", similar_pairs_are_kept),
+    ("base_files_keep_their_predictions", base_files_keep_their_predictions),
 ]
 LATEST = len(MIGRATIONS)
 

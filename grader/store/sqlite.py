@@ -307,6 +307,35 @@ class Store:
             ).fetchall()
         return {(r["student"], r["content_hash"]): json.loads(r["test_predictions"]) for r in rows}
 
+    def keep_base(self, file: str, result: Result) -> None:
+        """A base file's graded predictions (result: its row, never recorded as an attempt)."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO base_predictions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    result.assignment,
+                    file,
+                    result.content_hash,
+                    result.data_checksum,
+                    result.grader_version,
+                    json.dumps(result.test_predictions, sort_keys=True),
+                    result.finished_at,
+                ),
+            )
+
+    def base_predictions(
+        self, assignment: str, file: str, content_hash: str, data_checksum: str
+    ) -> dict[str, str]:
+        """A base file's predictions by seed, graded from this very file on this data by this
+        grader; empty when it was not graded so."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT test_predictions FROM base_predictions WHERE assignment = ? AND "
+                "file = ? AND content_hash = ? AND data_checksum = ? AND grader_version = ?",
+                (assignment, file, content_hash, data_checksum, __version__),
+            ).fetchone()
+        return {} if row is None else dict(json.loads(row["test_predictions"]))
+
     def keep_pairs(self, assignment: str, pairs: list[SimilarPair], at: str) -> None:
         """The assignment's pairs as copy detection just found them, replacing the last."""
         fields = [f.name for f in dataclasses.fields(SimilarPair)]
