@@ -13,6 +13,7 @@ No code here sends traffic anywhere but the loopback interface.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import io
@@ -40,6 +41,7 @@ import torch
 from safetensors.torch import save
 from support.course import without_baselines
 from support.grading import GOOD_HAR, GradeSource
+from support.inert import hidden
 from support.layers import require_sandbox
 from support.paths import ASSIGNMENTS
 
@@ -50,7 +52,7 @@ from grader.data.cache import PreparedData
 from grader.data.registry import prepare
 from grader.publish.board import CSV_NAME, build_board
 from grader.publish.export import write_csv
-from grader.publish.ranking import ranked
+from grader.publish.ranking import ranked, similar_to
 from grader.sandbox.box import Sandbox
 from grader.sandbox.leases import JOB_UIDS
 from grader.sandbox.tree import remove_tree
@@ -905,6 +907,15 @@ on_save(_class_zero)
 LINKS_MSG = r"{} cannot be opened \(Too many levels of symbolic links\); links are not accepted"
 OUTPUTS = [
     Case(
+        "code_that_reads_as_markup",
+        """
+# </pre></details><script>alert("similarity page")</script><a href="https://evil.example">x</a>
+_SHOWN = "\u202e\u200b</mark><img src=x onerror=alert(1)>"
+""",
+        HONEST_LOADED,
+        layers=(),
+    ),
+    Case(
         "symlink_to_labels",
         """
 def _link(path, arr, real):
@@ -1603,8 +1614,22 @@ def test_the_data_cache_is_unchanged(hostile: HostileRun) -> None:
 def test_leaderboard_is_what_the_store_says(hostile: HostileRun, tmp_path: Path) -> None:
     store = Store(hostile.out / DB_NAME)
     expected = tmp_path / "expected.csv"
-    write_csv(ranked(store.latest()), expected)
+    write_csv(ranked(store.latest(), similar=similar_to(store.similar_pairs())), expected)
     assert (hostile.out / CSV_NAME).read_bytes() == expected.read_bytes()
+
+
+def test_the_similarity_page_keeps_every_submissions_code_inert(hostile: HostileRun) -> None:
+    """Every case is one small model with an attack added, so every pair is alike: each file's
+    code is on the instructor's similarity page, where none of it may run, hide or link out."""
+    page = (hostile.out / "similarity.html").read_text(encoding="utf-8")
+    assert "<script" not in page and "<img" not in page
+    assert hidden(page) == []
+    assert all(link.startswith("#") for link in re.findall(r'<a href="([^"]*)"', page))
+    with (hostile.out / "similarity.csv").open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    students = len(hostile.board[hostile.board.kind == "student"])
+    assert len(rows) <= students * (students - 1) // 2
+    assert all(not row["student_a"].startswith(("=", "+", "-", "@")) for row in rows)
 
 
 def test_labels_stayed_private(hostile: HostileRun) -> None:

@@ -190,7 +190,7 @@ def test_a_run_grades_each_seed_once_and_reuses_them(
     assert row["seeds"] == "1,2,0"
     assert not pd.isna(row["test_accuracy_std"])
     csv = pd.read_csv(more.csv_path)
-    assert list(csv.columns)[-2:] == ["test_accuracy_std", "seeds"]
+    assert list(csv.columns)[-3:] == ["test_accuracy_std", "seeds", "similar_to"]
 
 
 BROKEN = GOOD_HAR.replace("torch.nn.ReLU()", "torch.nn.Relu()")  # a typo in a layer's name

@@ -16,7 +16,7 @@ HONEST = ("honest_code", "same_model_other_seeds", "other_files_same_seed")
 
 
 def test_every_assignment_was_calibrated() -> None:
-    assert ASSIGNMENTS == sorted(SPECS)
+    assert sorted(SPECS) == ASSIGNMENTS
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)

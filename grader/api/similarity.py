@@ -25,11 +25,12 @@ from grader.core.submission import MAX_SOURCE_BYTES, Submission, discover, from_
 from grader.data.cache import PreparedData
 from grader.jobs.grade import now
 from grader.similarity import code, report
-from grader.similarity.pairs import Entry, Pair, Predictions, alike, pairs
+from grader.similarity.pairs import Entry, Pair, Predictions, Verdict, pairs
 from grader.similarity.predictions import unpack
 from grader.store.sqlite import DB_NAME, SimilarPair, Store
 
 BASE = "base:"  # a base file's name as a submission's student: no student id holds a colon
+BY_MISTAKES = (Verdict.ERRORS, Verdict.CODE_ERRORS)  # verdicts a starter's model may explain
 # Grades a base file as a submission (its student BASE + the file's name); None: it failed.
 GradeBase = Callable[[Spec, Submission], Result | None]
 
@@ -137,9 +138,10 @@ class _Compared:
         )
 
     def needs_bases(self, found: report.Findings) -> bool:
-        """A pair's mistakes are alike past the threshold and a base file's model is unknown."""
+        """A pair is judged by its alike mistakes (identical files need no model to be named)
+        and a base file's model is unknown."""
         unknown = any(not self._reference(base) for base in self.bases)
-        return unknown and any(alike(p.behaviour, found.limits) for p in found.pairs)
+        return unknown and any(p.verdict in BY_MISTAKES for p in found.pairs)
 
     def grade_bases(self, grade: GradeBase) -> None:
         for base in self.bases:
