@@ -50,3 +50,23 @@ def test_every_planted_copy_is_found(name: str) -> None:
     assert {p["kind"] for p in planted} == {"renamed", "reordered", "hparams"}
     for pair in planted:
         assert pair["verdict"] != "none", pair
+
+
+def test_the_instructor_guide_quotes_the_calibration() -> None:
+    guide = (REPO / "course/handouts/instructor.md").read_text()
+    section = guide.split("## Copy detection")[1].split("\n## ")[0]
+    har, mnist = MEASURED["assignments"]["har"], MEASURED["assignments"]["mnist"]
+    quoted = [
+        f"{har['summary']['same_model_other_seeds']['max']:.2f}",
+        f"{har['summary']['other_files_same_seed']['max']:.2f}",
+        f"{mnist['summary']['same_model_other_seeds']['max']:.2f}",
+        f"({har['summary']['honest_code']['pairs']} pairs)",
+        f"({mnist['summary']['honest_code']['pairs']} pairs)",
+        f"more than {har['summary']['honest_code_overlap']['max']} characters",
+    ]
+    for figure in quoted:
+        assert figure in section, figure
+    limits = SPECS["har"].similarity
+    assert f"{100 * limits.min_code_similarity:.0f}% or more" in section
+    assert f"at least {limits.min_overlap} characters" in section
+    assert f"threshold, {limits.min_error_consistency:.2f}," in section
