@@ -53,3 +53,11 @@ def test_train_speed(real_data_dir: Path, cache: Path) -> None:
                 data=real_data_dir, cache=cache)  # fmt: skip
     assert "batch 64, 2000 images, 1 epoch(s):" in out, out
     assert "tutorial / grader: median " in out and "accuracy: grader - tutorial = " in out, out
+
+
+def test_similarity(real_data_dir: Path, cache: Path) -> None:
+    out = bench("similarity.py", "--students", "12", "--rounds", "1", data=real_data_dir,
+                cache=cache)  # fmt: skip
+    assert "12 HAR submissions, 3 seeds each: 66 pairs" in out, out
+    assert "similarity.csv identical every round: True" in out, out
+    assert "grader similarity / copydetect: median " in out and "target: under 60 s" in out, out

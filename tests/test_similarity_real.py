@@ -67,6 +67,16 @@ def test_planted_copies_are_found_and_honest_students_are_not(
     assert "grading har.py to compare mistakes with it" in ran.stderr
     page = (out / "similarity.html").read_text()
     assert "The starter's model was graded" in page
+    again = invoke(
+        "similarity", submissions, "--results", out, "--out", tmp_path / "again",
+        "--assignments", tmp_path / "specs", "--data-dir", real_data_dir,
+        "--cache-dir", tmp_path / "cache",
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output + again.stderr
+    assert (tmp_path / "again" / "similarity.csv").read_bytes() == (
+        out / "similarity.csv"
+    ).read_bytes()
+    assert "har: frank and rita: code+errors (code 100.0%, errors 1.00)" in again.output
     with (out / "leaderboard.csv").open(newline="") as file:
         board = {r["student"]: r["similar_to"] for r in csv.DictReader(file)}
     assert "rita (code+errors)" in board["frank"] and board["alice"] == ""
