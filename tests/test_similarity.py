@@ -298,3 +298,20 @@ def test_similarity_needs_the_results_of_a_run(tmp_path: Path) -> None:
     assert said.stderr.strip() == (
         f"Error: no results store at {tmp_path / 'none' / 'grades.sqlite'}; run `grader run` first"
     )
+
+
+def test_an_unwritable_folder_is_one_line(tmp_path: Path, tiny_data_dir: Path) -> None:
+    (tmp_path / "subs" / "ann").mkdir(parents=True)
+    (tmp_path / "subs" / "ann" / "har.py").write_text(ALICE)
+    from grader.store.sqlite import Store
+
+    Store(tmp_path / "results" / "grades.sqlite")
+    (tmp_path / "taken").write_text("a file where a folder would go")
+    out = tmp_path / "taken" / "similar"
+    said = invoke(
+        "similarity", tmp_path / "subs", "--results", tmp_path / "results", "--out", out,
+        "--data-dir", tiny_data_dir, "--cache-dir", tmp_path / "cache",
+    )  # fmt: skip
+    assert said.exit_code == 1, said.output + said.stderr
+    last = said.stderr.strip().splitlines()[-1]
+    assert last == f"Error: cannot write similarity.csv into {out}: Not a directory"

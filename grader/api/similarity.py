@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.api.common import Log, find_specs, grading_data
+from grader.core.errors import UserError
 from grader.core.results import Result
 from grader.core.review import load_reviewed_pairs, reviewed_path
 from grader.core.spec import Spec, SpecsAsked, load_specs
@@ -85,10 +86,14 @@ def compare_all(
         if grade_base is not None and compared.needs_bases(found):
             compared.grade_bases(grade_base)
             found = compared.findings()
-        store.keep_pairs(name, [_kept(p) for p in found.pairs if p.verdict != "none"], now())
+        kept = [_kept(p) for p in found.pairs if p.verdict is not Verdict.NONE]
+        store.keep_pairs(name, kept, now())
         findings.append(found)
         log(summary_line(found))
-    return SimilaritySummary(findings, report.write(findings, out))
+    try:
+        return SimilaritySummary(findings, report.write(findings, out))
+    except OSError as exc:
+        raise UserError(f"cannot write similarity.csv into {out}: {exc.strerror or exc}") from None
 
 
 def summary_line(found: report.Findings) -> str:

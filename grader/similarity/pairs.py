@@ -16,12 +16,13 @@ with the other.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 
+from grader.core.review import PairKey
 from grader.core.spec import Similarity
 from grader.similarity import behaviour, code
 
@@ -48,7 +49,7 @@ class Entry:
     student: str
     content_hash: str
     source: code.Source
-    predictions: dict[int, np.ndarray]
+    predictions: Predictions
 
 
 @dataclass(frozen=True)
@@ -68,18 +69,13 @@ class Pair:
         """A pair a person should look at: a verdict, not cleared by review."""
         return self.verdict is not Verdict.NONE and not self.reviewed
 
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """What course/reviewed.toml names: both students and both files' hashes."""
-        return (self.a.student, self.a.content_hash, self.b.student, self.b.content_hash)
-
 
 def pairs(
     assignment: str,
     entries: Iterable[Entry],
     labels: np.ndarray,
     limits: Similarity,
-    reviewed: frozenset[tuple[str, str, str, str]] = frozenset(),
+    reviewed: frozenset[PairKey] = frozenset(),
     references: Sequence[Predictions] = (),
 ) -> list[Pair]:
     """Every pair of the entries (one per student), strongest signal first; references: the
@@ -107,20 +103,12 @@ def verdict(
     explained: bool = False,
 ) -> Verdict:
     shared = match.similarity >= limits.min_code_similarity and match.overlap >= limits.min_overlap
-    alike_ = alike(seen, limits) and not explained
-    if shared and alike_:
+    mistakes = alike(seen, limits) and not explained
+    if shared and mistakes:
         return Verdict.CODE_ERRORS
     if shared:
         return Verdict.CODE
-    return Verdict.ERRORS if alike_ else Verdict.NONE
-
-
-def by_student(found: Iterable[Pair]) -> Iterator[tuple[str, str, str, Pair]]:
-    """(student, their file's hash, the other student, pair) for each side of every signal."""
-    for pair in found:
-        if pair.signal:
-            yield pair.a.student, pair.a.content_hash, pair.b.student, pair
-            yield pair.b.student, pair.b.content_hash, pair.a.student, pair
+    return Verdict.ERRORS if mistakes else Verdict.NONE
 
 
 def _pair(
@@ -130,7 +118,7 @@ def _pair(
     seen: behaviour.Behaviour | None,
     explained: bool,
     limits: Similarity,
-    reviewed: frozenset[tuple[str, str, str, str]],
+    reviewed: frozenset[PairKey],
 ) -> Pair:
     match = code.compare(a.source, b.source)
     same = bool(a.content_hash) and a.content_hash == b.content_hash

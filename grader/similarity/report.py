@@ -64,7 +64,8 @@ class Findings:
 
     @property
     def shown(self) -> list[Pair]:
-        return [p for p in self.pairs if p.verdict is not Verdict.NONE][:SHOWN]
+        """The pairs the page shows: those with a verdict, and those the starter explains."""
+        return [p for p in self.pairs if p.verdict is not Verdict.NONE or p.explained][:SHOWN]
 
 
 def write(findings: Iterable[Findings], out: Path) -> list[Path]:
