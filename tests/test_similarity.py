@@ -315,3 +315,13 @@ def test_an_unwritable_folder_is_one_line(tmp_path: Path, tiny_data_dir: Path) -
     assert said.exit_code == 1, said.output + said.stderr
     last = said.stderr.strip().splitlines()[-1]
     assert last == f"Error: cannot write similarity.csv into {out}: Not a directory"
+
+
+def test_two_untouched_starters_are_identical_and_the_page_says_why(
+    tmp_path: Path, base: np.ndarray
+) -> None:
+    entries = [_entry("ann", STARTER, base, digest="s"), _entry("bea", STARTER, base, digest="s")]
+    found = pairs("har", entries, np.zeros(3, dtype=np.int64), LIMITS)
+    assert [p.verdict for p in found] == [Verdict.IDENTICAL]
+    _, page = write([Findings("har", "HAR", found, 2, 0, LIMITS, ("starter.py",))], tmp_path)
+    assert "Both are the starter as given" in page.read_text()

@@ -134,3 +134,12 @@ def test_the_legend_names_the_seeds_of_the_rows_with_figures() -> None:
     ]
     legend = table_text(ranked(rows), 200).splitlines()[-1]
     assert legend.startswith("test: test accuracy, mean over seeds 0, 1, 2 (± sd); ")
+
+
+def test_the_instructors_table_names_similar_students_beside_the_message() -> None:
+    rows = [graded("ann", 0.9772, content_hash="a"), graded("bob", 0.9772, content_hash="b")]
+    similar = {("har", "ann", "a"): "bob (identical)", ("har", "bob", "b"): "ann (identical)"}
+    lines = table_text(ranked(rows, ["A", "B"], similar=similar), 80).splitlines()
+    assert lines[1].endswith("similar to bob (identical)")
+    assert lines[2].endswith("similar to ann (identical)")
+    assert "similar" not in table_text(ranked(rows, ["A", "B"]), 80)

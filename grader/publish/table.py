@@ -60,7 +60,7 @@ def table_text(board: pd.DataFrame, width: int | None = None, marks: Marks | Non
     room = None if width is None else width - lead
     lines = [header if room is not None and room < MIN_MESSAGE else header + GAP + "message"]
     for row, record in zip(cells, records, strict=True):
-        message = _text(record.get("message"))
+        message = _message(record)
         lines += _with_message(_line(row, widths, right), message, room, lead, width)
     lines += [legend(board, marks)] if width is None else _wrap(legend(board, marks), width)
     return "\n".join(line.rstrip() for line in lines)
@@ -176,6 +176,14 @@ def terminal_width(stream: IO[str]) -> int | None:
         return os.get_terminal_size(stream.fileno()).columns or None
     except (OSError, ValueError):
         return None
+
+
+def _message(record: dict[str, Any]) -> str:
+    """The row's message, and on the instructor's board the students copy detection found its
+    file alike with."""
+    similar = _text(record.get("similar_to"))
+    said = [_text(record.get("message")), f"similar to {similar}" if similar else ""]
+    return "; ".join(part for part in said if part)
 
 
 def _text(value: Any) -> str:
