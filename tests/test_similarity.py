@@ -325,3 +325,17 @@ def test_two_untouched_starters_are_identical_and_the_page_says_why(
     assert [p.verdict for p in found] == [Verdict.IDENTICAL]
     _, page = write([Findings("har", "HAR", found, 2, 0, LIMITS, ("starter.py",))], tmp_path)
     assert "Both are the starter as given" in page.read_text()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_error_consistency_is_scikit_learns_kappa(seed: int) -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 6, 2000)
+    a = np.where(rng.random(2000) < 0.1, (labels + 1) % 6, labels)
+    b = np.where(rng.random(2000) < 0.05, (labels + 1) % 6, a)
+    seen = behaviour.compare({0: a}, {0: b}, labels)
+    assert seen is not None and seen.error_consistency is not None
+    expected = cohen_kappa_score(a != labels, b != labels)
+    assert seen.error_consistency == pytest.approx(expected, rel=1e-12, abs=1e-15)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -178,7 +178,7 @@ def terminal_width(stream: IO[str]) -> int | None:
         return None
 
 
-def _message(record: dict[str, Any]) -> str:
+def _message(record: Mapping[Hashable, Any]) -> str:
     """The row's message, and on the instructor's board the students copy detection found its
     file alike with."""
     similar = _text(record.get("similar_to"))

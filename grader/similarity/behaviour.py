@@ -60,9 +60,12 @@ def answers_every_class(predicted: np.ndarray, labels: np.ndarray) -> bool:
 
 
 def _kappa(wrong_a: np.ndarray, wrong_b: np.ndarray) -> float | None:
-    # Imported here: the commands that only read the store never load scikit-learn.
-    from sklearn.metrics import cohen_kappa_score
-
-    if np.array_equal(wrong_a, wrong_b) and len(np.unique(wrong_a)) == 1:
-        return None  # both always right (or always wrong): chance agreement is certain, 0/0
-    return float(cohen_kappa_score(wrong_a, wrong_b))
+    """Cohen's kappa of two boolean raters: scikit-learn's cohen_kappa_score to 1e-12
+    (tests/test_similarity.py holds them together; the last bits differ by the order of the
+    sums), without importing scikit-learn at the end of every run."""
+    observed = float(np.mean(wrong_a == wrong_b))
+    a, b = float(np.mean(wrong_a)), float(np.mean(wrong_b))
+    chance = a * b + (1 - a) * (1 - b)
+    if chance == 1:
+        return None  # both always right (or always wrong): kappa is 0/0
+    return (observed - chance) / (1 - chance)

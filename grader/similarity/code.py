@@ -18,11 +18,14 @@ from __future__ import annotations
 import ast
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from copydetect import CodeFingerprint, compare_files
 
 from grader.core.text import visible
+
+if TYPE_CHECKING:  # imported where used: copydetect imports matplotlib's pyplot with it
+    from copydetect import CodeFingerprint
 
 # copydetect's noise threshold: matches shorter than this many characters of tokenised code
 # (about a short line) are noise, never evidence.
@@ -79,6 +82,8 @@ def canonical(text: str) -> str:
 
 
 def compare(a: Source, b: Source) -> Match:
+    from copydetect import compare_files
+
     overlap, shares, spans = compare_files(a.fingerprint, b.fingerprint)
     if not overlap:
         return Match(0.0, (0.0, 0.0), 0, ([], []))
@@ -94,6 +99,8 @@ def compare(a: Source, b: Source) -> Match:
 
 
 def _fingerprint(text: str, base: np.ndarray) -> CodeFingerprint:
+    from copydetect import CodeFingerprint
+
     return CodeFingerprint(
         NAME, K, 1, boilerplate=base, filter=True, language="python", fp=io.StringIO(text)
     )
