@@ -2,15 +2,18 @@
 and against the training itself.
 
 Grades the HAR starter (or --file) one submission on one seed at a time through the library, as
-`grader run` does, alternating jobs forked from warm processes and fresh processes, and writes
-its report (pictures, HTML, Markdown) in line, after the grading: the report's whole cost,
-though `grader run` draws it beside the next submission's training. Each figure is the wall time
-of grading and report minus the training time the job measured. A bare `python -c "import
-torch"` is timed in the same rounds, as the yardstick. No baselines run (they are graded once
-per spec and data, not per submission).
+`grader run` does, alternating jobs forked from warm processes and fresh processes. Each row's
+report (pictures, HTML, Markdown) is drawn as `grader run` draws it: by the run's ReportWriter,
+on its lower-priority thread, beside the next submission's grading, and counted where it holds
+that grading up (each way's previous row is handed to it as the way's next grading starts, and
+the grading's figure ends once both are done). --inline-reports draws it after the grading
+instead, its whole cost counted. Each figure is the wall time of grading and report minus the
+training time the job measured. A bare `python -c "import torch"` is timed in the same rounds,
+as the yardstick. No baselines run (they are graded once per spec and data, not per
+submission).
 
     python bench/overhead.py --data-dir ../shared/data [--rounds 5] [--epochs N] [--file F]
-        [--seed 0] [--no-reports]
+        [--seed 0] [--no-reports | --inline-reports]
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from pathlib import Path
 from timing import interleaved, ratio, spread
 
 from grader.api import grading_data
+from grader.api.reporting import ReportWriter
+from grader.core.results import Result
 from grader.core.spec import PACKAGED, load_spec
 from grader.core.submission import from_file
 from grader.data.registry import default_cache_dir, default_data_dir
 from grader.jobs.context import Settings, make_context
 from grader.jobs.environment import environment
 from grader.jobs.grade import grade
-from grader.publish.reports import build_report, write_report
 from grader.sandbox.box import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +51,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None, help="override HPARAMS epochs")
     parser.add_argument("--seed", type=int, default=0, help="the one seed graded")
-    parser.add_argument("--no-reports", action="store_true", help="time the grading alone")
+    reports = parser.add_mutually_exclusive_group()
+    reports.add_argument("--no-reports", action="store_true", help="time the grading alone")
+    reports.add_argument(
+        "--inline-reports", action="store_true", help="draw each report after its grading"
+    )
     args = parser.parse_args()
 
     name = args.file.stem
@@ -61,25 +69,39 @@ def main() -> int:
         with Sandbox(warm=False) as cold:
             print(f"warm sandbox: {warm.launch}\ncold sandbox: {cold.launch}")
 
-            def outside_training(sandbox: Sandbox) -> float:
+            held: dict[str, Result] = {}  # each way's last row, its report not drawn yet
+
+            def outside_training(sandbox: Sandbox, way: str) -> float:
+                writer = ReportWriter({name: spec}, Path(folder) / way, {}, print)
                 started = time.perf_counter()
+                if way in held and not args.no_reports:
+                    writer.submit(held.pop(way))  # drawn beside this grading, as in a run
                 result = grade(submission, ctx, sandbox)
                 if not result.ok:
                     raise SystemExit(f"grading failed: {result.message}")
-                if not args.no_reports:
-                    write_report(build_report(result, spec), Path(folder) / "reports")
+                if args.inline_reports:
+                    writer.submit(result)
+                else:
+                    held[way] = result
+                writer.finish()
                 training.append(result.train_seconds or 0.0)
                 return time.perf_counter() - started - training[-1]
 
             figures = interleaved(
                 {
-                    "warm": lambda: outside_training(warm),
-                    "cold": lambda: outside_training(cold),
+                    "warm": lambda: outside_training(warm, "warm"),
+                    "cold": lambda: outside_training(cold, "cold"),
                     "import torch": _import_torch,
                 },
                 args.rounds,
             )
-    reports = "without reports" if args.no_reports else "reports included"
+    reports = (
+        "without reports"
+        if args.no_reports
+        else "reports drawn after each grading"
+        if args.inline_reports
+        else "reports drawn beside the next grading, as grader run draws them"
+    )
     print(
         f"per submission, outside training ({args.file.name}, seed {args.seed}, no baselines, "
         f"{reports}, {args.rounds} rounds):"

@@ -18,6 +18,7 @@ from support.paths import ASSIGNMENTS
 from grader.api import RunOptions, run
 from grader.core.results import Result
 from grader.sandbox.box import Sandbox
+from grader.sandbox.warm import ZygotePool
 
 pytestmark = pytest.mark.slow
 SAME = ["status", "test_accuracy", "train_accuracy", "gap", "params", "weights_sha256", "epochs"]
@@ -245,3 +246,30 @@ def test_a_batch_is_the_same_with_one_or_two_workers_warm_or_cold(
     board = _board(small_course["root"], tmp_path / "out", workers, sandbox)
     assert (board["status"] == "ok").all(), board
     pd.testing.assert_frame_equal(board, reference_board)
+
+
+def test_warm_processes_started_ahead_are_the_ones_jobs_are_lent() -> None:
+    already = _started_here()  # other tests' sandboxes may hold some
+    with ZygotePool(preload=False) as pool:
+        pool.prestart(threads=1, count=2)
+        ahead = _started_here() - already
+        assert len(ahead) == 2
+        pool.prestart(threads=1, count=2)  # as many are started already: none more
+        with pool.lend(1), pool.lend(1):
+            assert _started_here() - already == ahead
+        pool.prestart(threads=2, count=1)  # another thread count: a process of its own
+        assert len(_started_here() - already - ahead) == 1
+
+
+def _started_here() -> set[int]:
+    """The warm processes this test process started (its children running the zygote)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue  # not a process, or gone meanwhile
+        if ppid == os.getpid() and b"grader.sandbox.zygote" in command:
+            found.add(int(entry.name))
+    return found

@@ -106,6 +106,7 @@ def run(
     layers = [str(layer) for layer in sandbox.layers]
     run_id = store.begin_run(now(), layers, env, options.request)
     executor = _executor(options, sandbox, store, run_id, env, log)
+    _warm_up(options, sandbox, env, [contexts[s.assignment] for s in pending])
     meta = {student: StudentMeta.from_dict(m) for student, m in store.students().items()}
     reports = ReportWriter(specs, options.out, meta, log)
     saved = 0
@@ -321,6 +322,17 @@ def _executor(
     return SlurmExecutor(
         options.slurm, sandbox, store, run_id, key_of, log, only=options.request.only
     )
+
+
+def _warm_up(
+    options: RunOptions, sandbox: Sandbox, env: Environment, pending: list[GradingContext]
+) -> None:
+    """Start now the warm processes this machine's workers will fork the pending jobs from,
+    while the baselines and the first jobs are still being prepared."""
+    if options.slurm is None:
+        workers = min(options.workers or default_workers(env), len(pending))
+        for threads in {ctx.spec.grading.threads for ctx in pending}:
+            sandbox.prestart(threads, workers)
 
 
 def _run_environment(options: RunOptions) -> Environment:

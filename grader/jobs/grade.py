@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -246,12 +247,26 @@ def _evaluate(
 
 
 def blind_inputs(ctx: GradingContext) -> audit.Mixed:
-    """The blind array of this context's seed: the same for submissions and baselines."""
-    holdout = None if ctx.holdout is None else ctx.holdout.inputs
-    data = ctx.data
-    return audit.mix(
-        data.load("train_inputs"), data.load("test_inputs"), holdout, ctx.spec.audit, ctx.seed
-    )
+    """The blind array of this context's seed: the same for submissions and baselines, so
+    mixed once per data, hold-out, audit and seed (and kept read-only), not once per job."""
+    holdout = ctx.holdout
+    key = (ctx.data.checksum, holdout.checksum if holdout else "", ctx.spec.audit, ctx.seed)
+    with _MIXING:
+        mixed = _MIXED.get(key)
+        if mixed is None:
+            train, test = ctx.data.load("train_inputs"), ctx.data.load("test_inputs")
+            held = holdout.inputs if holdout else None
+            mixed = audit.mix(train, test, held, ctx.spec.audit, ctx.seed)
+            mixed.inputs.setflags(write=False)
+            while len(_MIXED) >= KEEP_MIXED:
+                del _MIXED[next(iter(_MIXED))]  # the oldest
+            _MIXED[key] = mixed
+    return mixed
+
+
+KEEP_MIXED = 8  # blind arrays kept: a run mixes one per assignment and seed
+_MIXED: dict[tuple[object, ...], audit.Mixed] = {}
+_MIXING = threading.Lock()
 
 
 def _checks(records: tuple[protocol.CheckRecord, ...]) -> list[dict[str, object]]:

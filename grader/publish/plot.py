@@ -17,18 +17,20 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.ticker import MaxNLocator
-from matplotlib.transforms import Bbox
 
 from grader.core.files import atomic_path
 from grader.core.results import STUDENT, Status
 from grader.core.spec import Spec
 from grader.core.text import printable
 
+# matplotlib is imported where a picture is drawn, not with this module: a run's reports draw
+# on their own thread while the first jobs train, so its import (a quarter of a second) need not
+# hold up the run's start.
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.backend_bases import RendererBase
     from matplotlib.figure import Figure
+    from matplotlib.transforms import Bbox
 
 PNG_METADATA = {"Software": None}  # no version stamp: same board, same bytes
 COLORS = ["tab:green", "tab:blue", "tab:orange", "tab:purple"]  # one per target, in spec order
@@ -180,6 +182,8 @@ def _histogram(axis: Axes, rows: pd.DataFrame, name: str, spec: Spec | None) -> 
     axis.set_xlim(edges[0], edges[-1])
     axis.set_xlabel(f"test accuracy (%), in bins of {edges[1] - edges[0]:g} points")
     axis.set_ylabel("students")
+    from matplotlib.ticker import MaxNLocator
+
     axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3, axis="y")
     if axis.get_legend_handles_labels()[0]:
@@ -297,6 +301,8 @@ def _within(box: Bbox, frame: Bbox) -> bool:
 def _marker_box(axis: Axes, x: float, y: float) -> Bbox:
     """The display box a point's marker covers: scatter's default marker is 6 points across (a
     diamond a little more); half a point to spare."""
+    from matplotlib.transforms import Bbox
+
     cx, cy = axis.transData.transform((x, y))
     radius = 3.5 * axis.figure.dpi / 72
     return Bbox.from_extents(cx - radius, cy - radius, cx + radius, cy + radius)

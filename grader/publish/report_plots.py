@@ -10,7 +10,6 @@ import math
 from typing import Any
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
 from grader.core.results import Result
 from grader.core.spec import Spec
@@ -69,6 +68,8 @@ def training_png(result: Result) -> bytes | None:
     accuracy_axis.set_xlabel("epoch")
     accuracy_axis.grid(alpha=0.3)
     accuracy_axis.legend(fontsize=7, loc="lower right")
+    from matplotlib.ticker import MaxNLocator  # imported when drawing: see plot.py
+
     for axis in figure.axes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     return png_bytes(figure, margins=TRAINING_MARGINS)

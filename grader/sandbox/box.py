@@ -159,6 +159,12 @@ class Sandbox:
         except WarmError as exc:
             return JobOutcome(-1, False, False, 0.0, str(exc), breaches=((START, str(exc)),))
 
+    def prestart(self, threads: int, jobs: int) -> None:
+        """Where jobs are forked from warm processes, start those for `jobs` jobs at once of
+        `threads` threads now, so they are ready by the time the first jobs need them."""
+        if self._setup.warm:
+            self._pool.prestart(threads, jobs)
+
     def landlock_rules(self) -> tuple[str, ...]:
         """The Landlock rules a job gets here, in words, as a probe job's (a job's own folders
         have other names); empty where Landlock is off."""

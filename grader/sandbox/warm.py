@@ -47,7 +47,8 @@ class WarmJob:
 class Zygote:
     def __init__(self, threads: int, preload: bool, spawner: ThreadPoolExecutor) -> None:
         """Start a warm process from the spawner's thread: the process dies with that thread
-        (PR_SET_PDEATHSIG), so it must be one that lives as long as the grader needs it."""
+        (PR_SET_PDEATHSIG), so it must be one that lives as long as the grader needs it. It is
+        not waited for here (see ready)."""
         self.threads = threads
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._channel = ours
@@ -66,10 +67,17 @@ class Zygote:
             start_new_session=True,
         ).result()
         theirs.close()
+        self._ready = False
+
+    def ready(self) -> None:
+        """Wait until the process has imported what it preloads (once); WarmError if it
+        failed to. Started is not ready: a pool starts processes before it needs them."""
+        if self._ready:
+            return
         ready = self.receive(START_SECONDS)
         if "ready" not in ready:
-            self.close()
             raise WarmError(str(ready.get("error", ready)))
+        self._ready = True
 
     def start(self, request: Request, log: int, attest: int, go: int) -> WarmJob:
         socket.send_fds(self._channel, [request.encode()], [log, attest, go])
@@ -115,6 +123,7 @@ class ZygotePool:
         zygote = self._take(threads) or Zygote(threads, self._preload, self._spawner)
         healthy = False
         try:
+            zygote.ready()
             yield zygote
             healthy = True
         finally:
@@ -123,6 +132,17 @@ class ZygotePool:
                     self._idle.append(zygote)
             else:
                 zygote.close()  # it may hold a job's answer nobody read
+
+    def prestart(self, threads: int, count: int) -> None:
+        """Start warm processes for `count` jobs of `threads` threads at once now, not waiting
+        for them: their import of torch (about as long as a bare `import torch`) overlaps
+        the grader's own start-up instead of delaying each worker's first job."""
+        with self._lock:
+            count -= sum(zygote.threads == threads for zygote in self._idle)
+        for _ in range(count):
+            zygote = Zygote(threads, self._preload, self._spawner)
+            with self._lock:
+                self._idle.append(zygote)
 
     def close(self) -> None:
         with self._lock:
