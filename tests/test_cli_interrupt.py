@@ -40,8 +40,9 @@ def test_ctrl_c_says_what_was_saved_and_marks_the_board_partial(
     course: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = course["out"]
-    # No job runs: the grading is faked, so no sandbox is opened either.
-    monkeypatch.setattr(batch, "open_sandbox", lambda *_: nullcontext(SimpleNamespace(layers=[])))
+    # No job runs: the grading is faked, so no sandbox is opened, nor warm process started.
+    fake = SimpleNamespace(layers=[], prestart=lambda threads, workers: None)
+    monkeypatch.setattr(batch, "open_sandbox", lambda *_: nullcontext(fake))
     monkeypatch.setattr(batch, "grade_all", one_then_ctrl_c)
     result = CliRunner().invoke(main, args(course))
     assert result.exit_code == 130, result.output
