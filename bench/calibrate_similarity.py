@@ -41,7 +41,7 @@ from grader.core.spec import Similarity, Spec, load_spec
 from grader.data.registry import default_cache_dir, default_data_dir
 from grader.sandbox.box import Sandbox, SandboxOptions
 from grader.similarity import behaviour, code
-from grader.similarity.pairs import explained, verdict
+from grader.similarity.pairs import explained, kappa, verdict
 
 sys.path.insert(0, str(REPO / "tests"))  # the planted copies the real-data test grades too
 from support.copies import MAKERS
@@ -170,8 +170,8 @@ def _model_pairs(
         seen = behaviour.compare({0: models[a][s]}, {0: models[b][t]}, labels)
         assert seen is not None
         reference = [] if s != t else [{0: models[starter][s]}]
-        near_a = [_kappa({0: models[a][s]}, r, labels) for r in reference]
-        near_b = [_kappa({0: models[b][t]}, r, labels) for r in reference]
+        near_a = [kappa({0: models[a][s]}, r, labels) for r in reference]
+        near_b = [kappa({0: models[b][t]}, r, labels) for r in reference]
         found.append(
             {
                 "a": f"{a} seed {s}",
@@ -182,11 +182,6 @@ def _model_pairs(
             }
         )
     return found
-
-
-def _kappa(a: dict[int, np.ndarray], b: dict[int, np.ndarray], labels: np.ndarray) -> float | None:
-    seen = behaviour.compare(a, b, labels)
-    return None if seen is None else seen.error_consistency
 
 
 def _variants(
@@ -210,8 +205,8 @@ def _variants(
             )
             seen = behaviour.compare(models[plain[e.file]], models[e.id], labels)
             starter = [models[f"{assignment}_starter"]]
-            near_a = [_kappa(models[plain[e.file]], r, labels) for r in starter]
-            near_b = [_kappa(models[e.id], r, labels) for r in starter]
+            near_a = [kappa(models[plain[e.file]], r, labels) for r in starter]
+            near_b = [kappa(models[e.id], r, labels) for r in starter]
             near = explained(seen, near_a, near_b)
             found.append(_judged(plain[e.file], e.id, match, seen, limits, near))
     return found
@@ -223,7 +218,7 @@ def _planted(
     (original, ours), (copied, theirs) = copies["original"], copies[kind]
     match = code.compare(code.source(original, base), code.source(copied, base))
     seen = behaviour.compare(ours, theirs, labels)
-    near = explained(seen, [_kappa(ours, starter, labels)], [_kappa(theirs, starter, labels)])
+    near = explained(seen, [kappa(ours, starter, labels)], [kappa(theirs, starter, labels)])
     judged = _judged(COPIED[spec.name], f"{kind} copy", match, seen, spec.similarity, near)
     return {"kind": kind, **judged}
 

@@ -125,9 +125,11 @@ class _Compared:
         self.entries = [_entry(sub, kgrams, stored, data.test_size) for sub in subs]
         self.labels = np.asarray(data.load("test_labels"))
         self.reviewed = load_reviewed_pairs(reviewed_path(spec.path.parent))
+        # Each base file's model as the store holds it (empty: not graded on this data).
+        self.models = {base.source.name: self._stored(base) for base in self.bases}
 
     def findings(self) -> report.Findings:
-        references = [r for r in (self._reference(base) for base in self.bases) if r]
+        references = [model for model in self.models.values() if model]
         limits = self.spec.similarity
         found = pairs(self.spec.name, self.entries, self.labels, limits, self.reviewed, references)
         return report.Findings(
@@ -145,18 +147,19 @@ class _Compared:
     def needs_bases(self, found: report.Findings) -> bool:
         """A pair is judged by its alike mistakes (identical files need no model to be named)
         and a base file's model is unknown."""
-        unknown = any(not self._reference(base) for base in self.bases)
+        unknown = not all(self.models.values())
         return unknown and any(p.verdict in BY_MISTAKES for p in found.pairs)
 
     def grade_bases(self, grade: GradeBase) -> None:
         for base in self.bases:
-            if self._reference(base):
+            if self.models[base.source.name]:
                 continue
             result = grade(self.spec, base)
             if result is not None and result.test_predictions:
                 self.store.keep_base(base.source.name, result)
+                self.models[base.source.name] = self._stored(base)
 
-    def _reference(self, base: Submission) -> Predictions:
+    def _stored(self, base: Submission) -> Predictions:
         packed = self.store.base_predictions(
             self.spec.name, base.source.name, base.content_hash, self.data.checksum
         )

@@ -81,7 +81,7 @@ def pairs(
     """Every pair of the entries (one per student), strongest signal first; references: the
     base files' models, which explain the likeness of models alike with them."""
     entries = sorted(entries, key=lambda e: e.student)
-    closeness = {e.student: [_kappa(e.predictions, r, labels) for r in references] for e in entries}
+    closeness = {e.student: [kappa(e.predictions, r, labels) for r in references] for e in entries}
     found = []
     for a, b in itertools.combinations(entries, 2):
         seen = behaviour.compare(a.predictions, b.predictions, labels)
@@ -127,7 +127,8 @@ def _pair(
     return Pair(assignment, a, b, match, seen, said, cleared, explained and alike(seen, limits))
 
 
-def _kappa(a: Predictions, b: Predictions, labels: np.ndarray) -> float | None:
+def kappa(a: Predictions, b: Predictions, labels: np.ndarray) -> float | None:
+    """Two models' error consistency over the seeds both have; None where there is none."""
     seen = behaviour.compare(a, b, labels)
     return None if seen is None else seen.error_consistency
 
