@@ -143,7 +143,13 @@ def test_only_the_seeds_both_were_graded_on_are_compared() -> None:
     assert seen is not None and seen.seeds == (1,) and seen.errors == (1, 1)
 
 
-def _entry(student: str, text: str, base: np.ndarray, predicted=None, digest: str = "") -> Entry:  # type: ignore[no-untyped-def]
+def _entry(
+    student: str,
+    text: str,
+    base: np.ndarray,
+    predicted: np.ndarray | None = None,
+    digest: str = "",
+) -> Entry:
     classes = {} if predicted is None else {0: predicted}
     return Entry(student, digest or f"hash-{student}", code.source(text, base), classes)
 
